@@ -1,0 +1,1 @@
+"""FakeCity and test helpers (being built)."""
