@@ -1,5 +1,87 @@
-"""civic311: a typed, resilient Open311 GeoReport v2 client."""
+"""civic311: a typed, resilient Open311 GeoReport v2 client.
 
+    >>> import civic311
+    >>> client = civic311.Client("https://city.example/open311/v2")
+
+`Client` and `AsyncClient` speak every GeoReport v2 method in XML and JSON; the models are in
+`civic311.models`, the error tree in `civic311.errors`; `to_dict` / `from_dict` carry any model
+to JSON-ready dicts and back. `civic311.testing.FakeCity` is a GeoReport v2 city to test against.
+"""
+
+from civic311._clock import Clock, SystemClock
 from civic311._version import __version__
+from civic311.async_client import AsyncClient
+from civic311.client import Client
+from civic311.errors import (
+    AllEndpointsFailedError,
+    APIError,
+    Attempt,
+    BadRequestError,
+    Civic311Error,
+    DecodeError,
+    ForbiddenError,
+    InvalidRequestError,
+    NotFoundError,
+    RateLimitedError,
+    ResponseTooLargeError,
+    ServerError,
+    SubmissionUncertainError,
+    TransportError,
+    UntrackableReceiptError,
+    WaitTimeoutError,
+)
+from civic311.models import (
+    Attribute,
+    AttributeDatatype,
+    AttributeValue,
+    ErrorDetail,
+    NewRequest,
+    Receipt,
+    Service,
+    ServiceDefinition,
+    ServiceRequest,
+    ServiceType,
+    Status,
+    TokenStatus,
+)
+from civic311.protocol import Civic311Warning
+from civic311.wire.converter import from_dict, to_dict
 
-__all__ = ["__version__"]
+__all__ = [
+    "APIError",
+    "AllEndpointsFailedError",
+    "AsyncClient",
+    "Attempt",
+    "Attribute",
+    "AttributeDatatype",
+    "AttributeValue",
+    "BadRequestError",
+    "Civic311Error",
+    "Civic311Warning",
+    "Client",
+    "Clock",
+    "DecodeError",
+    "ErrorDetail",
+    "ForbiddenError",
+    "InvalidRequestError",
+    "NewRequest",
+    "NotFoundError",
+    "RateLimitedError",
+    "Receipt",
+    "ResponseTooLargeError",
+    "Service",
+    "ServiceDefinition",
+    "ServiceRequest",
+    "ServiceType",
+    "ServerError",
+    "Status",
+    "SubmissionUncertainError",
+    "SystemClock",
+    "TokenStatus",
+    "TransportError",
+    "UntrackableReceiptError",
+    "WaitTimeoutError",
+    "__version__",
+    "from_dict",
+    "to_dict",
+]

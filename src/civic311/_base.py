@@ -1,0 +1,264 @@
+"""What `Client` and `AsyncClient` share: configuration, argument checks and call building.
+
+Nothing here sends or sleeps. Each public method of the two clients checks its arguments and
+builds its `Call` through `ClientBase`, then only drives it.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+import httpx
+
+from civic311._clock import Clock, SystemClock
+from civic311.errors import InvalidRequestError, UntrackableReceiptError
+from civic311.models import NewRequest, Receipt, ServiceRequest
+from civic311.protocol import (
+    MAX_URL_LENGTH,
+    Call,
+    Settings,
+    build_request,
+    chunk_ids,
+    get_request_call,
+    get_token_call,
+    list_requests_call,
+    list_services_call,
+    normalize_base_url,
+    service_definition_call,
+    submit_call,
+)
+from civic311.wire import Format
+
+__all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "DEFAULT_TIMEOUT", "ClientBase"]
+
+#: Seconds for connect, read, write and pool waits; a slow city (D.C., reference §10.37) still
+#: answers within it, a dead one does not hold a caller for long.
+DEFAULT_TIMEOUT = 10.0
+
+#: The response size cap (DESIGN promise 6): bigger bodies raise `ResponseTooLargeError`.
+DEFAULT_MAX_RESPONSE_BYTES = 10 * 1024 * 1024
+
+
+def _check_format(value: object) -> Format:
+    if value not in ("json", "xml"):
+        raise InvalidRequestError("format", f'must be "json" or "xml", got {value!r}')
+    return "json" if value == "json" else "xml"
+
+
+def _check_optional_text(value: object, field: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidRequestError(field, f"must be a string, not {type(value).__name__}")
+    return value.strip() or None
+
+
+def _endpoints(value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        urls: Sequence[object] = [value]
+    elif isinstance(value, Sequence):
+        urls = value
+    else:
+        raise InvalidRequestError(
+            "endpoints", f"must be a URL or a list of URLs, not {type(value).__name__}"
+        )
+    if not urls:
+        raise InvalidRequestError("endpoints", "at least one endpoint URL is required")
+    normalized = tuple(normalize_base_url(u) for u in urls)
+    if len(set(normalized)) != len(normalized):
+        raise InvalidRequestError("endpoints", "the same endpoint is listed twice")
+    return normalized
+
+
+def _timeout(value: object) -> httpx.Timeout:
+    if isinstance(value, httpx.Timeout):
+        return value
+    if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
+        if value is not None and value <= 0:
+            raise InvalidRequestError("timeout", f"must be positive, got {value!r}")
+        return httpx.Timeout(value)
+    raise InvalidRequestError("timeout", f"must be seconds or httpx.Timeout, not {value!r}")
+
+
+def _headers(value: object) -> httpx.Headers:
+    if value is None:
+        return httpx.Headers()
+    if not isinstance(value, Mapping):
+        raise InvalidRequestError("headers", f"must be a mapping, not {type(value).__name__}")
+    for key, item in value.items():
+        if not isinstance(key, str) or not isinstance(item, str):
+            raise InvalidRequestError("headers", f"names and values must be strings: {key!r}")
+    return httpx.Headers(dict(value))
+
+
+def tls_context(ca_bundle: object) -> ssl.SSLContext | Literal[True]:
+    """TLS settings: always verifying; *ca_bundle* (a PEM path) adds a private CA.
+
+    There is deliberately no way to turn verification off (DESIGN promise 6).
+    """
+    if ca_bundle is None:
+        return True
+    if not isinstance(ca_bundle, str):
+        raise InvalidRequestError("ca_bundle", "must be a path to a PEM file")
+    try:
+        return ssl.create_default_context(cafile=ca_bundle)
+    except (OSError, ssl.SSLError) as exc:
+        raise InvalidRequestError("ca_bundle", f"cannot load {ca_bundle!r}: {exc}") from exc
+
+
+class ClientBase:
+    """Configuration and pure call building shared by `Client` and `AsyncClient`."""
+
+    def __init__(
+        self,
+        endpoints: str | Sequence[str],
+        *,
+        jurisdiction_id: str | None = None,
+        api_key: str | None = None,
+        format: Format = "json",
+        timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
+        headers: Mapping[str, str] | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        clock: Clock | None = None,
+    ) -> None:
+        self._endpoints = _endpoints(endpoints)
+        self._format: Format = _check_format(format)
+        self._settings = Settings(
+            jurisdiction_id=_check_optional_text(jurisdiction_id, "jurisdiction_id"),
+            api_key=_check_optional_text(api_key, "api_key"),
+        )
+        self._timeout = _timeout(timeout)
+        self._headers = _headers(headers)
+        if (
+            isinstance(max_response_bytes, bool)
+            or not isinstance(max_response_bytes, int)
+            or max_response_bytes <= 0
+        ):
+            raise InvalidRequestError(
+                "max_response_bytes", f"must be a positive int, got {max_response_bytes!r}"
+            )
+        self._max_response_bytes = max_response_bytes
+        if clock is not None and not isinstance(clock, Clock):
+            raise InvalidRequestError("clock", "must provide monotonic, now, sleep and asleep")
+        self._clock: Clock = clock or SystemClock()
+
+    # --- read-only views ---------------------------------------------------------------------
+
+    @property
+    def endpoints(self) -> tuple[str, ...]:
+        """The endpoint base URLs, primary first."""
+        return self._endpoints
+
+    @property
+    def format(self) -> Format:
+        """The format asked of the servers ("json" or "xml")."""
+        return self._format
+
+    @property
+    def jurisdiction_id(self) -> str | None:
+        """The jurisdiction_id sent on every call, if any."""
+        return self._settings.jurisdiction_id
+
+    def __repr__(self) -> str:
+        # Never the api_key (DESIGN promise 6): only whether one is set.
+        key = ", api_key=<set>" if self._settings.api_key else ""
+        jurisdiction = (
+            f", jurisdiction_id={self._settings.jurisdiction_id!r}"
+            if self._settings.jurisdiction_id
+            else ""
+        )
+        return (
+            f"{type(self).__name__}(endpoints={list(self._endpoints)!r}, "
+            f"format={self._format!r}{jurisdiction}{key})"
+        )
+
+    # --- call building -----------------------------------------------------------------------
+
+    def _services_call(self) -> Call[Any]:
+        return list_services_call()
+
+    def _definition_call(self, service_code: str) -> Call[Any]:
+        return service_definition_call(service_code)
+
+    def _submit_call(self, request: NewRequest) -> Call[Receipt]:
+        return submit_call(request, multivalue=self._settings.multivalue)
+
+    def _token_call(self, token: str) -> Call[Any]:
+        return get_token_call(token)
+
+    def _request_call(self, service_request_id: str) -> Call[ServiceRequest]:
+        return get_request_call(service_request_id)
+
+    def _requests_call(
+        self,
+        service_request_id: str | Sequence[str] | None,
+        service_code: str | Sequence[str] | None,
+        start_date: datetime | None,
+        end_date: datetime | None,
+        status: str | Sequence[str] | None,
+    ) -> Call[list[ServiceRequest]]:
+        return list_requests_call(
+            service_request_id=service_request_id,
+            service_code=service_code,
+            start_date=start_date,
+            end_date=end_date,
+            status=status,
+            date_zone=self._settings.date_zone,
+        )
+
+    def _id_chunks(self, ids: object) -> tuple[list[str], list[list[str]]]:
+        """The distinct ids asked, in order, and their URL-sized chunks."""
+        if isinstance(ids, str) or not isinstance(ids, Sequence | set | frozenset):
+            raise InvalidRequestError(
+                "ids", f"must be a list of service_request_id strings, not {type(ids).__name__}"
+            )
+        wanted: list[str] = []
+        seen: set[str] = set()
+        for item in ids:
+            if not isinstance(item, str) or not item.strip():
+                raise InvalidRequestError("ids", f"every id must be a non-empty string: {item!r}")
+            key = item.strip()
+            if key not in seen:
+                seen.add(key)
+                wanted.append(key)
+        probe = build_request(
+            list_requests_call(service_request_id="x"),
+            max(self._endpoints, key=len),
+            self._format,
+            self._settings,
+        )
+        base_length = len(str(probe.url)) - 1  # the URL minus the one-character probe id
+        return wanted, chunk_ids(wanted, base_length, MAX_URL_LENGTH)
+
+    @staticmethod
+    def _in_order(wanted: list[str], found: list[ServiceRequest]) -> list[ServiceRequest]:
+        by_id = {r.service_request_id: r for r in found}
+        return [by_id[i] for i in wanted if i in by_id]
+
+    @staticmethod
+    def _token_of(receipt_or_token: Receipt | str) -> tuple[str | None, str | None]:
+        """(id, token) of what `wait_for_id` was given."""
+        if isinstance(receipt_or_token, Receipt):
+            if receipt_or_token.service_request_id:
+                return receipt_or_token.service_request_id, None
+            if receipt_or_token.token:
+                return None, receipt_or_token.token
+            raise UntrackableReceiptError(
+                "this receipt has neither a service_request_id nor a token: the service is "
+                "blackbox (spec §3.1), so the city will never give it an id to wait for"
+            )
+        if isinstance(receipt_or_token, str) and receipt_or_token.strip():
+            return None, receipt_or_token.strip()
+        raise InvalidRequestError(
+            "receipt_or_token",
+            f"must be a Receipt or a non-empty token string, not {receipt_or_token!r}",
+        )
+
+    @staticmethod
+    def _check_wait_timeout(timeout: object) -> float:
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
+            raise InvalidRequestError("timeout", f"must be seconds ≥ 0, got {timeout!r}")
+        return float(timeout)

@@ -1,0 +1,265 @@
+"""`AsyncClient`: the asynchronous GeoReport v2 client, `Client`'s twin.
+
+The same methods with the same signatures, awaited (a test keeps the pair in step). A thin
+driver over `httpx.AsyncClient`: everything it decides is decided below it, in pure code shared
+with `Client`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Generator, Mapping, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from civic311._base import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, ClientBase, tls_context
+from civic311._clock import Clock
+from civic311._transport import aread_body, transport_error
+from civic311.errors import Civic311Error, InvalidRequestError
+from civic311.models import (
+    NewRequest,
+    Receipt,
+    Service,
+    ServiceDefinition,
+    ServiceRequest,
+    TokenStatus,
+)
+from civic311.protocol import (
+    USER_AGENT,
+    Call,
+    Sleep,
+    build_request,
+    read_response,
+    redact_url,
+    wait_for_id_flow,
+)
+from civic311.wire import Format
+
+__all__ = ["AsyncClient"]
+
+logger = logging.getLogger("civic311")
+
+T = TypeVar("T")
+
+
+class AsyncClient(ClientBase):
+    """An asynchronous Open311 GeoReport v2 client (asyncio or trio, through httpx).
+
+    Args:
+        endpoints: The endpoint base URL (``https://city.example/open311/v2``, with or without a
+            trailing slash), or a list of them: primary first, then fallbacks.
+        jurisdiction_id: Sent on every call when set; never sent empty (spec §1.3).
+        api_key: Sent as a form field on POST (spec §1.4). Never shown in reprs, logs or errors.
+        format: ``"json"`` or ``"xml"``; both decode to the same models.
+        timeout: Seconds (or an `httpx.Timeout`) for each HTTP exchange.
+        headers: Extra headers sent on every call.
+        transport: An httpx transport to send through (FakeCity's, `httpx.MockTransport`…).
+        http_client: An `httpx.AsyncClient` to use instead of creating one. civic311 never closes a
+            client it did not create.
+        ca_bundle: A PEM file of extra trusted CAs. TLS verification cannot be turned off.
+        max_response_bytes: The body size cap; larger bodies raise `ResponseTooLargeError`.
+        clock: Time source for waits (`civic311.testing.VirtualClock` in tests).
+
+    Use it as a context manager, or call `close`, to release connections::
+
+        async with civic311.AsyncClient("https://city.example/open311/v2") as client:
+            services = await client.list_services()
+    """
+
+    def __init__(
+        self,
+        endpoints: str | Sequence[str],
+        *,
+        jurisdiction_id: str | None = None,
+        api_key: str | None = None,
+        format: Format = "json",
+        timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
+        headers: Mapping[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        ca_bundle: str | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        clock: Clock | None = None,
+    ) -> None:
+        super().__init__(
+            endpoints,
+            jurisdiction_id=jurisdiction_id,
+            api_key=api_key,
+            format=format,
+            timeout=timeout,
+            headers=headers,
+            max_response_bytes=max_response_bytes,
+            clock=clock,
+        )
+        if http_client is not None and transport is not None:
+            raise InvalidRequestError("transport", "give transport or http_client, not both")
+        if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
+            raise InvalidRequestError(
+                "http_client", f"must be an httpx.AsyncClient, not {type(http_client).__name__}"
+            )
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.AsyncClient(
+            transport=transport,
+            timeout=self._timeout,
+            verify=tls_context(ca_bundle),
+            headers={"User-Agent": USER_AGENT},
+        )
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Release connections (only those of an httpx client civic311 created)."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # --- GeoReport v2 ------------------------------------------------------------------------
+
+    async def list_services(self) -> list[Service]:
+        """The service types the city accepts (GET services, spec §2.1)."""
+        result: list[Service] = await self._execute(self._services_call())
+        return result
+
+    async def get_service_definition(self, service_code: str) -> ServiceDefinition:
+        """The attributes a service asks for (GET services/{code}, spec §2.2)."""
+        result: ServiceDefinition = await self._execute(self._definition_call(service_code))
+        return result
+
+    async def submit(self, request: NewRequest) -> Receipt:
+        """File a service request (POST requests, spec §2.3).
+
+        Returns:
+            A `Receipt` with the service_request_id (realtime), a token (batch; see
+            `wait_for_id`), or neither (blackbox).
+        """
+        return await self._execute(self._submit_call(request))
+
+    async def get_token(self, token: str) -> TokenStatus:
+        """Look a token up (GET tokens/{token}, spec §2.4); `pending` while it has no id."""
+        result: TokenStatus = await self._execute(self._token_call(token))
+        return result
+
+    async def wait_for_id(self, receipt_or_token: Receipt | str, *, timeout: float = 60.0) -> str:
+        """The service_request_id behind a receipt or token, polling until the city has one.
+
+        Polls ``tokens/{token}`` at once, then after 0.5 s, 1 s, 2 s… (up to 10 s apart) until
+        *timeout* seconds have passed. A receipt that already has an id returns it at once.
+
+        Raises:
+            WaitTimeoutError: still pending after *timeout* (the token stays valid).
+            UntrackableReceiptError: the receipt has neither id nor token (blackbox).
+        """
+        seconds = self._check_wait_timeout(timeout)
+        known_id, token = self._token_of(receipt_or_token)
+        if known_id is not None:
+            return known_id
+        assert token is not None
+        flow = wait_for_id_flow(token, timeout=seconds, started=self._clock.monotonic())
+        return await self._drive(flow)
+
+    async def get_request(self, service_request_id: str) -> ServiceRequest:
+        """One service request (GET requests/{id}, spec §2.6)."""
+        return await self._execute(self._request_call(service_request_id))
+
+    async def list_requests(
+        self,
+        *,
+        service_request_id: str | Sequence[str] | None = None,
+        service_code: str | Sequence[str] | None = None,
+        start_date: datetime | None = None,
+        end_date: datetime | None = None,
+        status: str | Sequence[str] | None = None,
+    ) -> list[ServiceRequest]:
+        """Service requests matching the filters (GET requests, spec §2.5).
+
+        Without dates the city answers its most recent 90 days; it returns at most about
+        1,000 requests, so use `iter_requests` for complete harvests. Datetimes must be
+        timezone-aware and are sent as ``YYYY-MM-DDTHH:MM:SSZ``.
+        """
+        call = self._requests_call(service_request_id, service_code, start_date, end_date, status)
+        return await self._execute(call)
+
+    async def get_requests(self, ids: Sequence[str]) -> list[ServiceRequest]:
+        """Many requests by id, in as few calls as URLs of at most 2,000 characters allow.
+
+        Results come in the order asked; ids the city does not know are left out.
+        """
+        wanted, chunks = self._id_chunks(ids)
+        found: list[ServiceRequest] = []
+        for chunk in chunks:
+            batch: list[ServiceRequest] = await self._execute(
+                self._requests_call(chunk, None, None, None, None)
+            )
+            found.extend(batch)
+        return self._in_order(wanted, found)
+
+    # --- driving -----------------------------------------------------------------------------
+
+    async def _drive(self, flow: Generator[Call[Any] | Sleep, Any, T]) -> T:
+        """Run a protocol flow: execute its calls, sleep its sleeps."""
+        reply: Any = None
+        error: Civic311Error | None = None
+        while True:
+            try:
+                step = flow.throw(error) if error is not None else flow.send(reply)
+            except StopIteration as done:
+                result: T = done.value
+                return result
+            reply, error = None, None
+            if isinstance(step, Sleep):
+                await self._clock.asleep(step.seconds)
+                reply = self._clock.monotonic()
+                continue
+            try:
+                reply = await self._execute(step)
+            except Civic311Error as exc:
+                error = exc
+
+    async def _execute(self, call: Call[T]) -> T:
+        result, _ = await self._send(call, self._endpoints[0], self._format)
+        return result
+
+    async def _send(self, call: Call[T], base_url: str, fmt: Format) -> tuple[T, Format]:
+        """One HTTP exchange: send, read the body up to the cap, parse."""
+        request = build_request(call, base_url, fmt, self._settings, self._headers)
+        shown = redact_url(request.url)
+        started = self._clock.monotonic()
+        try:
+            response = await self._http.send(
+                request, stream=True, follow_redirects=self._may_follow(call)
+            )
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, request.method, shown) from exc
+        try:
+            body = await aread_body(response, self._max_response_bytes)
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, request.method, shown) from exc
+        finally:
+            await response.aclose()
+        logger.debug(
+            "%s %s → %d (%d bytes, %.3fs)",
+            request.method,
+            shown,
+            response.status_code,
+            len(body),
+            self._clock.monotonic() - started,
+        )
+        return read_response(call, response, body, fmt, self._clock.now())
+
+    def _may_follow(self, call: Call[Any]) -> bool:
+        # Never follow a redirect with credentials aboard: a POST carries the api_key, and so
+        # does a GET when the profile sends it on reads (DESIGN promise 6).
+        return not call.is_post and not (self._settings.api_key and self._settings.api_key_on_reads)

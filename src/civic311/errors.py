@@ -1,0 +1,377 @@
+"""The one error tree of civic311.
+
+Everything civic311 raises on purpose derives from `Civic311Error`, so one ``except`` catches
+it all, and each branch says what went wrong in terms a caller can act on::
+
+    Civic311Error
+    ├── InvalidRequestError          bad input, caught locally before any network call
+    ├── APIError                     the city answered with an error status
+    │   ├── BadRequestError          400 (and 422, which Klarschiff uses for validation)
+    │   ├── ForbiddenError           401, 403: missing or invalid api_key
+    │   ├── NotFoundError            404: unknown service_code, request id, token, jurisdiction
+    │   ├── RateLimitedError         429: slow down (see `retry_after`)
+    │   └── ServerError              5xx
+    ├── TransportError               no usable HTTP answer: refused, timed out, dropped
+    ├── DecodeError                  a body that is not the promised format or shape
+    │   └── ResponseTooLargeError    a body over the size cap; reading stopped there
+    ├── AllEndpointsFailedError      every endpoint was tried; each attempt is listed
+    ├── SubmissionUncertainError     a POST may or may not have created a request (never guessed)
+    ├── WaitTimeoutError             wait_for_id gave up: the token never turned into an id
+    └── UntrackableReceiptError      wait_for_id on a receipt with neither id nor token (blackbox)
+
+Messages say what was asked, of which endpoint, and what came back. No message, repr or log
+line carries the api_key: URLs are redacted before they reach an error (`redact_url`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import attrs
+
+if TYPE_CHECKING:
+    from civic311.models import ErrorDetail, NewRequest
+
+__all__ = [
+    "APIError",
+    "AllEndpointsFailedError",
+    "Attempt",
+    "BadRequestError",
+    "Civic311Error",
+    "DecodeError",
+    "ForbiddenError",
+    "InvalidRequestError",
+    "NotFoundError",
+    "RateLimitedError",
+    "ResponseTooLargeError",
+    "ServerError",
+    "SubmissionUncertainError",
+    "TransportError",
+    "UntrackableReceiptError",
+    "WaitTimeoutError",
+    "error_for_status",
+]
+
+#: How much of a raw body an error message quotes (the whole body stays on `.body`).
+_SNIPPET = 200
+
+
+def snippet(body: bytes, limit: int = _SNIPPET) -> str:
+    """A short, printable excerpt of *body* for error messages."""
+    text = body[: limit * 4].decode("utf-8", errors="replace")
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class Civic311Error(Exception):
+    """Base of every error civic311 raises on purpose."""
+
+
+class InvalidRequestError(Civic311Error, ValueError):
+    """An argument or a `NewRequest` is invalid; raised before anything is sent.
+
+    Attributes:
+        field: The name of the offending field or argument.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+class APIError(Civic311Error):
+    """The city answered with an HTTP error status.
+
+    Attributes:
+        status_code: The HTTP status.
+        errors: The parsed GeoReport error list (`code`, `description`), possibly empty when
+            the body was not a recognisable error shape (an HTML page, plain text).
+        body: The raw response body, for logging and debugging.
+        method: The HTTP method asked.
+        url: The URL asked, with any api_key removed.
+        retry_after: Seconds the server asked us to wait (Retry-After), when it said so.
+    """
+
+    def __init__(
+        self,
+        *,
+        status_code: int,
+        errors: Sequence[ErrorDetail] = (),
+        body: bytes = b"",
+        method: str = "",
+        url: str = "",
+        retry_after: float | None = None,
+    ) -> None:
+        self.status_code = status_code
+        self.errors = list(errors)
+        self.body = body
+        self.method = method
+        self.url = url
+        self.retry_after = retry_after
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        asked = f"{self.method} {self.url} " if self.url else ""
+        if self.errors:
+            said = "; ".join(
+                f"[{e.code}] {e.description}" if e.code else e.description for e in self.errors
+            )
+        else:
+            said = snippet(self.body) or "(empty body)"
+        return f"{asked}→ HTTP {self.status_code}: {said}"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Keyword-only __init__: teach pickle how to rebuild (errors cross process pools).
+        return (
+            _rebuild_api_error,
+            (
+                type(self),
+                self.status_code,
+                self.errors,
+                self.body,
+                self.method,
+                self.url,
+                self.retry_after,
+            ),
+        )
+
+
+def _rebuild_api_error(
+    cls: type[APIError],
+    status_code: int,
+    errors: list[ErrorDetail],
+    body: bytes,
+    method: str,
+    url: str,
+    retry_after: float | None,
+) -> APIError:
+    return cls(
+        status_code=status_code,
+        errors=errors,
+        body=body,
+        method=method,
+        url=url,
+        retry_after=retry_after,
+    )
+
+
+class BadRequestError(APIError):
+    """400 (or 422): the city refused the request as invalid."""
+
+
+class ForbiddenError(APIError):
+    """401 or 403: missing or invalid api_key (spec §5.1)."""
+
+
+class NotFoundError(APIError):
+    """404: the service_code, request, token or jurisdiction_id does not exist there."""
+
+
+class RateLimitedError(APIError):
+    """429: the city asks us to slow down; `retry_after` says for how long, when given."""
+
+
+class ServerError(APIError):
+    """5xx: the city failed; usually worth retrying or failing over."""
+
+
+_STATUS_ERRORS: dict[int, type[APIError]] = {
+    400: BadRequestError,
+    401: ForbiddenError,
+    403: ForbiddenError,
+    404: NotFoundError,
+    422: BadRequestError,  # Klarschiff answers validation errors with 422 (reference §5.2)
+    429: RateLimitedError,
+}
+
+
+def error_for_status(status_code: int) -> type[APIError]:
+    """The `APIError` subclass for an HTTP status."""
+    if status_code >= 500:
+        return ServerError
+    return _STATUS_ERRORS.get(status_code, APIError)
+
+
+class TransportError(Civic311Error):
+    """No usable HTTP answer: connection refused, timed out, or dropped mid-way.
+
+    Attributes:
+        method: The HTTP method asked.
+        url: The URL asked, with any api_key removed.
+        sent: Whether the request may have reached a server. False only when it provably
+            did not (refused, unresolvable, connect timeout): that decides whether a POST may
+            be sent again (DESIGN promise 3).
+        cause_name: The name of the underlying httpx exception.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str = "",
+        url: str = "",
+        sent: bool = True,
+        cause_name: str = "",
+    ) -> None:
+        self.method = method
+        self.url = url
+        self.sent = sent
+        self.cause_name = cause_name
+        self.detail = message
+        super().__init__(f"{method} {url} → {message}" if url else message)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (
+            _rebuild_transport_error,
+            (type(self), self.detail, self.method, self.url, self.sent, self.cause_name),
+        )
+
+
+def _rebuild_transport_error(
+    cls: type[TransportError], message: str, method: str, url: str, sent: bool, cause_name: str
+) -> TransportError:
+    return cls(message, method=method, url=url, sent=sent, cause_name=cause_name)
+
+
+class DecodeError(Civic311Error):
+    """A response body that is not the promised format or shape.
+
+    An HTML login or maintenance page served with 200, truncated JSON, XML where JSON was
+    asked and no sense can be made of it, or a document of the wrong shape.
+
+    Attributes:
+        body: The raw body (possibly cut at the size cap).
+        url: The URL asked, with any api_key removed.
+        status_code: The HTTP status of the response, when there was one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        body: bytes = b"",
+        url: str = "",
+        status_code: int | None = None,
+    ) -> None:
+        self.body = body
+        self.url = url
+        self.status_code = status_code
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (
+            _rebuild_decode_error,
+            (type(self), self.args[0], self.body, self.url, self.status_code),
+        )
+
+
+def _rebuild_decode_error(
+    cls: type[DecodeError], message: str, body: bytes, url: str, status_code: int | None
+) -> DecodeError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, message)
+    err.body, err.url, err.status_code = body, url, status_code
+    return err
+
+
+class ResponseTooLargeError(DecodeError):
+    """The body passed the client's `max_response_bytes`; civic311 stopped reading there."""
+
+
+@attrs.frozen
+class Attempt:
+    """One try of one call on one endpoint, as listed by `AllEndpointsFailedError`.
+
+    Attributes:
+        endpoint: The endpoint's base URL (redacted).
+        number: 1-based attempt number across the whole call.
+        outcome: A short description of what happened ("HTTP 503", "connection refused", …).
+        error: The civic311 error it raised, if any.
+        wait: Seconds waited after this attempt before the next one.
+    """
+
+    endpoint: str
+    number: int
+    outcome: str
+    error: Civic311Error | None = attrs.field(default=None, eq=False)
+    wait: float = 0.0
+
+
+class AllEndpointsFailedError(Civic311Error):
+    """Every endpoint was tried (or is known to be down); each attempt is listed.
+
+    Attributes:
+        attempts: Every attempt made, in order.
+        operation: What was asked ("list_services", "submit", …).
+        other_channels: Other ways a resident can reach the city (web form, phone), when the
+            client knows them, so an app can point somewhere instead of a dead end.
+    """
+
+    def __init__(
+        self,
+        operation: str,
+        attempts: Sequence[Attempt],
+        *,
+        other_channels: Sequence[str] = (),
+        reason: str = "",
+    ) -> None:
+        self.operation = operation
+        self.attempts = list(attempts)
+        self.other_channels = list(other_channels)
+        lines = [f"{operation}: every endpoint failed" + (f" ({reason})" if reason else "")]
+        lines += [f"  #{a.number} {a.endpoint}: {a.outcome}" for a in self.attempts]
+        if self.other_channels:
+            lines.append("  other ways to reach the city: " + "; ".join(self.other_channels))
+        super().__init__("\n".join(lines))
+
+    @property
+    def last_error(self) -> Civic311Error | None:
+        """The error of the last attempt that raised one."""
+        for attempt in reversed(self.attempts):
+            if attempt.error is not None:
+                return attempt.error
+        return None
+
+
+class SubmissionUncertainError(Civic311Error):
+    """A POST may have created a service request, and civic311 could not find out.
+
+    civic311 never re-sends such a request on its own (GeoReport v2 has no idempotency key, so
+    that could file it twice). The request travels with the error so nothing is lost: keep it,
+    check the city later, or re-submit knowingly.
+
+    Attributes:
+        request: The `NewRequest` that was being submitted.
+        attempts: What was tried.
+    """
+
+    def __init__(self, message: str, request: NewRequest, attempts: Sequence[Attempt] = ()) -> None:
+        self.request = request
+        self.attempts = list(attempts)
+        super().__init__(message)
+
+
+class WaitTimeoutError(Civic311Error, TimeoutError):
+    """`wait_for_id` gave up before the city turned the token into a service_request_id.
+
+    Attributes:
+        token: The token that is still pending; it stays a valid handle on the request.
+        polls: How many times the token was looked up.
+    """
+
+    def __init__(self, token: str, waited: float, polls: int) -> None:
+        self.token = token
+        self.polls = polls
+        super().__init__(
+            f"token {token!r} still has no service_request_id after {waited:.1f}s "
+            f"and {polls} look-ups; the token stays valid, try again later"
+        )
+
+
+class UntrackableReceiptError(Civic311Error):
+    """`wait_for_id` on a receipt with neither an id nor a token.
+
+    That is what a ``blackbox`` service answers (spec §3.1): the city took the report and
+    will never give it an id, so there is nothing to wait for.
+    """

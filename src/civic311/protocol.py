@@ -1,0 +1,550 @@
+"""Sans-IO GeoReport v2: build requests, read responses, run multi-step flows. No network here.
+
+Each operation is a `Call`: what to ask (method, path, query, form) and how to read the answer.
+`build_request` turns a call into an `httpx.Request` for one endpoint; `read_response` turns the
+`httpx.Response` and its body into a model or raises the right `civic311.errors` error. Both are
+pure, so everything here is tested with plain `httpx.Response` objects.
+
+Multi-step flows (waiting for a token to become an id) are generators in the style of httpx's
+auth flows: they ``yield`` a `Call` and receive its result (or have its error thrown in), or
+``yield`` a `Sleep` and receive the monotonic time after it. `Client` and `AsyncClient` drive
+the same generator; only they send and sleep.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Callable, Generator, Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Generic, Literal, TypeVar
+from urllib.parse import quote, urlencode, urlsplit
+
+import attrs
+import httpx
+
+from civic311._version import __version__
+from civic311.errors import (
+    APIError,
+    DecodeError,
+    InvalidRequestError,
+    NotFoundError,
+    WaitTimeoutError,
+    error_for_status,
+    snippet,
+)
+from civic311.models import (
+    NewRequest,
+    Receipt,
+    Service,
+    ServiceDefinition,
+    ServiceRequest,
+    TokenStatus,
+)
+from civic311.resilience.retry import parse_retry_after
+from civic311.wire import Decoded, Format, decode
+from civic311.wire.converter import converter, format_datetime
+from civic311.wire.errors import error_details
+from civic311.wire.form import FORM_CONTENT_TYPE, MultivalueStyle, encode_form, new_request_fields
+from civic311.wire.shapes import items, one_object
+
+__all__ = [
+    "Call",
+    "Civic311Warning",
+    "MAX_URL_LENGTH",
+    "Settings",
+    "Sleep",
+    "build_request",
+    "chunk_ids",
+    "get_request_call",
+    "get_token_call",
+    "list_requests_call",
+    "list_services_call",
+    "normalize_base_url",
+    "read_response",
+    "redact_url",
+    "service_definition_call",
+    "submit_call",
+    "wait_for_id_flow",
+]
+
+logger = logging.getLogger("civic311")
+
+T = TypeVar("T")
+
+#: Keep every URL under this many characters (old IIS and proxies cut at 2,048).
+MAX_URL_LENGTH = 2000
+
+#: Spec §2.5: a start_date/end_date range "may not span more than 90 days".
+MAX_SPAN = timedelta(days=90)
+
+#: Spec §2.5: "Default query limit is … first 1000 requests returned".
+DEFAULT_RESULT_CAP = 1000
+
+USER_AGENT = f"civic311/{__version__}"
+
+#: Query and form names whose values never reach a log, repr or error message.
+SECRET_NAMES = frozenset({"api_key", "apikey", "key", "token_secret"})
+
+
+class Civic311Warning(UserWarning):
+    """Something is probably wrong with the answer, though nothing failed (a capped result)."""
+
+
+@attrs.frozen
+class Settings:
+    """Per-client choices that shape requests (a city's profile narrows them).
+
+    Attributes:
+        jurisdiction_id: Sent on every call when set; never sent empty (spec §1.3, §1.5).
+        api_key: Sent as a form field on POST (spec §1.4). Never shown in a repr.
+        multivalue: How multivaluelist attributes are encoded (reference §10.34).
+        date_zone: Whether query datetimes carry ``Z`` (some servers refuse it, §6.2).
+        api_key_on_reads: Also send the api_key as a query parameter on GETs.
+    """
+
+    jurisdiction_id: str | None = None
+    api_key: str | None = attrs.field(default=None, repr=False)
+    multivalue: MultivalueStyle = "brackets"
+    date_zone: bool = True
+    api_key_on_reads: bool = False
+
+
+@attrs.frozen
+class Call(Generic[T]):
+    """One GeoReport request, independent of endpoint and format.
+
+    Attributes:
+        operation: The client method it serves ("list_services", "submit", …).
+        method: "GET" or "POST".
+        path: The resource path without the format extension, already URL-quoted.
+        params: Query parameters (without jurisdiction_id, added per settings).
+        form: The POST form fields (without credentials), or None for a GET.
+        parse: Reads the decoded body into the result.
+    """
+
+    operation: str
+    method: Literal["GET", "POST"]
+    path: str
+    parse: Callable[[Decoded], T] = attrs.field(repr=False)
+    params: tuple[tuple[str, str], ...] = ()
+    form: tuple[tuple[str, str], ...] | None = None
+
+    @property
+    def is_post(self) -> bool:
+        """Whether the call creates something (and so must never be blindly repeated)."""
+        return self.method == "POST"
+
+
+@attrs.frozen
+class Sleep:
+    """A flow step: wait this many seconds, then send back the monotonic time."""
+
+    seconds: float
+
+
+# --- URLs ------------------------------------------------------------------------------------
+
+
+def normalize_base_url(url: object) -> str:
+    """Check an endpoint URL and drop any trailing slash (both spellings work).
+
+    Raises:
+        InvalidRequestError: not an http(s) URL with a host.
+    """
+    if not isinstance(url, str):
+        raise InvalidRequestError("endpoint", f"must be a URL string, not {type(url).__name__}")
+    text = url.strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InvalidRequestError("endpoint", f"must be an http(s) URL, got {text!r}")
+    if parts.query or parts.fragment:
+        raise InvalidRequestError("endpoint", f"must not carry a query or fragment: {text!r}")
+    return text.rstrip("/")
+
+
+def redact_url(url: str | httpx.URL) -> str:
+    """*url* with the values of secret query parameters replaced by ``***``."""
+    parsed = httpx.URL(str(url))
+    if not parsed.query:
+        return str(parsed)
+    params = [
+        (k, "***" if k.lower() in SECRET_NAMES else v) for k, v in parsed.params.multi_items()
+    ]
+    return str(parsed.copy_with(query=urlencode(params).encode("ascii")))
+
+
+def _segment(value: object, field: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidRequestError(field, f"must be a string, not {type(value).__name__}")
+    if not value.strip():
+        raise InvalidRequestError(field, "must not be empty")
+    # Codes such as Accela's "ServiceRequest/Animals/…" hold "/" and spaces (reference §8.9).
+    return quote(value.strip(), safe="")
+
+
+def build_request(
+    call: Call[Any],
+    base_url: str,
+    fmt: Format,
+    settings: Settings,
+    headers: httpx.Headers | None = None,
+) -> httpx.Request:
+    """The `httpx.Request` for *call* on the endpoint *base_url* in format *fmt*."""
+    url = f"{base_url}/{call.path}.{fmt}"
+    params: list[tuple[str, str | int | float | bool | None]] = list(call.params)
+    if settings.jurisdiction_id:
+        params.append(("jurisdiction_id", settings.jurisdiction_id))
+    request_headers = httpx.Headers({"User-Agent": USER_AGENT, "Accept": _ACCEPT[fmt]})
+    if headers:
+        request_headers.update(headers)
+    if call.form is None:
+        if settings.api_key and settings.api_key_on_reads:
+            params.append(("api_key", settings.api_key))
+        return httpx.Request("GET", url, params=params, headers=request_headers)
+    form = list(call.form)
+    if settings.jurisdiction_id:
+        form.append(("jurisdiction_id", settings.jurisdiction_id))
+    if settings.api_key:
+        form.append(("api_key", settings.api_key))
+    request_headers["Content-Type"] = FORM_CONTENT_TYPE
+    return httpx.Request(
+        "POST",
+        url,
+        params=[p for p in params if p[0] != "jurisdiction_id"],
+        content=encode_form(form),
+        headers=request_headers,
+    )
+
+
+_ACCEPT: dict[Format, str] = {
+    "json": "application/json, text/xml;q=0.5, */*;q=0.1",
+    "xml": "text/xml, application/xml;q=0.9, */*;q=0.1",
+}
+
+
+# --- responses -------------------------------------------------------------------------------
+
+
+def read_response(
+    call: Call[T], response: httpx.Response, body: bytes, fmt: Format, now: datetime
+) -> tuple[T, Format]:
+    """Read *body* (already capped by the client) into *call*'s result.
+
+    Returns:
+        The result, and the format the body really was (an XML answer to ``.json`` says the
+        endpoint is XML-only).
+
+    Raises:
+        APIError: a non-2xx status (any 2xx is success, reference §10.25).
+        DecodeError: a 2xx body that is not the promised format or shape.
+    """
+    url = redact_url(response.request.url)
+    status = response.status_code
+    if not 200 <= status < 300:
+        raise api_error(response, body, fmt, now)
+    try:
+        if not body.strip() and call.is_post:
+            # A 2xx with no body to a POST: accepted, nothing to report (blackbox, spec §3.1).
+            return call.parse(Decoded(None, fmt)), fmt
+        decoded = decode(body, fmt)
+        if decoded.root == "errors" or decoded.root == "error_messages":
+            # An error document served with 2xx: an error all the same.
+            raise error_for_status(400)(
+                status_code=status,
+                errors=error_details(decoded.data),
+                body=body,
+                method=call.method,
+                url=url,
+            )
+        return call.parse(decoded), decoded.format
+    except DecodeError as exc:
+        raise DecodeError(
+            f"{call.method} {url} → HTTP {status}: {exc}",
+            body=body,
+            url=url,
+            status_code=status,
+        ) from exc
+
+
+def api_error(response: httpx.Response, body: bytes, fmt: Format, now: datetime) -> APIError:
+    """The `APIError` for a non-2xx *response*, with every error entry its body holds."""
+    details = []
+    try:
+        details = error_details(decode(body, fmt).data) if body.strip() else []
+    except DecodeError:
+        details = []  # an HTML or text error page: the raw body is kept on the error
+    cls = error_for_status(response.status_code)
+    return cls(
+        status_code=response.status_code,
+        errors=details,
+        body=body,
+        method=response.request.method,
+        url=redact_url(response.request.url),
+        retry_after=parse_retry_after(response.headers.get("Retry-After"), now),
+    )
+
+
+# --- operations ------------------------------------------------------------------------------
+
+_REQUEST_NAMES = ("service_requests", "requests", "request")
+
+
+def _records(decoded: Decoded, names: Sequence[str], what: str) -> list[dict[str, Any]]:
+    return items(decoded.data, names, what)
+
+
+def _structure(model: type[T], record: dict[str, Any], what: str) -> T:
+    try:
+        return converter.structure(record, model)
+    except DecodeError as exc:
+        raise DecodeError(f"{what}: {exc}") from exc
+
+
+def _parse_services(decoded: Decoded) -> list[Service]:
+    records = _records(decoded, ("services", "service"), "services")
+    return [_structure(Service, r, f"services[{i}]") for i, r in enumerate(records)]
+
+
+def list_services_call() -> Call[list[Service]]:
+    """GET services (spec §2.1)."""
+    return Call("list_services", "GET", "services", _parse_services)
+
+
+def service_definition_call(service_code: str) -> Call[ServiceDefinition]:
+    """GET services/{service_code} (spec §2.2)."""
+    path = f"services/{_segment(service_code, 'service_code')}"
+    code = service_code.strip()
+
+    def parse(decoded: Decoded) -> ServiceDefinition:
+        record = one_object(decoded.data, ("service_definition",), "service_definition")
+        if not record.get("service_code"):
+            record = {**record, "service_code": code}
+        return _structure(ServiceDefinition, record, "service_definition")
+
+    return Call("get_service_definition", "GET", path, parse)
+
+
+def submit_call(request: NewRequest, *, multivalue: MultivalueStyle = "brackets") -> Call[Receipt]:
+    """POST requests (spec §2.3)."""
+    if not isinstance(request, NewRequest):
+        raise InvalidRequestError(
+            "request", f"must be a civic311.NewRequest, not {type(request).__name__}"
+        )
+    form = tuple(new_request_fields(request, multivalue=multivalue))
+
+    def parse(decoded: Decoded) -> Receipt:
+        records = _records(decoded, _REQUEST_NAMES, "service_requests")
+        if not records:
+            return Receipt()  # blackbox: neither id nor token is success (reference §10.3)
+        return _structure(Receipt, records[0], "service_requests[0]")
+
+    return Call("submit", "POST", "requests", parse, form=form)
+
+
+def get_token_call(token: str) -> Call[TokenStatus]:
+    """GET tokens/{token} (spec §2.4)."""
+    path = f"tokens/{_segment(token, 'token')}"
+    asked = token.strip()
+
+    def parse(decoded: Decoded) -> TokenStatus:
+        records = _records(decoded, _REQUEST_NAMES, "service_requests")
+        if not records:
+            return TokenStatus(token=asked)  # nothing yet: still pending
+        record = records[0]
+        if not record.get("token"):
+            record = {**record, "token": asked}
+        return _structure(TokenStatus, record, "service_requests[0]")
+
+    return Call("get_token", "GET", path, parse)
+
+
+def get_request_call(service_request_id: str) -> Call[ServiceRequest]:
+    """GET requests/{service_request_id} (spec §2.6): an array of one, or a bare object."""
+    path = f"requests/{_segment(service_request_id, 'service_request_id')}"
+    asked = service_request_id.strip()
+
+    def parse(decoded: Decoded) -> ServiceRequest:
+        records = _records(decoded, _REQUEST_NAMES, "service_requests")
+        if not records:
+            raise NotFoundError(
+                status_code=200,
+                body=b"",
+                url=path,
+                method="GET",
+                errors=[],
+            )
+        result = _structure(ServiceRequest, records[0], "service_requests[0]")
+        if result.service_request_id is None and result.token is None:
+            result = attrs.evolve(result, service_request_id=asked)
+        return result
+
+    return Call("get_request", "GET", path, parse)
+
+
+def _parse_request_list(decoded: Decoded) -> list[ServiceRequest]:
+    records = _records(decoded, _REQUEST_NAMES, "service_requests")
+    out = []
+    skipped = 0
+    for index, record in enumerate(records):
+        request = _structure(ServiceRequest, record, f"service_requests[{index}]")
+        if request.service_request_id is None:
+            skipped += 1  # not created yet; Chicago lists these (reference §10.5)
+            continue
+        out.append(request)
+    if skipped:
+        logger.debug("skipped %d requests without a service_request_id", skipped)
+    return out
+
+
+def _comma_list(value: object, field: str) -> str | None:
+    """Spec §2.5 lists are comma-delimited, without spaces (Chicago, reference §10.33)."""
+    if value is None:
+        return None
+    values: Iterable[object]
+    if isinstance(value, str):
+        values = value.split(",")
+    elif isinstance(value, Sequence | set | frozenset):
+        values = value
+    else:
+        raise InvalidRequestError(
+            field, f"must be a string or a sequence of strings, not {type(value).__name__}"
+        )
+    parts = []
+    for item in values:
+        if not isinstance(item, str):
+            raise InvalidRequestError(field, f"values must be strings, not {type(item).__name__}")
+        if item.strip():
+            parts.append(item.strip())
+    return ",".join(parts) or None
+
+
+def _query_datetime(value: object, field: str, zone: bool) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise InvalidRequestError(field, f"must be a datetime, not {type(value).__name__}")
+    try:
+        return format_datetime(value, zone=zone)
+    except InvalidRequestError as exc:
+        raise InvalidRequestError(field, str(exc).split(": ", 1)[1]) from exc
+
+
+def list_requests_call(
+    *,
+    service_request_id: str | Sequence[str] | None = None,
+    service_code: str | Sequence[str] | None = None,
+    start_date: datetime | None = None,
+    end_date: datetime | None = None,
+    status: str | Sequence[str] | None = None,
+    date_zone: bool = True,
+    extra_params: Sequence[tuple[str, str]] = (),
+) -> Call[list[ServiceRequest]]:
+    """GET requests (spec §2.5). Items without a service_request_id are skipped (§10.5).
+
+    Raises:
+        InvalidRequestError: a naive datetime, a wrong type, or end_date before start_date.
+    """
+    params: list[tuple[str, str]] = []
+    ids = _comma_list(service_request_id, "service_request_id")
+    codes = _comma_list(service_code, "service_code")
+    statuses = _comma_list(status, "status")
+    start = _query_datetime(start_date, "start_date", date_zone)
+    end = _query_datetime(end_date, "end_date", date_zone)
+    if start_date is not None and end_date is not None:
+        if end_date < start_date:
+            raise InvalidRequestError("end_date", "is before start_date")
+        if end_date - start_date > MAX_SPAN:
+            warnings.warn(
+                f"start_date..end_date spans {(end_date - start_date).days} days; the spec "
+                "allows 90 (§2.5) and servers refuse or cut longer spans — use iter_requests",
+                Civic311Warning,
+                stacklevel=4,
+            )
+    for name, value in (
+        ("service_request_id", ids),
+        ("service_code", codes),
+        ("start_date", start),
+        ("end_date", end),
+        ("status", statuses),
+    ):
+        if value is not None:
+            params.append((name, value))
+    params.extend(extra_params)
+    return Call("list_requests", "GET", "requests", _parse_request_list, params=tuple(params))
+
+
+def chunk_ids(ids: Sequence[str], base_length: int, limit: int = MAX_URL_LENGTH) -> list[list[str]]:
+    """Split *ids* into groups whose comma list keeps the URL within *limit* characters.
+
+    *base_length* is the length of the URL without the ``service_request_id`` value.
+
+    Raises:
+        InvalidRequestError: one id alone would pass the limit.
+    """
+    budget = limit - base_length
+    chunks: list[list[str]] = []
+    current: list[str] = []
+    used = 0
+    for id_ in ids:
+        cost = len(quote(id_, safe="")) + (3 if current else 0)  # "%2C" between ids
+        if len(quote(id_, safe="")) > budget:
+            raise InvalidRequestError("ids", f"id {id_[:40]!r}… is too long for one URL")
+        if current and used + cost > budget:
+            chunks.append(current)
+            current, used = [], 0
+            cost = len(quote(id_, safe=""))
+        current.append(id_)
+        used += cost
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+# --- flows -----------------------------------------------------------------------------------
+
+Step = Call[Any] | Sleep
+
+
+def wait_for_id_flow(
+    token: str,
+    *,
+    timeout: float,
+    started: float,
+    first_interval: float = 0.5,
+    max_interval: float = 10.0,
+    pending_404: bool = True,
+) -> Generator[Step, Any, str]:
+    """Poll tokens/{token} with growing intervals until an id appears (spec §2.4).
+
+    The first look-up is immediate, then 0.5 s, 1 s, 2 s… up to *max_interval*, never past
+    *timeout*. A token answer without an id (Chicago) is pending; so is a 404 when
+    *pending_404* (San Francisco answers 404 until the token is processed, reference §10.4).
+
+    Raises:
+        WaitTimeoutError: *timeout* passed with the token still pending.
+    """
+    call = get_token_call(token)
+    interval = first_interval
+    polls = 0
+    now = started
+    while True:
+        polls += 1
+        try:
+            status: TokenStatus = yield call
+        except NotFoundError:
+            if not pending_404:
+                raise
+        else:
+            if status.service_request_id is not None:
+                return status.service_request_id
+        remaining = started + timeout - now
+        if remaining <= 0:
+            raise WaitTimeoutError(token.strip(), now - started, polls)
+        now = yield Sleep(min(interval, remaining))
+        interval = min(interval * 2, max_interval)
+
+
+def describe_body(body: bytes) -> str:
+    """A short excerpt for logs."""
+    return snippet(body, 120)

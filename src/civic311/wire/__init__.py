@@ -1,0 +1,65 @@
+"""The wire layer: bytes ⇄ plain data ⇄ models. No I/O.
+
+`decode` reads a body in either format into plain data of one shape, sniffing what actually
+came back: servers answer ``.json`` with XML (XML-only cities), and 200 with an HTML
+maintenance or login page. Shapes (`items`, `one_object`), error bodies (`error_details`), the
+converter and the POST form encoding sit in the submodules.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import attrs
+
+from civic311.errors import DecodeError, snippet
+from civic311.wire.json import parse_json
+from civic311.wire.xml import parse_xml
+
+__all__ = ["Decoded", "Format", "decode"]
+
+Format = Literal["json", "xml"]
+
+_HTML_MARKERS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<title")
+
+
+@attrs.frozen
+class Decoded:
+    """A decoded body: its plain data, the format it really was, and the XML root name."""
+
+    data: Any
+    format: Format
+    root: str | None = None
+
+
+def _looks_html(head: bytes) -> bool:
+    lowered = head.lower()
+    return any(marker in lowered for marker in _HTML_MARKERS)
+
+
+def decode(body: bytes, expected: Format) -> Decoded:
+    """Decode *body*, which should be *expected*; XML and JSON are told apart by their first byte.
+
+    Raises:
+        DecodeError: an empty body, an HTML page, or text that is neither XML nor JSON.
+    """
+    head = body[:512].lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not head:
+        raise DecodeError(f"empty body where {expected.upper()} was expected", body=body)
+    if head[:1] == b"<":
+        if _looks_html(head):
+            raise DecodeError(
+                f"an HTML page where {expected.upper()} was expected (a maintenance or login "
+                f"page?): {snippet(body)!r}",
+                body=body,
+            )
+        root, data = parse_xml(body)
+        if root == "html":
+            raise DecodeError(f"an HTML page where {expected.upper()} was expected", body=body)
+        return Decoded(data, "xml", root)
+    if head[:1] in b'[{"-0123456789tfn' or expected == "json":
+        return Decoded(parse_json(body), "json")
+    raise DecodeError(
+        f"body is neither XML nor JSON (expected {expected.upper()}): {snippet(body)!r}",
+        body=body,
+    )

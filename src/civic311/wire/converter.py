@@ -1,0 +1,465 @@
+"""The one cattrs converter: plain data ⇄ models.
+
+Every Open311 decision about values lives here, in hooks at the edge, and nowhere in the models
+(the cattrs "preconf" pattern). `configure_converter` applies them:
+
+- **text** is trimmed (the spec's own ``media_url`` has a trailing space, reference §10.18);
+  empty text is None (``<description></description>`` ↔ ``null`` ↔ missing, §10.17);
+- **ids, codes, keys and zipcodes** are strings: numbers become their digits (``638344`` →
+  ``"638344"``), and the JSON decoder has already kept ``001`` as ``"001"`` (§10.13, §10.15);
+- **booleans** accept ``true``/``false`` in any case, as strings or JSON booleans, and
+  ``1``/``0``, ``yes``/``no``. This hook exists because cattrs' default turns the string
+  ``"false"`` into True (§10.16);
+- **datetimes** accept the W3C profile of ISO 8601: ``Z``, ``±HH:MM``, ``±HHMM``, fractions,
+  ``YYYY-MM-DD HH:MM`` (discovery's changeset), and no zone at all, read as UTC (§6, §10.28);
+  they come out timezone-aware;
+- **lat/long** accept strings or numbers (§10.14); **order** accepts ``"2"``;
+- **status, service type and datatype** are open `str` types: any value is kept (§10.21);
+- **keywords** are a comma-separated string or a list, trimmed into a tuple;
+- **unknown fields** go into ``extras`` (§10.19); known misspellings are read under their spec
+  name (``servicerequest_id``, ``status_note``, ``adress_id``, §10.20).
+
+Unstructuring (`to_dict`) gives JSON-ready dicts: ISO 8601 datetimes, lists for tuples, plain
+strings for the open types, ``extras`` nested under ``"extras"``. `from_dict` reads that back.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta, timezone
+from typing import Any, TypeVar, cast, get_type_hints
+
+import attrs
+import cattrs
+
+from civic311.errors import DecodeError
+from civic311.models import (
+    Attribute,
+    AttributeDatatype,
+    AttributeValue,
+    ErrorDetail,
+    NewRequest,
+    Receipt,
+    Service,
+    ServiceDefinition,
+    ServiceRequest,
+    ServiceType,
+    Status,
+    TokenStatus,
+)
+
+__all__ = [
+    "configure_converter",
+    "converter",
+    "format_datetime",
+    "from_dict",
+    "make_converter",
+    "parse_datetime",
+    "to_dict",
+]
+
+T = TypeVar("T")
+
+#: Models the converter knows; each gets the extras-keeping structure hook.
+MODELS: tuple[type[Any], ...] = (
+    Attribute,
+    AttributeValue,
+    ErrorDetail,
+    NewRequest,
+    Receipt,
+    Service,
+    ServiceDefinition,
+    ServiceRequest,
+    TokenStatus,
+)
+
+#: Wire names some servers use for spec fields (reference §10.20), per model.
+ALIASES: dict[type[Any], dict[str, str]] = {
+    ServiceRequest: {
+        "servicerequest_id": "service_request_id",  # Mark-a-Spot D8
+        "status_note": "status_notes",  # Mark-a-Spot D8
+        "address_string": "address",  # Mark-a-Spot D8 echoes the POST name
+        "adress_id": "address_id",  # Klarschiff
+    },
+    Receipt: {"servicerequest_id": "service_request_id"},
+    TokenStatus: {"servicerequest_id": "service_request_id"},
+}
+
+
+# --- scalar hooks ----------------------------------------------------------------------------
+
+
+def _scalar(value: Any, what: str) -> str:
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, dict):
+        # FixMyStreet's agency_responsible is {"recipient": [...]} (reference §8.7).
+        return ", ".join(t for t in (_optional_text(v, what) for v in value.values()) if t)
+    if isinstance(value, list):
+        return ", ".join(t for t in (_optional_text(v, what) for v in value) if t)
+    raise DecodeError(f"{what}: expected text, got {type(value).__name__}")
+
+
+def _optional_text(value: Any, what: str = "value") -> str | None:
+    if value is None:
+        return None
+    text = _scalar(value, what)
+    return text or None
+
+
+def _text(value: Any, what: str = "value") -> str:
+    if value is None:
+        raise DecodeError(f"{what}: required, got nothing")
+    text = _scalar(value, what)
+    if not text:
+        raise DecodeError(f"{what}: required, got an empty value")
+    return text
+
+
+_TRUE = frozenset({"true", "1", "yes", "y", "t"})
+_FALSE = frozenset({"false", "0", "no", "n", "f", ""})
+
+
+def _optional_bool(value: Any, what: str = "value") -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _TRUE:
+            return True
+        if word in _FALSE:
+            return False
+    raise DecodeError(f"{what}: expected a boolean, got {value!r}")
+
+
+def _bool(value: Any, what: str = "value") -> bool:
+    return bool(_optional_bool(value, what))
+
+
+def _optional_float(value: Any, what: str = "value") -> float | None:
+    if value is None or isinstance(value, bool):
+        return None if value is None else float(value)
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        try:
+            return float(text)
+        except ValueError:
+            pass
+    raise DecodeError(f"{what}: expected a number, got {value!r}")
+
+
+def _optional_int(value: Any, what: str = "value") -> int | None:
+    number = _optional_float(value, what)
+    if number is None:
+        return None
+    if not number.is_integer():
+        raise DecodeError(f"{what}: expected a whole number, got {value!r}")
+    return int(number)
+
+
+_W3C = re.compile(
+    r"^(\d{4})-(\d{1,2})-(\d{1,2})"
+    r"(?:[T ](\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?)?"
+    r"\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?$"
+)
+
+
+def parse_datetime(text: str) -> datetime:
+    """Parse a W3C/ISO 8601 datetime as servers write it; always timezone-aware.
+
+    No zone is read as UTC (the spec requires one, §6.1; Chicago-style servers omit it).
+
+    Raises:
+        ValueError: not a datetime in any form servers use.
+    """
+    match = _W3C.match(text.strip())
+    if not match:
+        raise ValueError(f"not a W3C datetime: {text!r}")
+    year, month, day, hour, minute, second, fraction, zone = match.groups()
+    micro = int((fraction or "0")[:6].ljust(6, "0"))
+    if zone is None or zone in "Zz":
+        tz = timezone.utc
+    else:
+        sign = -1 if zone[0] == "-" else 1
+        digits = zone[1:].replace(":", "")
+        offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0))
+        tz = timezone(sign * offset) if offset else timezone.utc
+    return datetime(
+        int(year),
+        int(month),
+        int(day),
+        int(hour or 0),
+        int(minute or 0),
+        int(second or 0),
+        micro,
+        tzinfo=tz,
+    )
+
+
+def format_datetime(value: datetime, *, zone: bool = True) -> str:
+    """``YYYY-MM-DDTHH:MM:SSZ`` in UTC, no fractions — what every server accepts (§10.28).
+
+    With ``zone=False`` the ``Z`` is left off (a profile option for servers that refuse it).
+
+    Raises:
+        InvalidRequestError: *value* is naive; civic311 will not guess its zone.
+    """
+    from civic311.errors import InvalidRequestError
+
+    if not isinstance(value, datetime):
+        raise InvalidRequestError("datetime", f"must be a datetime, not {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidRequestError(
+            "datetime",
+            f"{value.isoformat()} is naive; give it a timezone (e.g. tzinfo=timezone.utc)",
+        )
+    text = value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    return text + "Z" if zone else text
+
+
+def _optional_datetime(value: Any, what: str = "value") -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+    if isinstance(value, str):
+        if not value.strip():
+            return None
+        try:
+            return parse_datetime(value)
+        except ValueError:
+            pass
+    raise DecodeError(f"{what}: expected a W3C datetime, got {value!r}")
+
+
+def _keywords(value: Any, what: str = "keywords") -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        parts: list[Any] = value.split(",")
+    elif isinstance(value, list | tuple):
+        parts = list(value)
+    else:
+        raise DecodeError(f"{what}: expected a comma-separated string or a list, got {value!r}")
+    words = (_optional_text(p, what) for p in parts)
+    return tuple(w for w in words if w)
+
+
+def _open_type(cls: type[str]) -> Callable[[Any, str], Any]:
+    def hook(value: Any, what: str = "value") -> Any:
+        text = _optional_text(value, what)
+        return None if text is None else cls(text)
+
+    return hook
+
+
+# --- the per-model hook that keeps extras ----------------------------------------------------
+
+FieldHook = Callable[[Any, str], Any]
+
+
+def _model_hook(cls: type[T], field_hooks: Mapping[Any, FieldHook]) -> Callable[..., T]:
+    hints = get_type_hints(cls)
+    aliases = ALIASES.get(cls, {})
+    # (name, hook, when missing): "required" raises, "default" leaves it to attrs, "none" → None.
+    plan: list[tuple[str, FieldHook | None, str]] = []
+    has_extras = False
+    for field in attrs.fields(cast(Any, cls)):
+        if field.name == "extras":
+            has_extras = True
+            continue
+        hook = field_hooks.get(hints[field.name])
+        if hook is None and field.converter is None:
+            raise TypeError(f"no hook for {cls.__name__}.{field.name}: {hints[field.name]}")
+        # A field without a hook has an attrs converter that checks it (NewRequest.attributes).
+        if field.default is not attrs.NOTHING:
+            missing = "default"
+        else:
+            missing = "none" if _optional(hints[field.name]) else "required"
+        plan.append((field.name, hook, missing))
+    known = {name for name, _, _ in plan} | {"extras"}
+    name_of = cls.__name__
+
+    def structure(data: Any, _: Any = None) -> T:
+        if not isinstance(data, dict):
+            raise DecodeError(f"{name_of}: expected an object, got {type(data).__name__}")
+        if aliases and not aliases.keys().isdisjoint(data):
+            data = {
+                (aliases[k] if k in aliases and aliases[k] not in data else k): v
+                for k, v in data.items()
+            }
+        kwargs: dict[str, Any] = {}
+        for name, hook, missing in plan:
+            if name in data:
+                raw = data[name]
+                kwargs[name] = raw if hook is None else hook(raw, f"{name_of}.{name}")
+            elif missing == "none":
+                kwargs[name] = None
+            elif missing == "required":
+                raise DecodeError(f"{name_of}: missing required field {name!r}")
+        if has_extras:
+            extras = {k: v for k, v in data.items() if k not in known}
+            nested = data.get("extras")
+            if isinstance(nested, dict):
+                extras.update(nested)
+            elif nested is not None:
+                extras["extras"] = nested
+            kwargs["extras"] = extras
+        return cls(**kwargs)
+
+    return structure
+
+
+def _optional(tp: Any) -> bool:
+    return type(None) in getattr(tp, "__args__", ())
+
+
+# --- configuration ---------------------------------------------------------------------------
+
+
+def configure_converter(conv: cattrs.Converter) -> None:
+    """Install civic311's hooks on *conv* (see the module docstring for every decision)."""
+    hooks: dict[Any, FieldHook] = {
+        str: _text,
+        str | None: _optional_text,
+        bool: _bool,
+        bool | None: _optional_bool,
+        float | None: _optional_float,
+        int | None: _optional_int,
+        datetime | None: _optional_datetime,
+        tuple[str, ...]: _keywords,
+        Status | None: _open_type(Status),
+        ServiceType | None: _open_type(ServiceType),
+        AttributeDatatype: _open_type(AttributeDatatype),
+        float: _optional_float,
+    }
+
+    def seq_of(model: type[Any]) -> FieldHook:
+        def hook(value: Any, what: str = "value") -> tuple[Any, ...]:
+            if value is None:
+                return ()
+            if isinstance(value, dict):
+                value = [value]  # a single child that escaped collapse
+            if not isinstance(value, list | tuple):
+                raise DecodeError(f"{what}: expected a list, got {type(value).__name__}")
+            item_hook = model_hooks[model]
+            return tuple(item_hook(item) for item in value)
+
+        return hook
+
+    model_hooks: dict[type[Any], Callable[..., Any]] = {}
+    hooks[tuple[AttributeValue, ...]] = seq_of(AttributeValue)
+    hooks[tuple[Attribute, ...]] = seq_of(Attribute)
+    for model in MODELS:
+        model_hooks[model] = _model_hook(model, hooks)
+        conv.register_structure_hook(model, model_hooks[model])
+    for tp, hook in hooks.items():
+        # Predicate registration: parametrised generics (tuple[str, ...]) are not classes.
+        conv.register_structure_hook_func(_is_exactly(tp), _adapt(hook))
+
+    # Unstructuring: JSON-ready.
+    conv.register_unstructure_hook(datetime, lambda d: d.isoformat())
+    for open_type in (Status, ServiceType, AttributeDatatype):
+        conv.register_unstructure_hook(open_type, str)
+
+    def is_model(tp: Any) -> bool:
+        return tp in MODELS
+
+    def model_unstructurer(tp: Any) -> Callable[[Any], dict[str, Any]]:
+        return _unstructure_model(tp, conv)
+
+    conv.register_unstructure_hook_factory(is_model, model_unstructurer)
+
+
+def _is_exactly(expected: Any) -> Callable[[Any], bool]:
+    def predicate(tp: Any) -> bool:
+        return bool(tp == expected)
+
+    return predicate
+
+
+def _adapt(hook: FieldHook) -> Callable[[Any, Any], Any]:
+    return lambda value, _type: hook(value, "value")
+
+
+def _unstructure_model(cls: type[Any], conv: cattrs.Converter) -> Callable[[Any], dict[str, Any]]:
+    names = [f.name for f in attrs.fields(cls)]
+
+    def unstructure(obj: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in names:
+            value = getattr(obj, name)
+            if name == "extras":
+                if value:
+                    out["extras"] = dict(value)
+                continue
+            out[name] = _plain(value, conv)
+        return out
+
+    return unstructure
+
+
+def _plain(value: Any, conv: cattrs.Converter) -> Any:
+    if value is None or type(value) in (str, int, float, bool):
+        return value
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, tuple | list):
+        return [_plain(v, conv) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _plain(v, conv) for k, v in value.items()}
+    return conv.unstructure(value)
+
+
+def make_converter() -> cattrs.Converter:
+    """A new converter with civic311's hooks (for users who want to extend one)."""
+    conv = cattrs.Converter()
+    configure_converter(conv)
+    return conv
+
+
+#: The converter civic311 uses everywhere.
+converter = make_converter()
+
+
+def to_dict(model: Any) -> dict[str, Any]:
+    """A JSON-ready dict of any civic311 model (ISO 8601 datetimes, extras under ``"extras"``).
+
+    Raises:
+        TypeError: *model* is not a civic311 model.
+    """
+    if type(model) not in MODELS:
+        raise TypeError(f"to_dict takes a civic311 model, not {type(model).__name__}")
+    result: dict[str, Any] = converter.unstructure(model)
+    return result
+
+
+def from_dict(model: type[T], data: Mapping[str, Any]) -> T:
+    """Rebuild a *model* from `to_dict` output (or from a server's plain record).
+
+    Raises:
+        TypeError: *model* is not a civic311 model class.
+        DecodeError: *data* does not have the model's shape.
+        InvalidRequestError: for `NewRequest`, the data breaks its rules.
+    """
+    if model not in MODELS:
+        raise TypeError(f"from_dict takes a civic311 model class, not {model!r}")
+    if not isinstance(data, Mapping):
+        raise DecodeError(f"{model.__name__}: expected a mapping, got {type(data).__name__}")
+    result: T = converter.structure(dict(data), model)
+    return result

@@ -1,0 +1,57 @@
+"""JSON bytes → plain data, tolerant of what real servers send.
+
+- a UTF-8 byte-order mark is skipped (Helsinki's discovery.json, reference §7);
+- a JSONP wrapper ``callback(…)`` is unwrapped (reference §10.26; we never send ``callback``,
+  but a proxy or a default can add it);
+- bare numbers with leading zeros, as in the spec's own example ``"service_code":001`` (invalid
+  JSON, reference §2.1), are read as the strings they stand for, zeros kept.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from civic311.errors import DecodeError, snippet
+
+__all__ = ["parse_json"]
+
+_JSONP = re.compile(rb"^\s*[A-Za-z_$][\w$.]*\s*\((.*)\)\s*;?\s*$", re.DOTALL)
+_LEADING_ZERO = re.compile(r"(?<=[:\[,])(\s*)(-?0\d+)(?=\s*[,}\]])")
+
+
+def parse_json(body: bytes) -> Any:
+    """Parse a JSON body.
+
+    Raises:
+        DecodeError: the body is not JSON (an HTML page, truncated JSON, invalid UTF-8).
+    """
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DecodeError(f"body is not UTF-8 text ({exc.reason})", body=body) from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as first:
+        retry = _repair(body, text)
+        if retry is not None:
+            try:
+                return json.loads(retry)
+            except json.JSONDecodeError:
+                pass
+        raise DecodeError(
+            f"body is not valid JSON ({first.msg} at line {first.lineno} column {first.colno}): "
+            f"{snippet(body)!r}",
+            body=body,
+        ) from first
+    except RecursionError as exc:
+        raise DecodeError("JSON nests too deeply to decode", body=body) from exc
+
+
+def _repair(body: bytes, text: str) -> str | None:
+    match = _JSONP.match(body)
+    if match:
+        return match.group(1).decode("utf-8-sig", errors="replace")
+    repaired = _LEADING_ZERO.sub(r'\1"\2"', text)
+    return repaired if repaired != text else None
