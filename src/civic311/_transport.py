@@ -10,6 +10,7 @@ from __future__ import annotations
 import httpx
 
 from civic311.errors import ResponseTooLargeError, TransportError
+from civic311.protocol import redact_text
 
 __all__ = ["BodyCap", "aread_body", "read_body", "transport_error"]
 
@@ -38,7 +39,8 @@ _WHAT: tuple[tuple[type[httpx.HTTPError], str], ...] = (
 def transport_error(exc: httpx.HTTPError, method: str, url: str) -> TransportError:
     """The civic311 `TransportError` for an httpx failure on *url* (already redacted)."""
     what = next((text for cls, text in _WHAT if isinstance(exc, cls)), "transport failure")
-    detail = str(exc).strip()
+    # httpx texts may quote the URL, and with it a key sent on reads: redact (promise 6).
+    detail = redact_text(str(exc).strip())
     return TransportError(
         f"{what} ({type(exc).__name__}{': ' + detail if detail else ''})",
         method=method,

@@ -14,6 +14,7 @@ the same generator; only they send and sleep.
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from collections.abc import Callable, Generator, Iterable, Sequence
 from datetime import datetime, timedelta
@@ -62,6 +63,7 @@ __all__ = [
     "list_services_call",
     "normalize_base_url",
     "read_response",
+    "redact_text",
     "redact_url",
     "service_definition_call",
     "submit_call",
@@ -172,6 +174,15 @@ def redact_url(url: str | httpx.URL) -> str:
         (k, "***" if k.lower() in SECRET_NAMES else v) for k, v in parsed.params.multi_items()
     ]
     return str(parsed.copy_with(query=urlencode(params).encode("ascii")))
+
+
+_SECRET_IN_TEXT = re.compile(r"(?i)\b(" + "|".join(sorted(SECRET_NAMES)) + r")=([^&\s'\"]+)")
+
+
+def redact_text(text: str) -> str:
+    """*text* with ``api_key=…``-style query values replaced by ``***`` (exception texts that
+    quote a URL)."""
+    return _SECRET_IN_TEXT.sub(r"\1=***", text)
 
 
 def _segment(value: object, field: str) -> str:

@@ -197,16 +197,19 @@ def parse_datetime(text: str) -> datetime:
         digits = zone[1:].replace(":", "")
         offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0))
         tz = timezone(sign * offset) if offset else timezone.utc
-    return datetime(
-        int(year),
-        int(month),
-        int(day),
-        int(hour or 0),
-        int(minute or 0),
-        int(second or 0),
-        micro,
-        tzinfo=tz,
-    )
+    try:
+        return datetime(
+            int(year),
+            int(month),
+            int(day),
+            int(hour or 0),
+            int(minute or 0),
+            int(second or 0),
+            micro,
+            tzinfo=tz,
+        )
+    except ValueError as exc:
+        raise ValueError(f"not a W3C datetime: {text!r} ({exc})") from None
 
 
 def format_datetime(value: datetime, *, zone: bool = True) -> str:
