@@ -13,6 +13,7 @@ import respx
 
 import civic311
 from civic311.testing._vclock import VirtualClock
+
 from helpers import BASE, Both, fixture_bytes, respond
 
 UTC = timezone.utc
@@ -176,7 +177,7 @@ def test_transport_failures_become_transport_errors(
         raise exc
 
     with pytest.raises(civic311.TransportError) as caught:
-        both(handler, "list_services")
+        both(handler, "list_services", client={"retry": None})
     assert caught.value.sent is sent
     assert caught.value.url == BASE + "/services.json"
     assert isinstance(caught.value.__cause__, httpx.HTTPError)
@@ -341,7 +342,8 @@ def test_transport_error_text_never_holds_the_key() -> None:
 
     from civic311.protocol import Settings
 
-    with civic311.Client(BASE, api_key=SECRET, transport=httpx.MockTransport(handler)) as client:
+    transport = httpx.MockTransport(handler)
+    with civic311.Client(BASE, api_key=SECRET, transport=transport, retry=None) as client:
         client._settings = Settings(api_key=SECRET, api_key_on_reads=True)
         with pytest.raises(civic311.TransportError) as caught:
             client.list_services()

@@ -27,6 +27,7 @@ from civic311.protocol import (
     submit_call,
     wait_for_id_flow,
 )
+
 from helpers import fixture_bytes
 
 UTC = timezone.utc

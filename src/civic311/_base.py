@@ -6,20 +6,28 @@ builds its `Call` through `ClientBase`, then only drives it.
 
 from __future__ import annotations
 
+import random
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
 import httpx
 
 from civic311._clock import Clock, SystemClock
-from civic311.errors import InvalidRequestError, UntrackableReceiptError
+from civic311._execution import AttemptHook, CallRun, reconcile_flow
+from civic311.errors import (
+    Civic311Error,
+    InvalidRequestError,
+    SubmissionUncertainError,
+    UntrackableReceiptError,
+)
 from civic311.models import NewRequest, Receipt, ServiceRequest
 from civic311.protocol import (
     MAX_URL_LENGTH,
     Call,
     Settings,
+    Step,
     build_request,
     chunk_ids,
     get_request_call,
@@ -30,9 +38,28 @@ from civic311.protocol import (
     service_definition_call,
     submit_call,
 )
+from civic311.resilience.pool import EndpointHealth, EndpointPool
+from civic311.resilience.retry import RetryPolicy
 from civic311.wire import Format
 
-__all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "DEFAULT_TIMEOUT", "ClientBase"]
+__all__ = [
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "DEFAULT_RECONCILE_WAIT",
+    "DEFAULT_RETRY",
+    "DEFAULT_TIMEOUT",
+    "ClientBase",
+]
+
+#: Four attempts within 30 s, exponential backoff from 0.5 s with full jitter: patient with a
+#: struggling city without hammering it (stamina's and AWS's advice).
+DEFAULT_RETRY = RetryPolicy()
+
+#: How long to look for the request an ambiguous POST may have created before declaring the
+#: submission uncertain.
+DEFAULT_RECONCILE_WAIT = 15.0
+
+#: A policy of one attempt, for ``retry=None``.
+_NO_RETRY = RetryPolicy(attempts=1, initial_wait=0.0, max_wait=0.0)
 
 #: Seconds for connect, read, write and pool waits; a slow city (D.C., reference §10.37) still
 #: answers within it, a dead one does not hold a caller for long.
@@ -40,6 +67,15 @@ DEFAULT_TIMEOUT = 10.0
 
 #: The response size cap (DESIGN promise 6): bigger bodies raise `ResponseTooLargeError`.
 DEFAULT_MAX_RESPONSE_BYTES = 10 * 1024 * 1024
+
+
+class _Reconcile(Exception):
+    """Raised inside a client when a POST's outcome is unknown and must be reconciled."""
+
+    def __init__(self, run: CallRun, error: Civic311Error) -> None:
+        super().__init__(str(error))
+        self.run = run
+        self.error = error
 
 
 def _check_format(value: object) -> Format:
@@ -83,6 +119,12 @@ def _timeout(value: object) -> httpx.Timeout:
     raise InvalidRequestError("timeout", f"must be seconds or httpx.Timeout, not {value!r}")
 
 
+def _seconds(value: object, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise InvalidRequestError(field, f"must be seconds ≥ 0, got {value!r}")
+    return float(value)
+
+
 def _headers(value: object) -> httpx.Headers:
     if value is None:
         return httpx.Headers()
@@ -123,6 +165,11 @@ class ClientBase:
         headers: Mapping[str, str] | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         clock: Clock | None = None,
+        retry: RetryPolicy | None = DEFAULT_RETRY,
+        failure_threshold: int = 3,
+        cooldown: float = 30.0,
+        reconcile_wait: float = DEFAULT_RECONCILE_WAIT,
+        on_attempt: AttemptHook | None = None,
     ) -> None:
         self._endpoints = _endpoints(endpoints)
         self._format: Format = _check_format(format)
@@ -144,6 +191,25 @@ class ClientBase:
         if clock is not None and not isinstance(clock, Clock):
             raise InvalidRequestError("clock", "must provide monotonic, now, sleep and asleep")
         self._clock: Clock = clock or SystemClock()
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise InvalidRequestError("retry", f"must be a RetryPolicy or None, not {retry!r}")
+        self._policy = retry if retry is not None else _NO_RETRY
+        if on_attempt is not None and not callable(on_attempt):
+            raise InvalidRequestError("on_attempt", "must be callable with an AttemptEvent")
+        self._on_attempt = on_attempt
+        self._reconcile_wait = _seconds(reconcile_wait, "reconcile_wait")
+        try:
+            self._pool = EndpointPool(
+                self._endpoints,
+                wall=self._clock.now(),
+                format=self._format,
+                failure_threshold=failure_threshold,
+                cooldown=_seconds(cooldown, "cooldown"),
+            )
+        except (TypeError, ValueError) as exc:
+            raise InvalidRequestError("failure_threshold", str(exc)) from exc
+        self._rng = random.Random()  # noqa: S311 - jitter, not secrets
+        self._other_channels: tuple[str, ...] = ()
 
     # --- read-only views ---------------------------------------------------------------------
 
@@ -174,6 +240,60 @@ class ClientBase:
             f"{type(self).__name__}(endpoints={list(self._endpoints)!r}, "
             f"format={self._format!r}{jurisdiction}{key})"
         )
+
+    def health(self) -> list[EndpointHealth]:
+        """Each endpoint's health: state (up, degraded, down), since when, the last error,
+        consecutive failures, average latency and the format in use."""
+        return self._pool.health()
+
+    def _run(self, call: Call[Any], *, retry_unsafe: bool = False) -> CallRun:
+        return CallRun(
+            call,
+            pool=self._pool,
+            policy=self._policy,
+            clock=self._clock,
+            rng=self._rng,
+            retry_unsafe=retry_unsafe,
+            on_attempt=self._on_attempt,
+            other_channels=self._other_channels,
+        )
+
+    def _reconcile_flow(
+        self, request: NewRequest, run: CallRun
+    ) -> Generator[Step, Any, ServiceRequest | None]:
+        return reconcile_flow(
+            request,
+            sent_at=run.sent_at,
+            started=self._clock.monotonic(),
+            budget=self._reconcile_wait,
+            now=self._clock.now,
+        )
+
+    @staticmethod
+    def _reconciled_receipt(found: ServiceRequest) -> Receipt:
+        return Receipt(
+            service_request_id=found.service_request_id,
+            token=found.token,
+            service_notice=found.service_notice,
+            reconciled=True,
+        )
+
+    def _uncertain(
+        self, request: NewRequest, run: CallRun, error: Civic311Error
+    ) -> SubmissionUncertainError:
+        return SubmissionUncertainError(
+            f"submit: the city may or may not have filed this request ({error}); it was not "
+            f"found on the server within {self._reconcile_wait:g}s and was not sent again. "
+            "Keep the request (error.request) and check later, or use an Outbox.",
+            request,
+            run.attempts,
+        )
+
+    def _timeout_within(self, seconds_left: float) -> dict[str, float | None]:
+        """The per-request timeout, shortened so one attempt never outlives the call's deadline."""
+        left = max(seconds_left, 0.001)
+        values = self._timeout.as_dict()
+        return {k: left if v is None else min(v, left) for k, v in values.items()}
 
     # --- call building -----------------------------------------------------------------------
 

@@ -14,9 +14,19 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
+import tenacity
 
-from civic311._base import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, ClientBase, tls_context
+from civic311._base import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_RECONCILE_WAIT,
+    DEFAULT_RETRY,
+    DEFAULT_TIMEOUT,
+    ClientBase,
+    _Reconcile,
+    tls_context,
+)
 from civic311._clock import Clock
+from civic311._execution import AttemptHook, CallRun, wants_xml_fallback
 from civic311._transport import aread_body, transport_error
 from civic311.errors import Civic311Error, InvalidRequestError
 from civic311.models import (
@@ -36,6 +46,7 @@ from civic311.protocol import (
     redact_url,
     wait_for_id_flow,
 )
+from civic311.resilience.retry import RetryPolicy
 from civic311.wire import Format
 
 __all__ = ["AsyncClient"]
@@ -62,6 +73,12 @@ class AsyncClient(ClientBase):
         ca_bundle: A PEM file of extra trusted CAs. TLS verification cannot be turned off.
         max_response_bytes: The body size cap; larger bodies raise `ResponseTooLargeError`.
         clock: Time source for waits (`civic311.testing.VirtualClock` in tests).
+        retry: The `RetryPolicy` (attempts, one deadline across endpoints, backoff), or None
+            for a single attempt with no failover.
+        failure_threshold: Consecutive failures that mark an endpoint down.
+        cooldown: Seconds a down endpoint is skipped before one call probes it again.
+        reconcile_wait: Seconds to look for the request an ambiguous POST may have created.
+        on_attempt: Called with an `AttemptEvent` after every attempt (metrics, logs).
 
     Use it as a context manager, or call `close`, to release connections::
 
@@ -83,6 +100,11 @@ class AsyncClient(ClientBase):
         ca_bundle: str | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         clock: Clock | None = None,
+        retry: RetryPolicy | None = DEFAULT_RETRY,
+        failure_threshold: int = 3,
+        cooldown: float = 30.0,
+        reconcile_wait: float = DEFAULT_RECONCILE_WAIT,
+        on_attempt: AttemptHook | None = None,
     ) -> None:
         super().__init__(
             endpoints,
@@ -93,6 +115,11 @@ class AsyncClient(ClientBase):
             headers=headers,
             max_response_bytes=max_response_bytes,
             clock=clock,
+            retry=retry,
+            failure_threshold=failure_threshold,
+            cooldown=cooldown,
+            reconcile_wait=reconcile_wait,
+            on_attempt=on_attempt,
         )
         if http_client is not None and transport is not None:
             raise InvalidRequestError("transport", "give transport or http_client, not both")
@@ -138,14 +165,26 @@ class AsyncClient(ClientBase):
         result: ServiceDefinition = await self._execute(self._definition_call(service_code))
         return result
 
-    async def submit(self, request: NewRequest) -> Receipt:
-        """File a service request (POST requests, spec §2.3).
+    async def submit(self, request: NewRequest, *, retry_unsafe: bool = False) -> Receipt:
+        """File a service request (POST requests, spec §2.3), never twice by accident.
+
+        The POST is sent again, here or to a fallback endpoint, only when it provably never
+        reached a server (refused, unresolvable, connect timeout) or the server said it did not
+        act (429, 503). When the outcome is unknown (a read timeout, a dropped connection, a
+        502/504 from a proxy, a 500) civic311 looks for the request it may have created and
+        returns that, marked ``reconciled``; if it cannot find it, it raises
+        `SubmissionUncertainError` carrying the request, rather than guess.
+
+        Args:
+            request: The request to file.
+            retry_unsafe: Re-send even when the outcome is unknown, accepting that the city
+                may get it twice.
 
         Returns:
             A `Receipt` with the service_request_id (realtime), a token (batch; see
             `wait_for_id`), or neither (blackbox).
         """
-        return await self._execute(self._submit_call(request))
+        return await self._submit(request, retry_unsafe=retry_unsafe)
 
     async def get_token(self, token: str) -> TokenStatus:
         """Look a token up (GET tokens/{token}, spec §2.4); `pending` while it has no id."""
@@ -228,13 +267,54 @@ class AsyncClient(ClientBase):
             except Civic311Error as exc:
                 error = exc
 
-    async def _execute(self, call: Call[T]) -> T:
-        result, _ = await self._send(call, self._endpoints[0], self._format)
+    async def _execute(self, call: Call[T], *, retry_unsafe: bool = False) -> T:
+        """Run *call* under the retry policy, failing over between endpoints."""
+        result: T = await self._attempts(self._run(call, retry_unsafe=retry_unsafe))
         return result
 
-    async def _send(self, call: Call[T], base_url: str, fmt: Format) -> tuple[T, Format]:
+    async def _attempts(self, run: CallRun) -> Any:
+        """The tenacity loop over attempts; raises `_Reconcile` for an unknown POST outcome."""
+        retrying = tenacity.AsyncRetrying(sleep=self._clock.asleep, **run.tenacity_kwargs())
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    result = await self._attempt(run)
+        except Civic311Error as exc:
+            if run.must_reconcile:
+                raise _Reconcile(run, exc) from exc
+            final = run.final_error(exc)
+            if final is exc:
+                raise
+            raise final from exc
+        return result
+
+    async def _attempt(self, run: CallRun) -> Any:
+        """One attempt on the next endpoint (and once more in XML if it turns out XML-only)."""
+        endpoint = run.next_endpoint()
+        fmt = run.format_for(endpoint)
+        started = self._clock.monotonic()
+        try:
+            result, actual = await self._send(run.call, endpoint.url, fmt, run.time_left())
+        except Civic311Error as exc:
+            if not wants_xml_fallback(exc, fmt):
+                run.failed(endpoint, fmt, exc, self._clock.monotonic() - started)
+                raise
+            run.switch_format(endpoint, "xml")
+            fmt = "xml"
+            try:
+                result, actual = await self._send(run.call, endpoint.url, fmt, run.time_left())
+            except Civic311Error as again:
+                run.failed(endpoint, fmt, again, self._clock.monotonic() - started)
+                raise
+        run.succeeded(endpoint, fmt, actual, self._clock.monotonic() - started)
+        return result
+
+    async def _send(
+        self, call: Call[T], base_url: str, fmt: Format, seconds_left: float
+    ) -> tuple[T, Format]:
         """One HTTP exchange: send, read the body up to the cap, parse."""
         request = build_request(call, base_url, fmt, self._settings, self._headers)
+        request.extensions["timeout"] = self._timeout_within(seconds_left)
         shown = redact_url(request.url)
         started = self._clock.monotonic()
         try:
@@ -258,6 +338,20 @@ class AsyncClient(ClientBase):
             self._clock.monotonic() - started,
         )
         return read_response(call, response, body, fmt, self._clock.now())
+
+    async def _submit(self, request: NewRequest, *, retry_unsafe: bool) -> Receipt:
+        """POST with duplicate safety: an unknown outcome is reconciled, never re-sent."""
+        call = self._submit_call(request)
+        run = self._run(call, retry_unsafe=retry_unsafe)
+        try:
+            receipt: Receipt = await self._attempts(run)
+        except _Reconcile as pending:
+            await self._clock.asleep(pending.run.decision.wait if pending.run.decision else 0.0)
+            found = await self._drive(self._reconcile_flow(request, pending.run))
+            if found is None:
+                raise self._uncertain(request, pending.run, pending.error) from pending.error
+            return self._reconciled_receipt(found)
+        return receipt
 
     def _may_follow(self, call: Call[Any]) -> bool:
         # Never follow a redirect with credentials aboard: a POST carries the api_key, and so
