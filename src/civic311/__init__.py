@@ -9,6 +9,7 @@ to JSON-ready dicts and back. `civic311.testing.FakeCity` is a GeoReport v2 city
 """
 
 from civic311._clock import Clock, SystemClock
+from civic311._execution import AttemptEvent
 from civic311._version import __version__
 from civic311.async_client import AsyncClient
 from civic311.client import Client
@@ -44,7 +45,9 @@ from civic311.models import (
     Status,
     TokenStatus,
 )
+from civic311.outbox import FlushReport, Outbox, OutboxEntry
 from civic311.protocol import Civic311Warning
+from civic311.resilience import EndpointHealth, EndpointState, RetryPolicy
 from civic311.wire.converter import from_dict, to_dict
 
 __all__ = [
@@ -52,6 +55,7 @@ __all__ = [
     "AllEndpointsFailedError",
     "AsyncClient",
     "Attempt",
+    "AttemptEvent",
     "Attribute",
     "AttributeDatatype",
     "AttributeValue",
@@ -61,14 +65,20 @@ __all__ = [
     "Client",
     "Clock",
     "DecodeError",
+    "EndpointHealth",
+    "EndpointState",
     "ErrorDetail",
+    "FlushReport",
     "ForbiddenError",
     "InvalidRequestError",
     "NewRequest",
     "NotFoundError",
+    "Outbox",
+    "OutboxEntry",
     "RateLimitedError",
     "Receipt",
     "ResponseTooLargeError",
+    "RetryPolicy",
     "ServerError",
     "Service",
     "ServiceDefinition",

@@ -12,6 +12,7 @@ from collections.abc import Generator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
+import attrs
 import httpx
 
 from civic311._clock import Clock, SystemClock
@@ -23,6 +24,7 @@ from civic311.errors import (
     UntrackableReceiptError,
 )
 from civic311.models import NewRequest, Receipt, ServiceRequest
+from civic311.outbox import Outbox
 from civic311.protocol import (
     MAX_URL_LENGTH,
     Call,
@@ -241,6 +243,11 @@ class ClientBase:
             f"format={self._format!r}{jurisdiction}{key})"
         )
 
+    @property
+    def clock(self) -> Clock:
+        """The clock this client waits on."""
+        return self._clock
+
     def health(self) -> list[EndpointHealth]:
         """Each endpoint's health: state (up, degraded, down), since when, the last error,
         consecutive failures, average latency and the format in use."""
@@ -261,13 +268,35 @@ class ClientBase:
     def _reconcile_flow(
         self, request: NewRequest, run: CallRun
     ) -> Generator[Step, Any, ServiceRequest | None]:
+        return self._find_flow(request, run.sent_at)
+
+    def _find_flow(
+        self, request: NewRequest, sent_at: datetime
+    ) -> Generator[Step, Any, ServiceRequest | None]:
         return reconcile_flow(
             request,
-            sent_at=run.sent_at,
+            sent_at=sent_at,
             started=self._clock.monotonic(),
             budget=self._reconcile_wait,
             now=self._clock.now,
         )
+
+    @staticmethod
+    def _outbox_receipt(
+        outbox: Outbox, local_id: str, state: str, outcome: Receipt | Civic311Error | None
+    ) -> Receipt:
+        """What `submit(…, outbox=)` returns for the state the entry ended in."""
+        if state == "sent" and isinstance(outcome, Receipt):
+            return attrs.evolve(outcome, local_id=local_id)
+        if state == "failed" and isinstance(outcome, Civic311Error):
+            raise outcome
+        return Receipt(queued=True, local_id=local_id)
+
+    @staticmethod
+    def _check_outbox(outbox: object) -> Outbox:
+        if not isinstance(outbox, Outbox):
+            raise InvalidRequestError("outbox", f"must be a civic311.Outbox, not {outbox!r}")
+        return outbox
 
     @staticmethod
     def _reconciled_receipt(found: ServiceRequest) -> Receipt:

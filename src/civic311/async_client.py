@@ -37,6 +37,7 @@ from civic311.models import (
     ServiceRequest,
     TokenStatus,
 )
+from civic311.outbox import Outbox, OutboxStep, Send
 from civic311.protocol import (
     USER_AGENT,
     Call,
@@ -165,7 +166,9 @@ class AsyncClient(ClientBase):
         result: ServiceDefinition = await self._execute(self._definition_call(service_code))
         return result
 
-    async def submit(self, request: NewRequest, *, retry_unsafe: bool = False) -> Receipt:
+    async def submit(
+        self, request: NewRequest, *, retry_unsafe: bool = False, outbox: Outbox | None = None
+    ) -> Receipt:
         """File a service request (POST requests, spec §2.3), never twice by accident.
 
         The POST is sent again, here or to a fallback endpoint, only when it provably never
@@ -179,12 +182,22 @@ class AsyncClient(ClientBase):
             request: The request to file.
             retry_unsafe: Re-send even when the outcome is unknown, accepting that the city
                 may get it twice.
+            outbox: Store the request durably first; when every endpoint is down or the
+                outcome stays unknown, it waits there (``Receipt.queued``) for `Outbox.flush`.
 
         Returns:
             A `Receipt` with the service_request_id (realtime), a token (batch; see
             `wait_for_id`), or neither (blackbox).
         """
-        return await self._submit(request, retry_unsafe=retry_unsafe)
+        if outbox is None:
+            return await self._submit(request, retry_unsafe=retry_unsafe)
+        box = self._check_outbox(outbox)
+        if not isinstance(request, NewRequest):
+            self._submit_call(request)  # raises the InvalidRequestError
+        local_id = box.add(request, now=self._clock.now())
+        flow = box.send_flow(local_id, request, self._clock.now, ("queued",), retry_unsafe)
+        state, outcome = await self._run_outbox(flow)
+        return self._outbox_receipt(box, local_id, state, outcome)
 
     async def get_token(self, token: str) -> TokenStatus:
         """Look a token up (GET tokens/{token}, spec §2.4); `pending` while it has no id."""
@@ -352,6 +365,23 @@ class AsyncClient(ClientBase):
                 raise self._uncertain(request, pending.run, pending.error) from pending.error
             return self._reconciled_receipt(found)
         return receipt
+
+    async def _run_outbox(self, flow: Generator[OutboxStep, Any, T]) -> T:
+        """Drive an outbox flow: its sends through `submit`'s rules, its finds by reconciling."""
+        reply: Any = None
+        while True:
+            try:
+                step = flow.send(reply)
+            except StopIteration as done:
+                result: T = done.value
+                return result
+            if isinstance(step, Send):
+                try:
+                    reply = await self._submit(step.request, retry_unsafe=step.retry_unsafe)
+                except Civic311Error as exc:
+                    reply = exc
+            else:
+                reply = await self._drive(self._find_flow(step.request, step.sent_at))
 
     def _may_follow(self, call: Call[Any]) -> bool:
         # Never follow a redirect with credentials aboard: a POST carries the api_key, and so

@@ -17,8 +17,9 @@ from civic311.errors import DecodeError, snippet
 
 __all__ = ["parse_json"]
 
-_JSONP = re.compile(rb"^\s*[A-Za-z_$][\w$.]*\s*\((.*)\)\s*;?\s*$", re.DOTALL)
-_LEADING_ZERO = re.compile(r"(?<=[:\[,])(\s*)(-?0\d+)(?=\s*[,}\]])")
+# Rails writes JSONP as "/**/callback(…)" (Klarschiff and SeeClickFix run on Rails).
+_JSONP = re.compile(rb"^\s*(?:/\*\*/)?\s*[A-Za-z_$][\w$.]*\s*\((.*)\)\s*;?\s*$", re.DOTALL)
+_NUMBER_WITH_ZEROS = re.compile(r"-?0\d+(?:\.\d+)?")
 
 
 def parse_json(body: bytes) -> Any:
@@ -53,5 +54,39 @@ def _repair(body: bytes, text: str) -> str | None:
     match = _JSONP.match(body)
     if match:
         return match.group(1).decode("utf-8-sig", errors="replace")
-    repaired = _LEADING_ZERO.sub(r'\1"\2"', text)
+    repaired = _quote_leading_zeros(text)
     return repaired if repaired != text else None
+
+
+def _quote_leading_zeros(text: str) -> str:
+    """Quote bare numbers like ``001`` outside string literals (never inside "9:00, …")."""
+    out: list[str] = []
+    i, n = 0, len(text)
+    in_string = False
+    while i < n:
+        char = text[i]
+        if in_string:
+            out.append(char)
+            if char == "\\":
+                out.append(text[i + 1 : i + 2])
+                i += 2
+                continue
+            if char == '"':
+                in_string = False
+            i += 1
+            continue
+        if char == '"':
+            in_string = True
+            out.append(char)
+            i += 1
+            continue
+        if char in "-0":
+            match = _NUMBER_WITH_ZEROS.match(text, i)
+            previous = text[:i].rstrip()[-1:]
+            if match and previous in (":", "[", ","):
+                out.append(f'"{match.group(0)}"')
+                i = match.end()
+                continue
+        out.append(char)
+        i += 1
+    return "".join(out)

@@ -35,10 +35,15 @@ def items(data: Any, names: Sequence[str], what: str) -> list[dict[str, Any]]:
                 return items(data[name], names, what)
         return [data]  # a bare object where an array of one was due (reference §10.1, §10.6)
     if isinstance(data, list):
+        records: list[dict[str, Any]] = []
         for index, record in enumerate(data):
-            if not isinstance(record, dict):
+            if record is None:
+                records.append({})  # <request/> or null: an empty record (blackbox, §10.3)
+            elif isinstance(record, dict):
+                records.append(record)
+            else:
                 raise DecodeError(f"{what}[{index}] is {type(record).__name__}, expected an object")
-        return data
+        return records
     raise DecodeError(f"{what}: expected a list of objects, got {type(data).__name__}")
 
 
