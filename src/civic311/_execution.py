@@ -163,6 +163,8 @@ class CallRun:
         self._tried: set[int] = set()
         self._outcome: Outcome = Outcome.OK
         self._error: Civic311Error | None = None
+        # Seconds until an endpoint comes off its cool-down, when none was on offer.
+        self._waiting_for: float | None = None
 
     # --- where -------------------------------------------------------------------------------
 
@@ -185,6 +187,7 @@ class CallRun:
                 reason="every endpoint is down; not waiting on known-dead timeouts",
             )
             error.__cause__ = self._error
+            self._waiting_for = self.pool.next_offer_in(self.clock.monotonic())
             raise error
         chosen = untried[0]
         for other in offered:
@@ -286,6 +289,8 @@ class CallRun:
             self.decision = Decision("stop", 0.0, "ok")
             self._publish_last(0.0)
             return self.decision
+        if self._waiting_for is not None:
+            return self._wait_for_endpoint(retry_state.attempt_number)
         error = self._error
         status = error.status_code if isinstance(error, APIError) else None
         retry_after = error.retry_after if isinstance(error, APIError) else None
@@ -308,6 +313,19 @@ class CallRun:
         if decision.action != "retry":
             logger.debug("%s: %s (%s)", self.call.operation, decision.action, decision.reason)
         return decision
+
+    def _wait_for_endpoint(self, attempt: int) -> Decision:
+        """Every endpoint is cooling down: wait for the soonest one if the deadline allows.
+
+        Waiting out a cool-down is not paying a dead endpoint's timeout: no request is sent
+        until an endpoint is offered again, and a call whose deadline ends first fails at once.
+        """
+        wait, self._waiting_for = self._waiting_for or 0.0, None
+        if wait >= self.time_left() or attempt >= self.policy.attempts:
+            self.decision = Decision("stop", 0.0, "every endpoint is down past the deadline")
+        else:
+            self.decision = Decision("retry", wait, "waiting for an endpoint's cool-down")
+        return self.decision
 
     def _untried_left(self) -> bool:
         offered = self.pool.candidates(self.clock.monotonic())

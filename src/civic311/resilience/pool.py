@@ -308,6 +308,23 @@ class EndpointPool:
                 offered.append(Endpoint(index, slot.url, probe=slot.probe_ticket))
         return offered
 
+    def next_offer_in(self, now: float) -> float | None:
+        """Seconds until `candidates` may offer an endpoint again, when it offers none now.
+
+        The soonest end of a cool-down, or of another caller's outstanding probe (at the
+        latest its expiry). None when nothing is down (candidates are on offer now).
+        """
+        with self._lock:
+            waits = []
+            for slot in self._slots:
+                if slot.state is not EndpointState.DOWN:
+                    return None
+                ready = slot.down_until
+                if slot.probe_ticket:
+                    ready = max(ready, slot.probe_expires)
+                waits.append(max(ready - now, 0.0))
+        return min(waits) if waits else None
+
     def release(self, endpoint: Endpoint) -> None:
         """Give back a probe that was not used (e.g. an earlier endpoint answered first).
 
