@@ -162,7 +162,8 @@ def main() -> None:
     print(f"  hundredth call  {hundredth * 1000:8.1f} ms   (should be about zero)")
     ok = figures["lost"] == 0 and figures["duplicated"] == 0 and figures["left"] == 0
     print(
-        f"RESULT soak_lost {figures['lost']:.0f} goal=0 {'met' if figures['lost'] == 0 else 'missed'}"
+        f"RESULT soak_lost {figures['lost']:.0f} goal=0 "
+        f"{'met' if figures['lost'] == 0 else 'missed'}"
     )
     print(
         f"RESULT soak_duplicated {figures['duplicated']:.0f} goal=0 "
