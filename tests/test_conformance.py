@@ -1918,7 +1918,6 @@ def test_37_unreadable_ca_bundle_is_refused_naming_the_field() -> None:
     assert info.value.field == "ca_bundle"
 
 
-@pytest.mark.xfail(reason=RESILIENCE.format("retrying a broken encoding as identity"), strict=True)
 def test_37_broken_deflate_is_retried_asking_for_identity() -> None:
     """§10.37: after a body fails to decompress, the GET is retried asking for identity."""
 
@@ -1931,7 +1930,6 @@ def test_37_broken_deflate_is_retried_asking_for_identity() -> None:
         assert [s.service_code for s in c.list_services()] == ["001"]
 
 
-@pytest.mark.xfail(reason=RESILIENCE.format("same-host https upgrade of a POST"), strict=True)
 def test_37_post_redirected_to_https_on_the_same_host_is_resent_there() -> None:
     """§10.37: a POST answered 308 http→https on the same host is sent once more over https."""
 

@@ -19,6 +19,7 @@ from civic311._clock import Clock, SystemClock
 from civic311._execution import AttemptHook, CallRun, reconcile_flow
 from civic311.errors import (
     Civic311Error,
+    DecodeError,
     InvalidRequestError,
     SubmissionUncertainError,
     UntrackableReceiptError,
@@ -37,6 +38,7 @@ from civic311.protocol import (
     list_requests_call,
     list_services_call,
     normalize_base_url,
+    redact_url,
     service_definition_call,
     submit_call,
 )
@@ -211,6 +213,8 @@ class ClientBase:
         except (TypeError, ValueError) as exc:
             raise InvalidRequestError("failure_threshold", str(exc)) from exc
         self._rng = random.Random()  # noqa: S311 - jitter, not secrets
+        # Endpoints whose compressed answers failed to decode: asked uncompressed from then on.
+        self._identity_only: set[str] = set()
         self._other_channels: tuple[str, ...] = ()
 
     # --- read-only views ---------------------------------------------------------------------
@@ -316,6 +320,18 @@ class ClientBase:
             "Keep the request (error.request) and check later, or use an Outbox.",
             request,
             run.attempts,
+        )
+
+    @staticmethod
+    def _broken_encoding(request: httpx.Request, status_code: int | None) -> DecodeError:
+        # The server answered but its compression was broken. For a POST, like any undecodable
+        # answer, that is reconciled and never a reason to POST again.
+        url = redact_url(request.url)
+        return DecodeError(
+            f"{request.method} {url} → HTTP {status_code or '?'}: the answer's "
+            "Content-Encoding could not be decoded, even uncompressed",
+            url=url,
+            status_code=status_code,
         )
 
     def _timeout_within(self, seconds_left: float) -> dict[str, float | None]:

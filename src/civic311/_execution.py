@@ -108,8 +108,11 @@ def classify(error: Civic311Error, *, is_post: bool) -> Outcome:
         # The same body would be as large from any mirror; but a 2xx to a POST means something
         # was accepted, so find out rather than report failure.
         return Outcome.UNDECODABLE if is_post else Outcome.FATAL
-    if isinstance(error, DecodeError) and error.status_code is not None:
-        return classify_status(error.status_code, decodable=False)
+    if isinstance(error, DecodeError):
+        if error.status_code is not None:
+            return classify_status(error.status_code, decodable=False)
+        # A server answered something unreadable: for a POST that may mean "created".
+        return Outcome.UNDECODABLE if is_post else Outcome.FATAL
     return Outcome.FATAL
 
 

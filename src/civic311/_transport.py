@@ -12,7 +12,16 @@ import httpx
 from civic311.errors import ResponseTooLargeError, TransportError
 from civic311.protocol import redact_text
 
-__all__ = ["BodyCap", "aread_body", "read_body", "transport_error"]
+__all__ = ["BodyCap", "EncodingBroken", "aread_body", "read_body", "transport_error"]
+
+
+class EncodingBroken(Exception):
+    """The body's Content-Encoding could not be decoded (the answer's status is kept)."""
+
+    def __init__(self, status_code: int | None) -> None:
+        super().__init__(f"undecodable Content-Encoding on an HTTP {status_code} answer")
+        self.status_code = status_code
+
 
 #: httpx errors raised before a single byte of the request left this machine.
 NEVER_SENT: tuple[type[httpx.HTTPError], ...] = (

@@ -27,7 +27,7 @@ from civic311._base import (
 )
 from civic311._clock import Clock
 from civic311._execution import AttemptHook, CallRun, wants_xml_fallback
-from civic311._transport import aread_body, transport_error
+from civic311._transport import EncodingBroken, aread_body, transport_error
 from civic311.errors import Civic311Error, InvalidRequestError
 from civic311.models import (
     NewRequest,
@@ -39,10 +39,12 @@ from civic311.models import (
 )
 from civic311.outbox import Outbox, OutboxStep, Send
 from civic311.protocol import (
+    IDENTITY,
     USER_AGENT,
     Call,
     Sleep,
     build_request,
+    https_upgrade,
     read_response,
     redact_url,
     wait_for_id_flow,
@@ -325,19 +327,57 @@ class AsyncClient(ClientBase):
     async def _send(
         self, call: Call[T], base_url: str, fmt: Format, seconds_left: float
     ) -> tuple[T, Format]:
-        """One HTTP exchange: send, read the body up to the cap, parse."""
+        """One GeoReport exchange: send, read the body up to the cap, parse.
+
+        Two transport quirks are handled here, once each (reference §10.37): a body whose
+        compression fails to decode is asked again uncompressed, and the endpoint keeps asking
+        so; a POST redirected from http to https on the same host is sent there once.
+        """
         request = build_request(call, base_url, fmt, self._settings, self._headers)
         request.extensions["timeout"] = self._timeout_within(seconds_left)
+        if base_url in self._identity_only:
+            request.headers["Accept-Encoding"] = IDENTITY
+        try:
+            response, body = await self._exchange(call, request)
+        except EncodingBroken as broken:
+            if call.is_post:
+                raise self._broken_encoding(request, broken.status_code) from None
+            self._identity_only.add(base_url)
+            request.headers["Accept-Encoding"] = IDENTITY
+            try:
+                response, body = await self._exchange(call, request)
+            except EncodingBroken as again:
+                raise self._broken_encoding(request, again.status_code) from None
+        upgrade = https_upgrade(request, response)
+        if upgrade is not None:
+            request = httpx.Request(
+                "POST",
+                upgrade,
+                headers=request.headers,
+                content=request.content,
+                extensions=request.extensions,
+            )
+            response, body = await self._exchange(call, request)
+        return read_response(call, response, body, fmt, self._clock.now())
+
+    async def _exchange(
+        self, call: Call[Any], request: httpx.Request
+    ) -> tuple[httpx.Response, bytes]:
+        """Send *request* and read its body up to the cap; httpx errors become civic311's."""
         shown = redact_url(request.url)
         started = self._clock.monotonic()
         try:
             response = await self._http.send(
                 request, stream=True, follow_redirects=self._may_follow(call)
             )
+        except httpx.DecodingError:
+            raise EncodingBroken(None) from None  # transports that decode eagerly
         except httpx.HTTPError as exc:
             raise transport_error(exc, request.method, shown) from exc
         try:
             body = await aread_body(response, self._max_response_bytes)
+        except httpx.DecodingError:
+            raise EncodingBroken(response.status_code) from None
         except httpx.HTTPError as exc:
             raise transport_error(exc, request.method, shown) from exc
         finally:
@@ -350,7 +390,7 @@ class AsyncClient(ClientBase):
             len(body),
             self._clock.monotonic() - started,
         )
-        return read_response(call, response, body, fmt, self._clock.now())
+        return response, body
 
     async def _submit(self, request: NewRequest, *, retry_unsafe: bool) -> Receipt:
         """POST with duplicate safety: an unknown outcome is reconciled, never re-sent."""

@@ -59,6 +59,7 @@ __all__ = [
     "chunk_ids",
     "get_request_call",
     "get_token_call",
+    "https_upgrade",
     "list_requests_call",
     "list_services_call",
     "normalize_base_url",
@@ -232,6 +233,30 @@ _ACCEPT: dict[Format, str] = {
     "json": "application/json, text/xml;q=0.5, */*;q=0.1",
     "xml": "text/xml, application/xml;q=0.9, */*;q=0.1",
 }
+
+
+def https_upgrade(request: httpx.Request, response: httpx.Response) -> httpx.URL | None:
+    """The https URL to send a POST to again, when the server answered it with a redirect from
+    http to https on the same host and path (open311status PR #33, reference §10.37).
+
+    A redirect means the server did not act on the POST, and the credentials stay with the same
+    host, now over TLS; any other redirect of a POST is not followed (DESIGN promise 6).
+    """
+    if request.method != "POST" or response.status_code not in (301, 302, 303, 307, 308):
+        return None
+    location = response.headers.get("Location")
+    if not location:
+        return None
+    target = request.url.join(location)
+    same_place = target.host == request.url.host and target.path == request.url.path
+    if request.url.scheme == "http" and target.scheme == "https" and same_place:
+        return target
+    return None
+
+
+#: Sent instead of httpx's default once an endpoint's compressed bodies fail to decode
+#: (Alexandria's broken deflate; open311status sends no Accept-Encoding there, §10.37).
+IDENTITY = "identity"
 
 
 # --- responses -------------------------------------------------------------------------------

@@ -108,6 +108,8 @@ def _scalar(value: Any, what: str) -> str:
 
 
 def _optional_text(value: Any, what: str = "value") -> str | None:
+    if type(value) is str:  # the common case, first (a hot path: every text field)
+        return value.strip() or None
     if value is None:
         return None
     text = _scalar(value, what)
@@ -117,7 +119,7 @@ def _optional_text(value: Any, what: str = "value") -> str | None:
 def _text(value: Any, what: str = "value") -> str:
     if value is None:
         raise DecodeError(f"{what}: required, got nothing")
-    text = _scalar(value, what)
+    text = value.strip() if type(value) is str else _scalar(value, what)
     if not text:
         raise DecodeError(f"{what}: required, got an empty value")
     return text
@@ -146,6 +148,8 @@ def _bool(value: Any, what: str = "value") -> bool:
 
 
 def _optional_float(value: Any, what: str = "value") -> float | None:
+    if type(value) is float:  # JSON numbers, first (a hot path: lat and long)
+        return value
     if value is None or isinstance(value, bool):
         return None if value is None else float(value)
     if isinstance(value, int | float):
@@ -177,6 +181,29 @@ _W3C = re.compile(
 )
 
 
+#: The shape nearly every server writes (``2010-04-14T06:37:38-08:00``, or ``…Z``). These take
+#: a fast path through `datetime.fromisoformat` (C); anything else, and anything that path
+#: refuses (a 13th month, a 24-hour offset), is left to the general parser below.
+_COMMON = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(Z|[+-]\d\d:\d\d)?")
+_fromisoformat = datetime.fromisoformat
+
+#: Zone suffix (as matched, None for none) → tzinfo. Bounded: the pattern admits a few thousand
+#: spellings at most, and a server uses one or two (datetime decoding is a hot path).
+_ZONES: dict[str | None, timezone] = {}
+
+
+def _zone(zone: str | None) -> timezone:
+    if zone is None or zone in "Zz":
+        tz = timezone.utc
+    else:
+        sign = -1 if zone[0] == "-" else 1
+        digits = zone[1:].replace(":", "")
+        offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0))
+        tz = timezone(sign * offset) if offset else timezone.utc
+    _ZONES[zone] = tz
+    return tz
+
+
 def parse_datetime(text: str) -> datetime:
     """Parse a W3C/ISO 8601 datetime as servers write it; always timezone-aware.
 
@@ -185,18 +212,23 @@ def parse_datetime(text: str) -> datetime:
     Raises:
         ValueError: not a datetime in any form servers use.
     """
-    match = _W3C.match(text.strip())
+    stripped = text.strip()
+    common = _COMMON.fullmatch(stripped)
+    if common is not None:
+        try:
+            if common.group(1) == "Z":  # Python 3.10's fromisoformat does not read "Z"
+                return _fromisoformat(stripped[:19]).replace(tzinfo=timezone.utc)
+            if common.group(1) is None:
+                return _fromisoformat(stripped).replace(tzinfo=timezone.utc)
+            return _fromisoformat(stripped)  # ±HH:MM; a zero offset gives timezone.utc
+        except ValueError:
+            pass  # out of range: the general path below raises its own error
+    match = _W3C.match(stripped)
     if not match:
         raise ValueError(f"not a W3C datetime: {text!r}")
     year, month, day, hour, minute, second, fraction, zone = match.groups()
-    micro = int((fraction or "0")[:6].ljust(6, "0"))
-    if zone is None or zone in "Zz":
-        tz = timezone.utc
-    else:
-        sign = -1 if zone[0] == "-" else 1
-        digits = zone[1:].replace(":", "")
-        offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0))
-        tz = timezone(sign * offset) if offset else timezone.utc
+    micro = int(fraction[:6].ljust(6, "0")) if fraction else 0
+    tz = _ZONES.get(zone) or _zone(zone)
     try:
         return datetime(
             int(year),
@@ -234,17 +266,17 @@ def format_datetime(value: datetime, *, zone: bool = True) -> str:
 
 
 def _optional_datetime(value: Any, what: str = "value") -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
-    if isinstance(value, str):
+    if isinstance(value, str):  # the common case, first (a hot path)
         if not value.strip():
             return None
         try:
             return parse_datetime(value)
         except ValueError:
             pass
+    elif value is None:
+        return None
+    elif isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
     raise DecodeError(f"{what}: expected a W3C datetime, got {value!r}")
 
 
@@ -277,8 +309,9 @@ FieldHook = Callable[[Any, str], Any]
 def _model_hook(cls: type[T], field_hooks: Mapping[Any, FieldHook]) -> Callable[..., T]:
     hints = get_type_hints(cls)
     aliases = ALIASES.get(cls, {})
-    # (name, hook, when missing): "required" raises, "default" leaves it to attrs, "none" → None.
-    plan: list[tuple[str, FieldHook | None, str]] = []
+    # (name, hook, when missing, what): "required" raises, "default" leaves it to attrs,
+    # "none" → None; *what* names the field in errors (built once here, not per record).
+    plan: list[tuple[str, FieldHook | None, str, str]] = []
     has_extras = False
     for field in attrs.fields(cast(Any, cls)):
         if field.name == "extras":
@@ -292,9 +325,10 @@ def _model_hook(cls: type[T], field_hooks: Mapping[Any, FieldHook]) -> Callable[
             missing = "default"
         else:
             missing = "none" if _optional(hints[field.name]) else "required"
-        plan.append((field.name, hook, missing))
-    known = {name for name, _, _ in plan} | {"extras"}
+        plan.append((field.name, hook, missing, f"{cls.__name__}.{field.name}"))
+    known = {name for name, _, _, _ in plan} | {"extras"}
     name_of = cls.__name__
+    absent = object()
 
     def structure(data: Any, _: Any = None) -> T:
         if not isinstance(data, dict):
@@ -305,15 +339,20 @@ def _model_hook(cls: type[T], field_hooks: Mapping[Any, FieldHook]) -> Callable[
                 for k, v in data.items()
             }
         kwargs: dict[str, Any] = {}
-        for name, hook, missing in plan:
-            if name in data:
-                raw = data[name]
-                kwargs[name] = raw if hook is None else hook(raw, f"{name_of}.{name}")
+        present = 0  # how many of data's keys are fields: all of them means no extras
+        for name, hook, missing, what in plan:
+            raw = data.get(name, absent)
+            if raw is not absent:
+                present += 1
+                kwargs[name] = raw if hook is None else hook(raw, what)
             elif missing == "none":
                 kwargs[name] = None
             elif missing == "required":
                 raise DecodeError(f"{name_of}: missing required field {name!r}")
         if has_extras:
+            if present == len(data):
+                kwargs["extras"] = {}
+                return cls(**kwargs)
             extras = {k: v for k, v in data.items() if k not in known}
             nested = data.get("extras")
             if isinstance(nested, dict):
