@@ -9,6 +9,9 @@ import civic311
 #: Methods that do no I/O and so are not coroutines on AsyncClient either.
 NO_IO = frozenset({"health"})
 
+#: Methods that are iterators on Client and async iterators on AsyncClient.
+ASYNC_ITERATORS = frozenset({"iter_requests"})
+
 
 def _public(cls: type) -> dict[str, inspect.Signature]:
     return {
@@ -27,9 +30,13 @@ def test_clients_have_the_same_methods_and_signatures() -> None:
     assert sync.keys() == async_.keys()
     for name, signature in sync.items():
         assert signature.parameters == async_[name].parameters, name
+        method = getattr(civic311.AsyncClient, name)
+        if name in ASYNC_ITERATORS:
+            assert inspect.isasyncgenfunction(method), name
+            continue
         # health() reads memory only, so it is a plain method on both clients.
         awaited = name not in NO_IO
-        assert inspect.iscoroutinefunction(getattr(civic311.AsyncClient, name)) is awaited, name
+        assert inspect.iscoroutinefunction(method) is awaited, name
 
 
 def test_clients_have_the_same_constructor() -> None:

@@ -53,8 +53,11 @@ def test_every_method_both_formats(both: Both, fmt: str) -> None:
     assert receipt.service_request_id == "293944"
     assert both(router.handler, "get_token", "12345", client=options).service_request_id == "638344"
     assert both(router.handler, "get_request", "638344", client=options).status == "closed"
-    listed = both(router.handler, "list_requests", status="open", client=options)
+    listed = both(router.handler, "list_requests", client=options)
     assert [r.service_request_id for r in listed] == ["638344", "638349"]
+    # the fixture ignores the filter; the client re-filters (reference §10.30)
+    only_open = both(router.handler, "list_requests", status="open", client=options)
+    assert [r.service_request_id for r in only_open] == ["638349"]
 
 
 def test_get_requests_chunks_and_keeps_the_asked_order(both: Both) -> None:

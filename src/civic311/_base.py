@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import random
 import ssl
+import warnings
 from collections.abc import Generator, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Literal
 
 import attrs
@@ -24,11 +25,15 @@ from civic311.errors import (
     SubmissionUncertainError,
     UntrackableReceiptError,
 )
+from civic311.harvest import Emit, harvest_flow, keep
+from civic311.harvest import _filters as harvest_filters
 from civic311.models import NewRequest, Receipt, ServiceRequest
 from civic311.outbox import Outbox
+from civic311.profiles import PROFILES, SPEC, Profile
 from civic311.protocol import (
     MAX_URL_LENGTH,
     Call,
+    Civic311Warning,
     Settings,
     Step,
     build_request,
@@ -41,6 +46,7 @@ from civic311.protocol import (
     redact_url,
     service_definition_call,
     submit_call,
+    wait_for_id_flow,
 )
 from civic311.resilience.pool import EndpointHealth, EndpointPool
 from civic311.resilience.retry import RetryPolicy
@@ -155,6 +161,57 @@ def tls_context(ca_bundle: object) -> ssl.SSLContext | Literal[True]:
         raise InvalidRequestError("ca_bundle", f"cannot load {ca_bundle!r}: {exc}") from exc
 
 
+def _check_profile(value: object) -> Profile:
+    if value is None:
+        return SPEC
+    if isinstance(value, str):
+        try:
+            return PROFILES[value.lower()]
+        except KeyError:
+            known = ", ".join(sorted(PROFILES))
+            raise InvalidRequestError("profile", f"no profile {value!r}; known: {known}") from None
+    if not isinstance(value, Profile):
+        raise InvalidRequestError("profile", f"must be a Profile or a profile name, not {value!r}")
+    return value
+
+
+def settings_for(profile: Profile, *, jurisdiction_id: str | None, api_key: str | None) -> Settings:
+    """The request settings a client with *profile* and these credentials uses.
+
+    Raises:
+        InvalidRequestError: the profile requires a jurisdiction_id and none is given, or
+            forbids one and one is given.
+    """
+    if profile.jurisdiction == "required" and not jurisdiction_id:
+        raise InvalidRequestError(
+            "jurisdiction_id", f"the {profile.name!r} server requires one on every call"
+        )
+    if profile.jurisdiction == "forbidden" and jurisdiction_id:
+        raise InvalidRequestError(
+            "jurisdiction_id", f"the {profile.name!r} server refuses one; leave it None"
+        )
+    return Settings(
+        jurisdiction_id=jurisdiction_id,
+        api_key=api_key,
+        multivalue=profile.multivalue,
+        date_zone=profile.date_style == "utc_z",
+        api_key_on_reads=profile.api_key_on_reads,
+        paths=dict(profile.paths),
+        accept_encoding=profile.accept_encoding,
+        extensions=profile.extensions,
+        result_cap=profile.result_cap,
+        ignores_filters=profile.ignores_filters,
+        token_404_pending=profile.token_404_pending,
+        poll_interval=profile.poll_interval,
+        max_poll_interval=profile.max_poll_interval,
+        required_fields=tuple(profile.required_fields),
+        paging=profile.paging,
+        page_size=profile.page_size,
+        first_page=profile.first_page,
+        max_window_days=profile.max_window_days,
+    )
+
+
 class ClientBase:
     """Configuration and pure call building shared by `Client` and `AsyncClient`."""
 
@@ -164,7 +221,7 @@ class ClientBase:
         *,
         jurisdiction_id: str | None = None,
         api_key: str | None = None,
-        format: Format = "json",
+        format: Format | None = None,
         timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
         headers: Mapping[str, str] | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
@@ -174,10 +231,20 @@ class ClientBase:
         cooldown: float = 30.0,
         reconcile_wait: float = DEFAULT_RECONCILE_WAIT,
         on_attempt: AttemptHook | None = None,
+        profile: Profile | str | None = None,
     ) -> None:
         self._endpoints = _endpoints(endpoints)
-        self._format: Format = _check_format(format)
-        self._settings = Settings(
+        self._profile = _check_profile(profile)
+        if self._profile.force_format and self._profile.format is not None:
+            if format is not None and format != self._profile.format:
+                raise InvalidRequestError(
+                    "format",
+                    f"the {self._profile.name!r} profile speaks only {self._profile.format}",
+                )
+            format = self._profile.format
+        self._format: Format = _check_format(format or self._profile.format or "json")
+        self._settings = settings_for(
+            self._profile,
             jurisdiction_id=_check_optional_text(jurisdiction_id, "jurisdiction_id"),
             api_key=_check_optional_text(api_key, "api_key"),
         )
@@ -246,6 +313,11 @@ class ClientBase:
             f"{type(self).__name__}(endpoints={list(self._endpoints)!r}, "
             f"format={self._format!r}{jurisdiction}{key})"
         )
+
+    @property
+    def profile(self) -> Profile:
+        """How this client's server deviates from the spec (`civic311.profiles.Profile`)."""
+        return self._profile
 
     @property
     def clock(self) -> Clock:
@@ -356,6 +428,81 @@ class ClientBase:
 
     def _request_call(self, service_request_id: str) -> Call[ServiceRequest]:
         return get_request_call(service_request_id)
+
+    def _check_required(self, request: NewRequest) -> None:
+        """The fields this city requires in practice (its profile), before anything is sent."""
+        for name in self._settings.required_fields:
+            if name == "lat_long":
+                given = request.lat is not None and request.long is not None
+            else:
+                value = getattr(request, name, None)
+                given = isinstance(value, str) and bool(value.strip())
+            if not given:
+                raise InvalidRequestError(
+                    name, "this city requires it on every report (see its profile)"
+                )
+
+    def _listed(
+        self,
+        found: list[ServiceRequest],
+        service_request_id: str | Sequence[str] | None,
+        service_code: str | Sequence[str] | None,
+        status: str | Sequence[str] | None,
+        start_date: datetime | None,
+        end_date: datetime | None,
+    ) -> list[ServiceRequest]:
+        """Re-filter the answer, and warn when it hit the server's cap.
+
+        Servers that ignore filters answer more than was asked (reference §10.30); dropping
+        what does not match is what FixMyStreet's client does too. Ids override every other
+        filter (spec §2.5), so an id lookup is not re-filtered.
+        """
+        if len(found) >= self._settings.result_cap and not self._settings.ignores_filters:
+            warnings.warn(
+                f"list_requests got {len(found)} requests, the server's cap: the answer is "
+                "probably cut short; iter_requests harvests the whole span",
+                Civic311Warning,
+                stacklevel=3,
+            )
+        if service_request_id is not None:
+            return found
+        codes, statuses = harvest_filters(service_code, status)
+        low = start_date or datetime.min.replace(tzinfo=timezone.utc)
+        high = end_date or datetime.max.replace(tzinfo=timezone.utc)
+        return [r for r in found if keep(r, low, high, codes, statuses)]
+
+    def _harvest_flow(
+        self,
+        start_date: datetime,
+        end_date: datetime,
+        service_code: str | Sequence[str] | None,
+        status: str | Sequence[str] | None,
+    ) -> Generator[Call[list[ServiceRequest]] | Emit, Any, int]:
+        settings = self._settings
+        return harvest_flow(
+            start=start_date,
+            end=end_date,
+            service_code=service_code,
+            status=status,
+            result_cap=settings.result_cap,
+            max_window_days=settings.max_window_days,
+            paging=settings.paging,
+            page_size=settings.page_size,
+            first_page=settings.first_page,
+            date_zone=settings.date_zone,
+            split_capped=not settings.ignores_filters,
+        )
+
+    def _wait_flow(self, token: str, timeout: float) -> Generator[Step, Any, str]:
+        settings = self._settings
+        return wait_for_id_flow(
+            token,
+            timeout=timeout,
+            started=self._clock.monotonic(),
+            first_interval=settings.poll_interval,
+            max_interval=settings.max_poll_interval,
+            pending_404=settings.token_404_pending,
+        )
 
     def _requests_call(
         self,

@@ -8,7 +8,7 @@ decided below it, in pure code shared with `AsyncClient`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
@@ -29,6 +29,7 @@ from civic311._clock import Clock
 from civic311._execution import AttemptHook, CallRun, wants_xml_fallback
 from civic311._transport import EncodingBroken, read_body, transport_error
 from civic311.errors import Civic311Error, InvalidRequestError
+from civic311.harvest import Emit
 from civic311.models import (
     NewRequest,
     Receipt,
@@ -38,6 +39,7 @@ from civic311.models import (
     TokenStatus,
 )
 from civic311.outbox import Outbox, OutboxStep, Send
+from civic311.profiles import Profile
 from civic311.protocol import (
     IDENTITY,
     USER_AGENT,
@@ -47,7 +49,6 @@ from civic311.protocol import (
     https_upgrade,
     read_response,
     redact_url,
-    wait_for_id_flow,
 )
 from civic311.resilience.retry import RetryPolicy
 from civic311.wire import Format
@@ -67,7 +68,8 @@ class Client(ClientBase):
             trailing slash), or a list of them: primary first, then fallbacks.
         jurisdiction_id: Sent on every call when set; never sent empty (spec §1.3).
         api_key: Sent as a form field on POST (spec §1.4). Never shown in reprs, logs or errors.
-        format: ``"json"`` or ``"xml"``; both decode to the same models.
+        format: ``"json"`` or ``"xml"``; both decode to the same models. Default: the
+            profile's preference, else JSON.
         timeout: Seconds (or an `httpx.Timeout`) for each HTTP exchange.
         headers: Extra headers sent on every call.
         transport: An httpx transport to send through (FakeCity's, `httpx.MockTransport`…).
@@ -82,6 +84,8 @@ class Client(ClientBase):
         cooldown: Seconds a down endpoint is skipped before one call probes it again.
         reconcile_wait: Seconds to look for the request an ambiguous POST may have created.
         on_attempt: Called with an `AttemptEvent` after every attempt (metrics, logs).
+        profile: How the server deviates from the spec: a `civic311.profiles.Profile` or the
+            name of a bundled one ("chicago", "fixmystreet"…); `Client.for_city` picks it.
 
     Use it as a context manager, or call `close`, to release connections::
 
@@ -95,7 +99,7 @@ class Client(ClientBase):
         *,
         jurisdiction_id: str | None = None,
         api_key: str | None = None,
-        format: Format = "json",
+        format: Format | None = None,
         timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
         headers: Mapping[str, str] | None = None,
         transport: httpx.BaseTransport | None = None,
@@ -108,6 +112,7 @@ class Client(ClientBase):
         cooldown: float = 30.0,
         reconcile_wait: float = DEFAULT_RECONCILE_WAIT,
         on_attempt: AttemptHook | None = None,
+        profile: Profile | str | None = None,
     ) -> None:
         super().__init__(
             endpoints,
@@ -123,6 +128,7 @@ class Client(ClientBase):
             cooldown=cooldown,
             reconcile_wait=reconcile_wait,
             on_attempt=on_attempt,
+            profile=profile,
         )
         if http_client is not None and transport is not None:
             raise InvalidRequestError("transport", "give transport or http_client, not both")
@@ -191,6 +197,8 @@ class Client(ClientBase):
             A `Receipt` with the service_request_id (realtime), a token (batch; see
             `wait_for_id`), or neither (blackbox).
         """
+        self._submit_call(request)  # checks the request before anything else
+        self._check_required(request)
         if outbox is None:
             return self._submit(request, retry_unsafe=retry_unsafe)
         box = self._check_outbox(outbox)
@@ -221,7 +229,7 @@ class Client(ClientBase):
         if known_id is not None:
             return known_id
         assert token is not None
-        flow = wait_for_id_flow(token, timeout=seconds, started=self._clock.monotonic())
+        flow = self._wait_flow(token, seconds)
         return self._drive(flow)
 
     def get_request(self, service_request_id: str) -> ServiceRequest:
@@ -244,7 +252,37 @@ class Client(ClientBase):
         timezone-aware and are sent as ``YYYY-MM-DDTHH:MM:SSZ``.
         """
         call = self._requests_call(service_request_id, service_code, start_date, end_date, status)
-        return self._execute(call)
+        found: list[ServiceRequest] = self._execute(call)
+        return self._listed(found, service_request_id, service_code, status, start_date, end_date)
+
+    def iter_requests(
+        self,
+        *,
+        start_date: datetime,
+        end_date: datetime,
+        service_code: str | Sequence[str] | None = None,
+        status: str | Sequence[str] | None = None,
+    ) -> Iterator[ServiceRequest]:
+        """Every request in [start_date, end_date], each exactly once, however long the span.
+
+        Walks windows of at most 90 days, splits windows the server caps, pages where the
+        city's profile says the server pages, re-filters, and drops duplicates across windows
+        (`civic311.harvest`). Requests arrive window by window, oldest window first; memory
+        stays flat. A window the server cannot show completely raises no error but a
+        `HarvestWarning` naming it.
+        """
+        flow = self._harvest_flow(start_date, end_date, service_code, status)
+        reply: Any = None
+        while True:
+            try:
+                step = flow.send(reply)
+            except StopIteration:
+                return
+            if isinstance(step, Emit):
+                reply = None
+                yield from step.requests
+            else:
+                reply = self._execute(step)
 
     def get_requests(self, ids: Sequence[str]) -> list[ServiceRequest]:
         """Many requests by id, in as few calls as URLs of at most 2,000 characters allow.
@@ -311,7 +349,7 @@ class Client(ClientBase):
         try:
             result, actual = self._send(run.call, endpoint.url, fmt, run.time_left())
         except Civic311Error as exc:
-            if not wants_xml_fallback(exc, fmt):
+            if self._profile.force_format or not wants_xml_fallback(exc, fmt):
                 run.failed(endpoint, fmt, exc, self._clock.monotonic() - started)
                 raise
             run.switch_format(endpoint, "xml")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import re
 import warnings
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Generic, Literal, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
@@ -96,7 +96,8 @@ class Civic311Warning(UserWarning):
 
 @attrs.frozen
 class Settings:
-    """Per-client choices that shape requests (a city's profile narrows them).
+    """Everything that shapes requests and their reading for one client: its credentials, and
+    what the city's `civic311.profiles.Profile` says about the server.
 
     Attributes:
         jurisdiction_id: Sent on every call when set; never sent empty (spec §1.3, §1.5).
@@ -104,6 +105,19 @@ class Settings:
         multivalue: How multivaluelist attributes are encoded (reference §10.34).
         date_zone: Whether query datetimes carry ``Z`` (some servers refuse it, §6.2).
         api_key_on_reads: Also send the api_key as a query parameter on GETs.
+        paths: Resource renames (``{"requests": "issues"}``).
+        accept_encoding: An Accept-Encoding to send instead of httpx's (``"identity"``).
+        extensions: Send ``extensions=true`` on GET requests (Chicago, SF, Boston, §8.1).
+        result_cap: The most GET requests answers; an answer that size may be cut.
+        ignores_filters: The server ignores filters: re-filter answers here (§10.30).
+        token_404_pending: A 404 on tokens/{t} means "not yet" (SF, §10.4).
+        poll_interval: First wait between token look-ups; doubles up to max_poll_interval.
+        max_poll_interval: Longest wait between token look-ups.
+        required_fields: NewRequest fields the server requires in practice (§10.35).
+        paging: How GET requests pages: "none", "page" (page, page_size), "offset".
+        page_size: The page size to ask for when paging (None: the server's default).
+        first_page: The number of the first page (1, or 0 for some servers).
+        max_window_days: The longest date span one GET requests may ask for (§2.5: 90).
     """
 
     jurisdiction_id: str | None = None
@@ -111,6 +125,19 @@ class Settings:
     multivalue: MultivalueStyle = "brackets"
     date_zone: bool = True
     api_key_on_reads: bool = False
+    paths: Mapping[str, str] = attrs.field(factory=dict, hash=False)
+    accept_encoding: str | None = None
+    extensions: bool = False
+    result_cap: int = DEFAULT_RESULT_CAP
+    ignores_filters: bool = False
+    token_404_pending: bool = True
+    poll_interval: float = 0.5
+    max_poll_interval: float = 10.0
+    required_fields: tuple[str, ...] = ()
+    paging: Literal["none", "page", "offset"] = "none"
+    page_size: int | None = None
+    first_page: int = 1
+    max_window_days: int = 90
 
 
 @attrs.frozen
@@ -203,11 +230,17 @@ def build_request(
     headers: httpx.Headers | None = None,
 ) -> httpx.Request:
     """The `httpx.Request` for *call* on the endpoint *base_url* in format *fmt*."""
-    url = f"{base_url}/{call.path}.{fmt}"
+    resource, _, rest = call.path.partition("/")
+    path = settings.paths.get(resource, resource) + (f"/{rest}" if rest else "")
+    url = f"{base_url}/{path}.{fmt}"
     params: list[tuple[str, str | int | float | bool | None]] = list(call.params)
+    if settings.extensions and call.operation in ("list_requests", "get_request"):
+        params.append(("extensions", "true"))
     if settings.jurisdiction_id:
         params.append(("jurisdiction_id", settings.jurisdiction_id))
     request_headers = httpx.Headers({"User-Agent": USER_AGENT, "Accept": _ACCEPT[fmt]})
+    if settings.accept_encoding is not None:
+        request_headers["Accept-Encoding"] = settings.accept_encoding
     if headers:
         request_headers.update(headers)
     if call.form is None:
