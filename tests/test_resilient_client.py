@@ -432,3 +432,27 @@ def _client(both: Both, handler: Behaviour, opts: dict[str, Any]) -> Any:
         client = civic311.Client(endpoints, transport=httpx.MockTransport(handler), **opts)
         return _SyncCaller(client)
     return _AsyncCaller({"endpoints": endpoints, "transport": httpx.MockTransport(handler), **opts})
+
+
+def test_find_submitted_finds_what_a_lost_answer_created(both: Both) -> None:
+    """find_submitted returns the request a lost submission created, or None."""
+    clock = VirtualClock()
+    hosts = Hosts(primary=listing(MATCH))
+    sent_at = clock.now()
+    found = both(
+        hosts, "find_submitted", NEW, sent_at=sent_at, client={"endpoints": PRIMARY, "clock": clock}
+    )
+    assert found.service_request_id == "555"
+    empty = Hosts(primary=listing())
+    assert (
+        both(
+            empty,
+            "find_submitted",
+            NEW,
+            sent_at=sent_at,
+            client={"endpoints": PRIMARY, "clock": clock, "reconcile_wait": 3},
+        )
+        is None
+    )
+    with pytest.raises(civic311.InvalidRequestError, match="sent_at"):
+        both(empty, "find_submitted", NEW, sent_at="now", client={"endpoints": PRIMARY})

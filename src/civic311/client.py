@@ -232,6 +232,21 @@ class Client(ClientBase):
         flow = self._wait_flow(token, seconds)
         return self._drive(flow)
 
+    def find_submitted(self, request: NewRequest, *, sent_at: datetime) -> ServiceRequest | None:
+        """The request a submission of *request* at *sent_at* created, if the city shows one.
+
+        For answers that were lost (a crash mid-send, a dropped connection): it looks the way
+        `submit` reconciles (docs/retries.md) — same service_code, created no earlier than
+        *sent_at* minus five minutes, and the description or location echoed back — for up to
+        ``reconcile_wait`` seconds.
+        """
+        if not isinstance(request, NewRequest):
+            raise InvalidRequestError("request", "must be a civic311.NewRequest")
+        if not isinstance(sent_at, datetime) or sent_at.tzinfo is None:
+            raise InvalidRequestError("sent_at", "must be a timezone-aware datetime")
+        found: ServiceRequest | None = self._drive(self._find_flow(request, sent_at))
+        return found
+
     def get_request(self, service_request_id: str) -> ServiceRequest:
         """One service request (GET requests/{id}, spec §2.6)."""
         return self._execute(self._request_call(service_request_id))
