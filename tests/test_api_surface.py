@@ -7,7 +7,7 @@ import inspect
 import civic311
 
 #: Methods that do no I/O and so are not coroutines on AsyncClient either.
-NO_IO = frozenset({"health"})
+NO_IO = frozenset({"health", "for_city"})
 
 #: Methods that are iterators on Client and async iterators on AsyncClient.
 ASYNC_ITERATORS = frozenset({"iter_requests"})

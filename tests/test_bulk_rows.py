@@ -14,7 +14,9 @@ HEADER = (
     "service_code,lat,long,address_string,description,email,"
     "attribute.SURFACE,attribute.SURFACE,attribute.DEPTH\n"
 )
-CSV = HEADER + """001,39.16,-86.52,,Pothole by the school,a@b.example,,,12
+CSV = (
+    HEADER
+    + """001,39.16,-86.52,,Pothole by the school,a@b.example,,,12
 003,,,12 Elm St,Tag on the wall,,wall,fence,
 003,,,12 Elm St,Tag on the fence,,wall|fence|bench,,
 001,north,-86.5,,Bad latitude,,,,
@@ -23,6 +25,7 @@ CSV = HEADER + """001,39.16,-86.52,,Pothole by the school,a@b.example,,,12
 002,95,-86.5,,Latitude out of range,,,,
 001,39.16,-86.52,,Pothole by the school,a@b.example,,,12
 """
+)
 
 
 def rows(text: str, **kwargs: object) -> list[Row]:

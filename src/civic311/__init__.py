@@ -31,6 +31,7 @@ from civic311.errors import (
     UntrackableReceiptError,
     WaitTimeoutError,
 )
+from civic311.media import MediaFile
 from civic311.models import (
     Attribute,
     AttributeDatatype,
@@ -46,8 +47,10 @@ from civic311.models import (
     TokenStatus,
 )
 from civic311.outbox import FlushReport, Outbox, OutboxEntry
+from civic311.profiles import Profile
 from civic311.protocol import Civic311Warning
 from civic311.resilience import EndpointHealth, EndpointState, RetryPolicy
+from civic311.validation import Problem, ValidationFailedError
 from civic311.wire.converter import from_dict, to_dict
 
 __all__ = [
@@ -71,10 +74,13 @@ __all__ = [
     "FlushReport",
     "ForbiddenError",
     "InvalidRequestError",
+    "MediaFile",
     "NewRequest",
     "NotFoundError",
     "Outbox",
     "OutboxEntry",
+    "Problem",
+    "Profile",
     "RateLimitedError",
     "Receipt",
     "ResponseTooLargeError",
@@ -90,6 +96,7 @@ __all__ = [
     "TokenStatus",
     "TransportError",
     "UntrackableReceiptError",
+    "ValidationFailedError",
     "WaitTimeoutError",
     "__version__",
     "from_dict",

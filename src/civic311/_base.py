@@ -18,6 +18,7 @@ import httpx
 
 from civic311._clock import Clock, SystemClock
 from civic311._execution import AttemptHook, CallRun, reconcile_flow
+from civic311.discovery import Discovery, choose_endpoints
 from civic311.errors import (
     Civic311Error,
     DecodeError,
@@ -27,7 +28,7 @@ from civic311.errors import (
 )
 from civic311.harvest import Emit, harvest_flow, keep
 from civic311.harvest import _filters as harvest_filters
-from civic311.models import NewRequest, Receipt, ServiceRequest
+from civic311.models import NewRequest, Receipt, ServiceDefinition, ServiceRequest
 from civic311.outbox import Outbox
 from civic311.profiles import PROFILES, SPEC, Profile
 from civic311.protocol import (
@@ -50,6 +51,7 @@ from civic311.protocol import (
 )
 from civic311.resilience.pool import EndpointHealth, EndpointPool
 from civic311.resilience.retry import RetryPolicy
+from civic311.validation import sendable
 from civic311.wire import Format
 
 __all__ = [
@@ -175,6 +177,31 @@ def _check_profile(value: object) -> Profile:
     return value
 
 
+def city_options(
+    name: str, environment: str, allow_retired: bool, options: dict[str, Any]
+) -> tuple[list[str], dict[str, Any]]:
+    """The endpoints and client options of a registry city (`Client.for_city`)."""
+    from civic311 import cities
+
+    city = cities.get(name)
+    cities.check_usable(city, allow_retired=allow_retired)
+    endpoints = city.endpoints(environment)  # type: ignore[arg-type]
+    options.setdefault("jurisdiction_id", city.jurisdiction_id)
+    options.setdefault("profile", city.profile)
+    options.setdefault("other_channels", city.other_channels())
+    return endpoints, options
+
+
+def discovery_options(
+    discovery: Discovery, environment: str, options: dict[str, Any]
+) -> tuple[list[str], list[Format]]:
+    """The endpoints, and each one's format, that a discovery document offers."""
+    chosen = choose_endpoints(discovery, environment=environment)  # type: ignore[arg-type]
+    if discovery.contact and "other_channels" not in options:
+        options["other_channels"] = [f"contact: {discovery.contact}"]
+    return [url for url, _ in chosen], [fmt for _, fmt in chosen]
+
+
 def settings_for(profile: Profile, *, jurisdiction_id: str | None, api_key: str | None) -> Settings:
     """The request settings a client with *profile* and these credentials uses.
 
@@ -205,6 +232,8 @@ def settings_for(profile: Profile, *, jurisdiction_id: str | None, api_key: str 
         poll_interval=profile.poll_interval,
         max_poll_interval=profile.max_poll_interval,
         required_fields=tuple(profile.required_fields),
+        media=profile.media,
+        max_media_bytes=profile.max_media_bytes,
         paging=profile.paging,
         page_size=profile.page_size,
         first_page=profile.first_page,
@@ -232,6 +261,7 @@ class ClientBase:
         reconcile_wait: float = DEFAULT_RECONCILE_WAIT,
         on_attempt: AttemptHook | None = None,
         profile: Profile | str | None = None,
+        other_channels: Sequence[str] = (),
     ) -> None:
         self._endpoints = _endpoints(endpoints)
         self._profile = _check_profile(profile)
@@ -280,9 +310,14 @@ class ClientBase:
         except (TypeError, ValueError) as exc:
             raise InvalidRequestError("failure_threshold", str(exc)) from exc
         self._rng = random.Random()  # noqa: S311 - jitter, not secrets
+        self._definitions: dict[str, tuple[float, ServiceDefinition]] = {}
         # Endpoints whose compressed answers failed to decode: asked uncompressed from then on.
         self._identity_only: set[str] = set()
-        self._other_channels: tuple[str, ...] = ()
+        if isinstance(other_channels, str) or not all(
+            isinstance(channel, str) for channel in other_channels
+        ):
+            raise InvalidRequestError("other_channels", "must be a list of strings")
+        self._other_channels: tuple[str, ...] = tuple(other_channels)
 
     # --- read-only views ---------------------------------------------------------------------
 
@@ -324,6 +359,16 @@ class ClientBase:
         """The clock this client waits on."""
         return self._clock
 
+    def _use_formats(self, formats: Sequence[Format]) -> None:
+        """Ask each endpoint in its own format (discovery says which each offers)."""
+        self._pool = EndpointPool(
+            self._endpoints,
+            wall=self._clock.now(),
+            format=tuple(formats),
+            failure_threshold=self._pool.failure_threshold,
+            cooldown=self._pool.cooldown,
+        )
+
     def health(self) -> list[EndpointHealth]:
         """Each endpoint's health: state (up, degraded, down), since when, the last error,
         consecutive failures, average latency and the format in use."""
@@ -356,6 +401,24 @@ class ClientBase:
             budget=self._reconcile_wait,
             now=self._clock.now,
         )
+
+    #: How long a fetched service definition is trusted (seconds on the client's clock).
+    DEFINITION_TTL = 3600.0
+
+    def _cached_definition(self, service_code: str) -> ServiceDefinition | None:
+        entry = self._definitions.get(service_code)
+        if entry is not None and self._clock.monotonic() - entry[0] < self.DEFINITION_TTL:
+            return entry[1]
+        return None
+
+    def _cache_definition(self, definition: ServiceDefinition) -> ServiceDefinition:
+        self._definitions[definition.service_code] = (self._clock.monotonic(), definition)
+        return definition
+
+    @staticmethod
+    def _validated(request: NewRequest, definition: ServiceDefinition) -> NewRequest:
+        definition.validate(request)
+        return sendable(definition, request)
 
     @staticmethod
     def _outbox_receipt(
@@ -421,7 +484,12 @@ class ClientBase:
         return service_definition_call(service_code)
 
     def _submit_call(self, request: NewRequest) -> Call[Receipt]:
-        return submit_call(request, multivalue=self._settings.multivalue)
+        return submit_call(
+            request,
+            multivalue=self._settings.multivalue,
+            media=self._settings.media,
+            max_media_bytes=self._settings.max_media_bytes,
+        )
 
     def _token_call(self, token: str) -> Call[Any]:
         return get_token_call(token)

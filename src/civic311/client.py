@@ -11,7 +11,7 @@ import logging
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import httpx
 import tenacity
@@ -23,12 +23,15 @@ from civic311._base import (
     DEFAULT_TIMEOUT,
     ClientBase,
     _Reconcile,
+    city_options,
+    discovery_options,
     tls_context,
 )
 from civic311._clock import Clock
 from civic311._execution import AttemptHook, CallRun, wants_xml_fallback
 from civic311._transport import EncodingBroken, read_body, transport_error
-from civic311.errors import Civic311Error, InvalidRequestError
+from civic311.discovery import fetch_discovery
+from civic311.errors import Civic311Error, InvalidRequestError, NotFoundError
 from civic311.harvest import Emit
 from civic311.models import (
     NewRequest,
@@ -86,6 +89,8 @@ class Client(ClientBase):
         on_attempt: Called with an `AttemptEvent` after every attempt (metrics, logs).
         profile: How the server deviates from the spec: a `civic311.profiles.Profile` or the
             name of a bundled one ("chicago", "fixmystreet"…); `Client.for_city` picks it.
+        other_channels: Other ways a resident can reach the city ("web: https://…",
+            "phone: 311"), named by `AllEndpointsFailedError` when every endpoint fails.
 
     Use it as a context manager, or call `close`, to release connections::
 
@@ -113,6 +118,7 @@ class Client(ClientBase):
         reconcile_wait: float = DEFAULT_RECONCILE_WAIT,
         on_attempt: AttemptHook | None = None,
         profile: Profile | str | None = None,
+        other_channels: Sequence[str] = (),
     ) -> None:
         super().__init__(
             endpoints,
@@ -129,6 +135,7 @@ class Client(ClientBase):
             reconcile_wait=reconcile_wait,
             on_attempt=on_attempt,
             profile=profile,
+            other_channels=other_channels,
         )
         if http_client is not None and transport is not None:
             raise InvalidRequestError("transport", "give transport or http_client, not both")
@@ -143,6 +150,53 @@ class Client(ClientBase):
             verify=tls_context(ca_bundle),
             headers={"User-Agent": USER_AGENT},
         )
+
+    @classmethod
+    def for_city(
+        cls,
+        name: str,
+        *,
+        environment: Literal["production", "test"] = "production",
+        allow_retired: bool = False,
+        **options: Any,
+    ) -> Client:
+        """A client for a city in the bundled registry (`civic311.cities`).
+
+        Its endpoints, jurisdiction_id, profile and other ways to reach the city come from
+        the registry; *options* (api_key, timeout…) are passed on and win over them. A city
+        whose entry is questioned gives a `CityStatusWarning`; a retired one raises
+        `RetiredCityError` unless ``allow_retired=True``.
+        """
+        endpoints, kwargs = city_options(name, environment, allow_retired, dict(options))
+        return cls(endpoints, **kwargs)
+
+    @classmethod
+    def from_discovery(
+        cls,
+        url: str,
+        *,
+        environment: Literal["production", "test"] = "production",
+        **options: Any,
+    ) -> Client:
+        """A client for the GeoReport v2 endpoints a Service Discovery document lists.
+
+        Fetches the document (cached for an hour), keeps the GeoReport v2 endpoints of
+        *environment* that offer a usable format, primary first and the rest as fallbacks,
+        each asked in its best format. *options* are passed on to the client.
+        """
+        http = options.get("http_client") or httpx.Client(
+            transport=options.get("transport"), timeout=options.get("timeout", DEFAULT_TIMEOUT)
+        )
+        try:
+            discovery = fetch_discovery(url, http)
+        finally:
+            if "http_client" not in options:
+                http.close()
+        endpoints, formats = discovery_options(discovery, environment, options)
+        options.setdefault("format", formats[0])
+        client = cls(endpoints, **options)
+        client._use_formats(formats)
+        return client
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -175,7 +229,12 @@ class Client(ClientBase):
         return result
 
     def submit(
-        self, request: NewRequest, *, retry_unsafe: bool = False, outbox: Outbox | None = None
+        self,
+        request: NewRequest,
+        *,
+        retry_unsafe: bool = False,
+        outbox: Outbox | None = None,
+        validate: bool = False,
     ) -> Receipt:
         """File a service request (POST requests, spec §2.3), never twice by accident.
 
@@ -192,6 +251,9 @@ class Client(ClientBase):
                 may get it twice.
             outbox: Store the request durably first; when every endpoint is down or the
                 outcome stays unknown, it waits there (``Receipt.queued``) for `Outbox.flush`.
+            validate: Check the request against the service's definition first (required
+                attributes, datatypes, list keys, unknown codes; one `ValidationFailedError`
+                lists every problem), and leave out informational (variable=false) attributes.
 
         Returns:
             A `Receipt` with the service_request_id (realtime), a token (batch; see
@@ -199,6 +261,8 @@ class Client(ClientBase):
         """
         self._submit_call(request)  # checks the request before anything else
         self._check_required(request)
+        if validate:
+            request = self._validated(request, self._definition_for(request.service_code))
         if outbox is None:
             return self._submit(request, retry_unsafe=retry_unsafe)
         box = self._check_outbox(outbox)
@@ -314,6 +378,17 @@ class Client(ClientBase):
         return self._in_order(wanted, found)
 
     # --- driving -----------------------------------------------------------------------------
+
+    def _definition_for(self, service_code: str) -> ServiceDefinition:
+        """The service's definition, cached for an hour; a 404 means "no attributes"."""
+        cached = self._cached_definition(service_code)
+        if cached is not None:
+            return cached
+        try:
+            definition = self.get_service_definition(service_code)
+        except NotFoundError:
+            definition = ServiceDefinition(service_code=service_code)  # metadata=false
+        return self._cache_definition(definition)
 
     def _drive(self, flow: Generator[Call[Any] | Sleep, Any, T]) -> T:
         """Run a protocol flow: execute its calls, sleep its sleeps."""

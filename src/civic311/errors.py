@@ -5,6 +5,7 @@ it all, and each branch says what went wrong in terms a caller can act on::
 
     Civic311Error
     ├── InvalidRequestError          bad input, caught locally before any network call
+    │   └── ValidationFailedError    a request that breaks its service definition (every problem)
     ├── APIError                     the city answered with an error status
     │   ├── BadRequestError          400 (and 422, which Klarschiff uses for validation)
     │   ├── ForbiddenError           401, 403: missing or invalid api_key
@@ -16,6 +17,8 @@ it all, and each branch says what went wrong in terms a caller can act on::
     │   └── ResponseTooLargeError    a body over the size cap; reading stopped there
     ├── AllEndpointsFailedError      every endpoint was tried; each attempt is listed
     ├── SubmissionUncertainError     a POST may or may not have created a request (never guessed)
+    ├── UnknownCityError             no such city in the registry (civic311.cities; suggests names)
+    ├── RetiredCityError             the registry says the city's API is gone (allow_retired=True)
     ├── WaitTimeoutError             wait_for_id gave up: the token never turned into an id
     └── UntrackableReceiptError      wait_for_id on a receipt with neither id nor token (blackbox)
 

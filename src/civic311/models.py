@@ -21,10 +21,12 @@ import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import attrs
 
 from civic311.errors import InvalidRequestError
+from civic311.media import MediaFile
 
 __all__ = [
     "Attribute",
@@ -233,6 +235,22 @@ class ServiceDefinition:
                 return attr
         return None
 
+    def validate(self, request: NewRequest) -> None:
+        """Check *request*'s attributes against this definition, before anything is sent.
+
+        Every problem is reported at once (see `civic311.validation.validate` for the rules).
+
+        Raises:
+            civic311.validation.ValidationFailedError: the request breaks the definition; its
+                ``problems`` list each one, naming the attribute and its question.
+        """
+        # Imported here: civic311.validation imports this module.
+        from civic311.validation import ValidationFailedError, validate
+
+        problems = validate(self, request)
+        if problems:
+            raise ValidationFailedError(problems)
+
 
 @attrs.frozen
 class ServiceRequest:
@@ -349,6 +367,63 @@ def _freeze_attributes(value: object) -> dict[str, _AttrValue]:
     return frozen
 
 
+def _freeze_media(value: object) -> tuple[MediaFile, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, MediaFile):
+        return (value,)
+    if isinstance(value, str | bytes | bytearray | memoryview) or not isinstance(value, Sequence):
+        raise InvalidRequestError(
+            "media",
+            f"must be a MediaFile or a list of them, not {type(value).__name__} "
+            "(build one with MediaFile.from_path, from_bytes or from_file)",
+        )
+    files = tuple(value)
+    for index, item in enumerate(files):
+        if not isinstance(item, MediaFile):
+            raise InvalidRequestError(
+                f"media[{index}]",
+                f"must be a civic311.MediaFile, not {type(item).__name__} "
+                "(build one with MediaFile.from_path, from_bytes or from_file)",
+            )
+    return files
+
+
+def _media_url(value: str, field: str) -> str:
+    url = value.strip()
+    if not url:
+        raise InvalidRequestError(field, "must not be empty")
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        raise InvalidRequestError(field, f"must be an http(s) URL, got {url!r}")
+    if any(c.isspace() for c in url):
+        raise InvalidRequestError(field, f"must not contain spaces, got {url!r}")
+    return url
+
+
+def _freeze_media_url(value: object) -> str | tuple[str, ...] | None:
+    # One URL stays a str, several become a tuple; blank means "not given" (spec §1.5), the
+    # way every other optional text field of a NewRequest treats it.
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return _media_url(value, "media_url") if value.strip() else None
+    if isinstance(value, bytes | bytearray) or not isinstance(value, Sequence):
+        raise InvalidRequestError(
+            "media_url", f"must be a URL or a list of URLs, not {type(value).__name__}"
+        )
+    urls: list[str] = []
+    for index, item in enumerate(value):
+        if not isinstance(item, str):
+            raise InvalidRequestError(
+                f"media_url[{index}]", f"must be a string, not {type(item).__name__}"
+            )
+        urls.append(_media_url(item, f"media_url[{index}]"))
+    if not urls:
+        return None
+    return urls[0] if len(urls) == 1 else tuple(urls)
+
+
 def _optional_text(name: str) -> Any:
     def check(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
         if value is not None and not isinstance(value, str):
@@ -382,6 +457,17 @@ class NewRequest:
     - `description` is at most 4,000 characters (spec §3.4).
 
     Attribute values are the option *keys* for list attributes (spec §3.5).
+
+    Media, two ways (reference §10.36):
+
+    - `media_url`: the URL of a photo hosted elsewhere (the spec's way). Give one URL, or a
+      list of several for cities that take repeated ``media_url`` fields (FixMyStreet, §3.5).
+      Each must be an http(s) URL. One URL is kept as a ``str``, several as a ``tuple``;
+      an empty string means none (spec §1.5).
+    - `media`: files to upload (`civic311.media.MediaFile`; a single one or a list), for cities
+      that take ``multipart/form-data`` (Bloomington one ``media`` part, §8.6; Helsinki and
+      6aika several ``media[]`` parts, §8.5). `civic311.validation.validate` does not check
+      them against the city: the client refuses what the city's profile cannot take.
     """
 
     service_code: str = attrs.field()
@@ -396,10 +482,13 @@ class NewRequest:
     first_name: str | None = _optional_text("first_name")
     last_name: str | None = _optional_text("last_name")
     phone: str | None = _optional_text("phone")
-    media_url: str | None = _optional_text("media_url")
+    media_url: str | tuple[str, ...] | None = attrs.field(
+        default=None, converter=_freeze_media_url, kw_only=True
+    )
     attributes: Mapping[str, _AttrValue] = attrs.field(
         factory=dict, converter=_freeze_attributes, kw_only=True, hash=False
     )
+    media: tuple[MediaFile, ...] = attrs.field(factory=tuple, converter=_freeze_media, kw_only=True)
 
     @service_code.validator
     def _check_code(self, attribute: attrs.Attribute[Any], value: object) -> None:

@@ -34,6 +34,7 @@ from civic311.errors import (
     error_for_status,
     snippet,
 )
+from civic311.media import MAX_MEDIA_BYTES
 from civic311.models import (
     NewRequest,
     Receipt,
@@ -46,7 +47,16 @@ from civic311.resilience.retry import parse_retry_after
 from civic311.wire import Decoded, Format, decode
 from civic311.wire.converter import converter, format_datetime
 from civic311.wire.errors import error_details
-from civic311.wire.form import FORM_CONTENT_TYPE, MultivalueStyle, encode_form, new_request_fields
+from civic311.wire.form import (
+    FORM_CONTENT_TYPE,
+    FilePart,
+    MediaStyle,
+    MultivalueStyle,
+    encode_form,
+    media_parts,
+    multipart_data,
+    new_request_fields,
+)
 from civic311.wire.shapes import items, one_object
 
 __all__ = [
@@ -114,6 +124,9 @@ class Settings:
         poll_interval: First wait between token look-ups; doubles up to max_poll_interval.
         max_poll_interval: Longest wait between token look-ups.
         required_fields: NewRequest fields the server requires in practice (§10.35).
+        media: How the city takes media: one media_url, repeated media_url, or uploads in a
+            multipart ``media`` (one file) or ``media[]`` (several) field (§10.36).
+        max_media_bytes: The most bytes of uploads one report may carry.
         paging: How GET requests pages: "none", "page" (page, page_size), "offset".
         page_size: The page size to ask for when paging (None: the server's default).
         first_page: The number of the first page (1, or 0 for some servers).
@@ -134,6 +147,8 @@ class Settings:
     poll_interval: float = 0.5
     max_poll_interval: float = 10.0
     required_fields: tuple[str, ...] = ()
+    media: MediaStyle = "url"
+    max_media_bytes: int = MAX_MEDIA_BYTES
     paging: Literal["none", "page", "offset"] = "none"
     page_size: int | None = None
     first_page: int = 1
@@ -150,6 +165,7 @@ class Call(Generic[T]):
         path: The resource path without the format extension, already URL-quoted.
         params: Query parameters (without jurisdiction_id, added per settings).
         form: The POST form fields (without credentials), or None for a GET.
+        files: Files to upload; when there are any, the POST is multipart/form-data.
         parse: Reads the decoded body into the result.
     """
 
@@ -159,6 +175,7 @@ class Call(Generic[T]):
     parse: Callable[[Decoded], T] = attrs.field(repr=False)
     params: tuple[tuple[str, str], ...] = ()
     form: tuple[tuple[str, str], ...] | None = None
+    files: tuple[FilePart, ...] = attrs.field(default=(), repr=False)
 
     @property
     def is_post(self) -> bool:
@@ -252,13 +269,20 @@ def build_request(
         form.append(("jurisdiction_id", settings.jurisdiction_id))
     if settings.api_key:
         form.append(("api_key", settings.api_key))
+    query = [p for p in params if p[0] != "jurisdiction_id"]
+    if call.files:
+        # multipart/form-data: httpx writes the boundary and the Content-Type (§8.2, §10.36).
+        return httpx.Request(
+            "POST",
+            url,
+            params=query,
+            data=multipart_data(form),
+            files=list(call.files),
+            headers=request_headers,
+        )
     request_headers["Content-Type"] = FORM_CONTENT_TYPE
     return httpx.Request(
-        "POST",
-        url,
-        params=[p for p in params if p[0] != "jurisdiction_id"],
-        content=encode_form(form),
-        headers=request_headers,
+        "POST", url, params=query, content=encode_form(form), headers=request_headers
     )
 
 
@@ -394,13 +418,25 @@ def service_definition_call(service_code: str) -> Call[ServiceDefinition]:
     return Call("get_service_definition", "GET", path, parse)
 
 
-def submit_call(request: NewRequest, *, multivalue: MultivalueStyle = "brackets") -> Call[Receipt]:
-    """POST requests (spec §2.3)."""
+def submit_call(
+    request: NewRequest,
+    *,
+    multivalue: MultivalueStyle = "brackets",
+    media: MediaStyle = "url",
+    max_media_bytes: int = MAX_MEDIA_BYTES,
+) -> Call[Receipt]:
+    """POST requests (spec §2.3), with media as the city takes it (reference §10.36).
+
+    Raises:
+        InvalidRequestError: not a NewRequest, or media this city cannot take (several URLs
+            where it takes one, files where it takes none, too many or too large files).
+    """
     if not isinstance(request, NewRequest):
         raise InvalidRequestError(
             "request", f"must be a civic311.NewRequest, not {type(request).__name__}"
         )
-    form = tuple(new_request_fields(request, multivalue=multivalue))
+    extra, files = media_parts(request, style=media, max_bytes=max_media_bytes)
+    form = (*new_request_fields(request, multivalue=multivalue), *extra)
 
     def parse(decoded: Decoded) -> Receipt:
         records = _records(decoded, _REQUEST_NAMES, "service_requests")
@@ -408,7 +444,7 @@ def submit_call(request: NewRequest, *, multivalue: MultivalueStyle = "brackets"
             return Receipt()  # blackbox: neither id nor token is success (reference §10.3)
         return _structure(Receipt, records[0], "service_requests[0]")
 
-    return Call("submit", "POST", "requests", parse, form=form)
+    return Call("submit", "POST", "requests", parse, form=form, files=tuple(files))
 
 
 def get_token_call(token: str) -> Call[TokenStatus]:

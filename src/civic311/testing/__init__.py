@@ -31,8 +31,9 @@ Names:
 * `VirtualClock` - a `civic311._clock.Clock` whose time moves only when told.
 * `Fault`, `InjectedFault`, `Faults` - misbehaviour on demand.
 * `Dialect` - the documented deviations of real servers, with presets.
-* `CityStore`, `ServiceSpec`, `AttributeSpec`, `ValueSpec`, `StoredRequest`,
+* `CityStore`, `ServiceSpec`, `AttributeSpec`, `ValueSpec`, `StoredRequest`, `StoredMedia`,
   `default_services` - the city's data.
+* `DiscoveryEndpointSpec` - an endpoint the city's discovery document lists.
 * `FakeCityTransport` - the object `FakeCity.transport()` returns.
 
 Names are imported lazily, so ``import civic311.testing`` (and the pytest plugin) stays cheap.
@@ -46,10 +47,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from civic311.testing._city import CallRecord, FakeCity
     from civic311.testing._dialect import Dialect
+    from civic311.testing._discovery import DiscoveryEndpointSpec
     from civic311.testing._faults import Fault, Faults, InjectedFault
     from civic311.testing._model import (
         AttributeSpec,
         ServiceSpec,
+        StoredMedia,
         StoredRequest,
         ValueSpec,
         default_services,
@@ -63,12 +66,14 @@ __all__ = [
     "CallRecord",
     "CityStore",
     "Dialect",
+    "DiscoveryEndpointSpec",
     "FakeCity",
     "FakeCityTransport",
     "Fault",
     "Faults",
     "InjectedFault",
     "ServiceSpec",
+    "StoredMedia",
     "StoredRequest",
     "ValueSpec",
     "VirtualClock",
@@ -79,6 +84,7 @@ _HOMES = {
     "AttributeSpec": "_model",
     "CallRecord": "_city",
     "CityStore": "_store",
+    "DiscoveryEndpointSpec": "_discovery",
     "Dialect": "_dialect",
     "FakeCity": "_city",
     "FakeCityTransport": "_transport",
@@ -86,6 +92,7 @@ _HOMES = {
     "Faults": "_faults",
     "InjectedFault": "_faults",
     "ServiceSpec": "_model",
+    "StoredMedia": "_model",
     "StoredRequest": "_model",
     "ValueSpec": "_model",
     "VirtualClock": "_vclock",

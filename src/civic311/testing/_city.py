@@ -29,6 +29,12 @@ What the city does, method by method, follows the reference (`georeport-v2.md`) 
 * POST is validated like a strict server: jurisdiction (400/404), api_key (403), service_code
   (400 missing / 404 unknown), the location rule, required attributes and list keys (400), all
   400s reported together.
+* POST takes ``application/x-www-form-urlencoded`` or ``multipart/form-data``. A multipart POST
+  may upload files as the dialect's `Dialect.media` allows (one ``media`` part: Bloomington;
+  ``media[]`` or repeated ``media`` parts: Helsinki, 6aika; none), reference §10.36. The city
+  keeps each file's name, type, size and SHA-256 (`StoredRequest.media`) and gives it a URL
+  under itself, which becomes the request's ``media_url``; repeated ``media_url`` fields
+  (FixMyStreet) are all kept in `StoredRequest.media_urls`.
 * Realtime services answer an id, batch services a token that resolves after `token_delay`
   clock seconds and `token_lookups` pending look-ups, blackbox services neither.
 * GET requests honours ``service_request_id`` (overrides the rest), ``service_code``,
@@ -43,6 +49,7 @@ Anything a client did is visible afterwards: `city.calls` (each request seen), `
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 import threading
 from collections import deque
@@ -55,11 +62,19 @@ import attrs
 
 from civic311._clock import Clock, SystemClock
 from civic311.testing._dialect import Dialect
+from civic311.testing._discovery import (
+    DiscoveryEndpointSpec,
+    default_discovery_endpoints,
+    discovery_ext,
+    discovery_reply,
+    discovery_url_for,
+)
 from civic311.testing._faults import Fault, FaultKind, Faults, InjectedFault
 from civic311.testing._generate import generate
 from civic311.testing._model import (
     AttributeValue,
     ServiceSpec,
+    StoredMedia,
     StoredRequest,
 )
 from civic311.testing._render import Format, Renderer, Reply, html_page, text_reply
@@ -68,7 +83,10 @@ from civic311.testing._wire import (
     FormError,
     Node,
     ParsedForm,
+    Upload,
+    content_type_params,
     parse_form,
+    parse_multipart,
     parse_query,
     parse_w3_datetime,
 )
@@ -80,6 +98,8 @@ if TYPE_CHECKING:
 __all__ = ["CallRecord", "FakeCity"]
 
 _DAY = timedelta(days=1)
+#: A Host header the city trusts to build URLs from: a name or an IP literal, and a port.
+_HOST = re.compile(r"([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?")
 _MAX_DESCRIPTION = 4000  # §3.4 / §3.5: "limited to 4,000 characters"
 _MAX_CALLS = 10_000
 
@@ -118,10 +138,13 @@ class Route:
     segments: tuple[str, ...] | None  # None: outside the base path
     ext: str | None
     query: str
+    discovery: bool = False  # the discovery document beside the base path (_discovery.py)
 
     @property
     def resource(self) -> str:
         """The resource path that faults and `CallRecord`s use, e.g. ``requests/600001``."""
+        if self.discovery:
+            return "discovery"
         return "/".join(self.segments) if self.segments is not None else ""
 
 
@@ -204,6 +227,8 @@ class FakeCity:
     * **token_delay** - clock seconds before a batch token can resolve (default 0).
     * **token_lookups** - how many look-ups of a fresh token answer "pending" (default 1).
     * **base_path** - the URL path of the endpoint (default ``/open311/v2``).
+    * **discovery_endpoints** - what the discovery document (`discovery_url`) lists; default:
+      this city as GeoReport v2 production and a v3 test endpoint. See `_discovery`.
     """
 
     def __init__(
@@ -221,6 +246,7 @@ class FakeCity:
         token_delay: float = 0.0,
         token_lookups: int = 1,
         base_path: str = "/open311/v2",
+        discovery_endpoints: Sequence[DiscoveryEndpointSpec] | None = None,
     ) -> None:
         if sort not in ("desc", "asc"):
             raise ValueError("sort must be 'desc' or 'asc'")
@@ -238,6 +264,11 @@ class FakeCity:
         self.token_delay = float(token_delay)
         self.token_lookups = int(token_lookups)
         self.base_path = "/" + base_path.strip("/")
+        self.discovery_endpoints: list[DiscoveryEndpointSpec] = (
+            list(discovery_endpoints)
+            if discovery_endpoints is not None
+            else default_discovery_endpoints()
+        )
         self.faults = Faults()
         self._lock = threading.Lock()
         self._down = False
@@ -259,6 +290,17 @@ class FakeCity:
         Any host works with the transport; only the path matters.
         """
         return f"http://fakecity.test{self.base_path}"
+
+    @property
+    def discovery_url(self) -> str:
+        """The discovery document for `transport()` use (``.json``; ``.xml`` works too):
+        ``http://fakecity.test/open311/discovery.json``. For `serve()`: `discovery_url_for`."""
+        return discovery_url_for(self.base_url)
+
+    @staticmethod
+    def discovery_url_for(base_url: str, fmt: str = "json") -> str:
+        """The discovery URL beside an endpoint base URL, e.g. the one `serve()` yields."""
+        return discovery_url_for(base_url, fmt)
 
     def transport(self) -> FakeCityTransport:
         """An httpx transport that serves this city in process, for `httpx.Client` *and*
@@ -496,7 +538,8 @@ class FakeCity:
             path = "/" + path.split("://", 1)[1].partition("/")[2]
         prefix = self.base_path + "/"
         if not path.startswith(prefix):
-            return Route(None, None, query)
+            ext = discovery_ext(self.base_path, path)
+            return Route(None, ext, query, discovery=ext is not None)
         raw = path[len(prefix) :].split("/")
         last, dot, ext = raw[-1].rpartition(".")
         if dot:
@@ -540,6 +583,8 @@ class FakeCity:
     def respond(self, incoming: Incoming, route: Route) -> Reply:
         """Answer one request as the city, with no faults involved."""
         dialect = self.dialect
+        if route.discovery:
+            return discovery_reply(self, incoming, route.ext)
         if route.segments is None:
             return Renderer(dialect, "xml").errors([(404, "Resource not found")])
         if route.ext not in ("xml", "json") or (route.ext == "json" and not dialect.json_enabled):
@@ -575,7 +620,7 @@ class FakeCity:
             try:
                 form = self._read_form(incoming)
             except FormError as exc:
-                return renderer.errors([(400, str(exc))])
+                return renderer.errors([(exc.status, str(exc))])
 
         jurisdiction = form.get("jurisdiction_id") if form is not None else None
         jurisdiction = jurisdiction or _single(query, "jurisdiction_id")
@@ -584,7 +629,7 @@ class FakeCity:
             return renderer.errors([problem])
 
         if form is not None:
-            return self._create(form, query, renderer)
+            return self._create(form, query, renderer, self._public_base(incoming))
         if name == "services":
             if len(segments) == 1:
                 return renderer.services(self.store.services())
@@ -603,15 +648,21 @@ class FakeCity:
     def _read_form(self, incoming: Incoming) -> ParsedForm:
         ctype = incoming.headers.get("content-type", "")
         if ctype or incoming.body:
-            media, *params = (p.strip().lower() for p in ctype.split(";"))
+            media, params = content_type_params(ctype)
+            if media == "multipart/form-data":
+                # File uploads (reference §8.2, §8.5, §8.6). The boundary is case-sensitive,
+                # so the parameters are read without lower-casing their values.
+                return parse_multipart(
+                    incoming.body, params.get("boundary", ""), self.dialect.multivalue
+                )
             if media != "application/x-www-form-urlencoded":
                 raise FormError(
-                    "POST requests needs an application/x-www-form-urlencoded; charset=utf-8 body"
+                    "POST requests needs an application/x-www-form-urlencoded; charset=utf-8 "
+                    "or a multipart/form-data body"
                 )
-            for param in params:
-                key, _, value = param.partition("=")
-                if key == "charset" and value.strip('"') not in ("utf-8", "utf8"):
-                    raise FormError("the form must be encoded in UTF-8")
+            charset = params.get("charset")
+            if charset is not None and charset.lower() not in ("utf-8", "utf8"):
+                raise FormError("the form must be encoded in UTF-8")
         return parse_form(incoming.body, self.dialect.multivalue)
 
     def _check_jurisdiction(self, value: str | None) -> tuple[int, str] | None:
@@ -624,8 +675,20 @@ class FakeCity:
             return (404, f"jurisdiction_id {value} not found")
         return None
 
+    def _public_base(self, incoming: Incoming) -> str:
+        """The city's base URL as the client reached it (its Host header), for the URLs the
+        city hands out (uploaded media); `base_url` when the header is missing or odd."""
+        host = incoming.headers.get("host", "")
+        if _HOST.fullmatch(host):
+            return f"http://{host}{self.base_path}"
+        return self.base_url
+
     def _create(
-        self, form: ParsedForm, query: Mapping[str, list[str]], renderer: Renderer
+        self,
+        form: ParsedForm,
+        query: Mapping[str, list[str]],
+        renderer: Renderer,
+        base: str | None = None,
     ) -> Reply:
         if self.api_key is not None:
             # §1.4: servers take the key in the form body or the query string. The key is never
@@ -676,10 +739,13 @@ class FakeCity:
             errors.append((400, f"description is longer than {_MAX_DESCRIPTION} characters"))
         if service is not None:
             errors.extend(_check_attributes(service, form))
+        errors.extend(_check_uploads(self.dialect.media, form.uploads))
         if errors:
             return renderer.errors(errors)
         assert service is not None  # code is not None when there are no errors
-        record = self._store_post(service, form, lat, long, address, address_id, description)
+        record = self._store_post(
+            service, form, lat, long, address, address_id, description, base or self.base_url
+        )
 
         if self.dialect.post_full_record:
             node = renderer.record(record, self.clock.now(), with_id=service.type == "realtime")
@@ -705,6 +771,7 @@ class FakeCity:
         address: str | None,
         address_id: str | None,
         description: str | None,
+        base: str,
     ) -> StoredRequest:
         now = self.clock.now()
         requested = utc_seconds(now)
@@ -716,8 +783,24 @@ class FakeCity:
             code: tuple(value) if isinstance(value, list) else value
             for code, value in form.attributes.items()
         }
+        digests = [hashlib.sha256(upload.content).hexdigest() for upload in form.uploads]
         with self.store.lock:
             service_request_id = self.store.new_id()
+            media = tuple(
+                StoredMedia(
+                    field=upload.name,
+                    filename=upload.filename,
+                    content_type=upload.content_type,
+                    size=len(upload.content),
+                    sha256=digest,
+                    url=f"{base}/media/{service_request_id}/{n}",
+                )
+                for n, (upload, digest) in enumerate(
+                    zip(form.uploads, digests, strict=True), start=1
+                )
+            )
+            # Uploaded files take precedence over media_url (v2.1 draft, reference §8.2).
+            media_urls = tuple(m.url for m in media) + tuple(form.all("media_url"))
             if service.type == "batch":
                 token = self.store.new_token()
                 ready_at = now + timedelta(seconds=self.token_delay)
@@ -735,7 +818,9 @@ class FakeCity:
                 long=long,
                 address=address,
                 address_id=address_id,
-                media_url=form.get("media_url"),
+                media_url=media_urls[0] if media_urls else None,
+                media_urls=media_urls,
+                media=media,
                 email=form.get("email"),
                 device_id=form.get("device_id"),
                 account_id=form.get("account_id"),
@@ -962,4 +1047,29 @@ def _check_attributes(service: ServiceSpec, form: ParsedForm) -> list[tuple[int,
                 errors.append((400, f"attribute[{code}] must be an ISO 8601 datetime"))
         elif datatype == "string" and ("\n" in values[0] or "\r" in values[0]):
             errors.append((400, f"attribute[{code}] must be a single line"))
+    return errors
+
+
+def _check_uploads(
+    accepts: Literal["none", "single", "array"], uploads: Sequence[Upload]
+) -> list[tuple[int, str]]:
+    """400s for files the dialect's city does not take (reference §10.36)."""
+    if not uploads:
+        return []
+    if accepts == "none":
+        return [(400, "this city takes no file uploads; give media_url instead")]
+    # Bloomington reads one file from "media" (§8.6); Helsinki and 6aika read "media[]" or
+    # repeated "media" parts (§8.5, and the v2.1 draft's <input name="media[]">, §8.2).
+    allowed = ("media",) if accepts == "single" else ("media", "media[]")
+    where = " or ".join(allowed)
+    errors = [
+        (400, f"unexpected file field {u.name!r}: files go in {where}")
+        for u in uploads
+        if u.name not in allowed
+    ]
+    if accepts == "single" and len(uploads) > 1:
+        errors.append((400, f"this city takes one file in media, got {len(uploads)}"))
+    errors.extend(
+        (400, f"the uploaded file {u.filename!r} is empty") for u in uploads if not u.content
+    )
     return errors

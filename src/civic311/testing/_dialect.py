@@ -77,6 +77,11 @@ class Dialect:
       GET requests *without* a service_request_id (Chicago, §8.3, §10.5) instead of not at all.
     * **idless_every** - additionally drop the id of every request whose numeric id is a multiple
       of this number in GET requests lists (0: never). For harvest tests that must skip them.
+    * **media** - the file uploads a POST may carry as ``multipart/form-data`` (reference §10.36):
+      ``array`` (any number of files in ``media[]`` or repeated ``media`` parts: Helsinki,
+      6aika, the v2.1 draft, §8.2, §8.5), ``single`` (at most one file, in a part named
+      ``media``: Bloomington, §8.6), or ``none`` (no uploads: a file is a 400). Repeated
+      ``media_url`` fields (FixMyStreet, §3.5) are accepted whatever this says.
     * **multivalue** - POST attribute lists: ``brackets`` (``attribute[c][]=v``, the spec) or
       ``repeat`` (repeated ``attribute[c]=v``, open311-adapter, §3.5).
     * **paging** - ``none`` (the spec: a 1000-row cap and no paging), ``page`` (``page`` from 1,
@@ -113,6 +118,9 @@ class Dialect:
     token_404_while_pending: bool = False
     idless_pending: bool = False
     idless_every: int = 0
+    media: Literal["none", "single", "array"] = attrs.field(
+        default="array", validator=_in(("none", "single", "array"))
+    )
     multivalue: Literal["brackets", "repeat"] = attrs.field(
         default="brackets", validator=_in(("brackets", "repeat"))
     )
@@ -209,8 +217,10 @@ class Dialect:
     @classmethod
     def ureport(cls) -> Dialect:
         """Bloomington uReport (§8.6): ``[{"description"}]`` errors, POST answers the full
-        record, ``page``/``page_size`` paging (default 1000)."""
+        record and takes one uploaded file in ``media``, ``page``/``page_size`` paging
+        (default 1000)."""
         return cls(
+            media="single",
             error_shape="description_only",
             post_full_record=True,
             paging="page",

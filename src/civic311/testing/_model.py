@@ -10,6 +10,8 @@ compare it with what a client sent.
 * `StoredRequest` - one service request as stored. Its status is not a field: a request has a
   scheduled close time and reads evaluate it against the city's clock (`status_at(now)`), so
   letting a `VirtualClock` run is how requests get closed.
+* `StoredMedia` - what the city kept of one uploaded file: name, type, size and SHA-256 (the
+  bytes themselves are not kept).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ __all__ = [
     "Origin",
     "ServiceSpec",
     "ServiceType",
+    "StoredMedia",
     "StoredRequest",
     "ValueSpec",
     "default_services",
@@ -139,6 +142,26 @@ class ServiceSpec:
 AttributeValue = str | tuple[str, ...]
 
 
+@attrs.frozen
+class StoredMedia:
+    """One file uploaded with a POST (multipart ``media`` / ``media[]``, reference §8.2, §8.5,
+    §8.6), as the city records it: enough to check what a client sent, not the bytes.
+
+    * `field` - the part's name as sent (``media`` or ``media[]``).
+    * `url` - where the city says the file is: ``{base}/media/{id}/{n}`` (n from 1), *base*
+      being the city's base URL as the client reached it (``http://fakecity.test/open311/v2``
+      in process, ``http://127.0.0.1:PORT/open311/v2`` when served). It is also among the
+      request's `media_urls`. The city does not serve the file back.
+    """
+
+    field: str
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    url: str
+
+
 @attrs.frozen(eq=False)
 class StoredRequest:
     """One service request as the fake city stores it.
@@ -151,6 +174,11 @@ class StoredRequest:
     * `progress_at` - when a "work in progress" status note appears (None: never).
     * `visible_from` - a batch request is not listed until its token has been processed.
     * `token` - the token handed out for a batch service, else None.
+    * `media_urls` - for a request filed by POST, every media URL it came with: those of
+      uploaded files first (files take precedence, v2.1 draft §8.2), then each ``media_url``
+      field as sent (FixMyStreet repeats it, §3.5). `media_url`, the one the spec's GET shows,
+      is the first of them. Added and generated requests have only `media_url`.
+    * `media` - the files uploaded with the POST (`StoredMedia`), in order.
     """
 
     service_request_id: str
@@ -181,6 +209,8 @@ class StoredRequest:
     visible_from: datetime | None = None
     jurisdiction_id: str | None = None
     origin: Origin = "added"
+    media_urls: tuple[str, ...] = ()
+    media: tuple[StoredMedia, ...] = ()
 
     def status_at(self, now: datetime) -> Literal["open", "closed"]:
         """``closed`` once `close_at` has passed on *now*, else ``open``."""

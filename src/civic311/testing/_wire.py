@@ -1,4 +1,5 @@
-"""The fake city's own wire code: XML and JSON writers, the POST form parser, w3 dates.
+"""The fake city's own wire code: XML and JSON writers, the POST form parsers (urlencoded and
+multipart/form-data), w3 dates.
 
 This is deliberately independent of civic311's client-side wire layer: a fake server that
 shared the client's encoder would agree with the client's bugs. Everything here is written from
@@ -20,18 +21,24 @@ from __future__ import annotations
 import json
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Literal, TypeAlias
 from urllib.parse import unquote_to_bytes
 
+import attrs
+
 __all__ = [
     "ITEM_TAGS",
+    "MAX_MULTIPART_BYTES",
     "FormError",
     "Node",
     "ParsedForm",
+    "Upload",
+    "content_type_params",
     "format_datetime",
     "parse_form",
+    "parse_multipart",
     "parse_w3_datetime",
     "parse_query",
     "to_json",
@@ -141,7 +148,12 @@ def format_datetime(
 
 
 class FormError(ValueError):
-    """The body or query string could not be decoded (not percent-encoded UTF-8)."""
+    """The body or query string could not be decoded (not percent-encoded UTF-8, or a broken
+    multipart body). `status` is the HTTP status to answer: 400, or 413 for a body too large."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def _decode_component(raw: str, plus_is_space: bool) -> str:
@@ -175,12 +187,31 @@ def parse_query(query: str) -> dict[str, list[str]]:
     return result
 
 
+@attrs.frozen
+class Upload:
+    """One file part of a ``multipart/form-data`` POST: the part's field name (``media``,
+    ``media[]``…), the file name the client gave, the part's content type, and the bytes."""
+
+    name: str
+    filename: str
+    content_type: str
+    content: bytes = attrs.field(repr=lambda b: f"<{len(b)} bytes>")
+
+
 class ParsedForm:
-    """A decoded POST form: plain fields (last value wins) and ``attribute[...]`` values."""
+    """A decoded POST form: plain fields (last value wins), every value of repeated fields
+    (`all`, e.g. FixMyStreet's repeated ``media_url``), ``attribute[...]`` values, and the
+    uploaded files of a multipart body (`uploads`)."""
 
     def __init__(self) -> None:
         self.fields: dict[str, str] = {}
+        self.repeated: dict[str, list[str]] = {}
         self.attributes: dict[str, str | list[str]] = {}
+        self.uploads: list[Upload] = []
+
+    def all(self, name: str) -> list[str]:
+        """Every non-empty value sent for the plain field *name*, stripped, in order."""
+        return [v.strip() for v in self.repeated.get(name, []) if v.strip()]
 
     def get(self, name: str) -> str | None:
         """The field's value with surrounding whitespace removed; None when absent or empty.
@@ -212,8 +243,16 @@ def parse_form(body: bytes, multivalue: Literal["brackets", "repeat"]) -> Parsed
     except UnicodeDecodeError as exc:
         # A urlencoded body is ASCII on the wire; raw UTF-8 bytes mean a client skipped encoding.
         raise FormError("the form body must be percent-encoded") from exc
+    return _collect(parse_pairs(text), multivalue)
+
+
+def _collect(
+    pairs: Iterable[tuple[str, str]], multivalue: Literal["brackets", "repeat"]
+) -> ParsedForm:
+    """Sort decoded (name, value) pairs into a `ParsedForm`, reading attribute keys per
+    *multivalue*."""
     form = ParsedForm()
-    for name, value in parse_pairs(text):
+    for name, value in pairs:
         if multivalue == "brackets":
             many = _BRACKETS_LIST.match(name)
             if many:
@@ -240,4 +279,123 @@ def parse_form(body: bytes, multivalue: Literal["brackets", "repeat"]) -> Parsed
                     form.attributes[code] = [current, value]
                 continue
         form.fields[name] = value
+        form.repeated.setdefault(name, []).append(value)
+    return form
+
+
+# -- multipart/form-data (RFC 7578, RFC 2046 §5.1) ----------------------------------------------
+#
+# Written by hand, small and strict, rather than with the `email` package: that parser is
+# lenient by design (it records "defects" and carries on) and re-splits lines, while a server
+# under test should take exactly the bytes between two delimiters and refuse anything malformed.
+
+#: The largest multipart body the city reads (the loopback server has its own, lower, cap).
+MAX_MULTIPART_BYTES = 32 * 1024 * 1024
+_MAX_PARTS = 256
+_MAX_PART_HEADERS = 8 * 1024
+_BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
+_PARAM = re.compile(r';\s*([!#$%&\'*+.^_`|~0-9A-Za-z-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;\s]*)\s*')
+
+
+def content_type_params(value: str) -> tuple[str, dict[str, str]]:
+    """Split a Content-Type (or Content-Disposition) value into its lower-cased main value and
+    its parameters (names lower-cased, values as sent: a multipart boundary is case-sensitive).
+
+    Raises:
+        FormError: the parameters are not ``; name=value`` pairs.
+    """
+    main, sep, rest = value.partition(";")
+    params: dict[str, str] = {}
+    rest = (sep + rest).rstrip("; \t")  # a trailing ";" is sloppy, not malformed
+    position = 0
+    while position < len(rest):
+        match = _PARAM.match(rest, position)
+        if match is None:
+            raise FormError(f"malformed header parameters: {value!r}")
+        raw = match.group(2)
+        if raw.startswith('"'):
+            raw = re.sub(r"\\(.)", r"\1", raw[1:-1])
+        params[match.group(1).lower()] = raw
+        position = match.end()
+    return main.strip().lower(), params
+
+
+def _part(raw: bytes, index: int) -> tuple[str, str | None, str, bytes]:
+    """(field name, filename or None, content type, content) of one part."""
+    if raw.startswith(b"\r\n"):
+        raise FormError(f"multipart part {index} has no headers (no Content-Disposition)")
+    head, sep, content = raw.partition(b"\r\n\r\n")
+    if not sep:
+        raise FormError(f"multipart part {index} has no blank line after its headers")
+    if len(head) > _MAX_PART_HEADERS:
+        raise FormError(f"multipart part {index} has too many headers")
+    try:
+        lines = head.decode("utf-8").split("\r\n")
+    except UnicodeDecodeError as exc:
+        raise FormError(f"multipart part {index} has headers that are not UTF-8") from exc
+    headers: dict[str, str] = {}
+    for line in lines:
+        key, colon, value = line.partition(":")
+        if not colon or not key.strip() or key != key.strip():
+            raise FormError(f"multipart part {index} has a malformed header: {line!r}")
+        headers[key.lower()] = value.strip()
+    disposition = headers.get("content-disposition")
+    if disposition is None:
+        raise FormError(f"multipart part {index} has no Content-Disposition")
+    kind, params = content_type_params(disposition)
+    name = params.get("name")
+    if kind != "form-data" or not name:
+        raise FormError(f"multipart part {index} is not form-data with a name")
+    ctype = headers.get("content-type", "text/plain")
+    return name, params.get("filename"), ctype, content
+
+
+def parse_multipart(
+    body: bytes, boundary: str, multivalue: Literal["brackets", "repeat"]
+) -> ParsedForm:
+    """Parse a ``multipart/form-data`` body: text parts become fields (UTF-8, read like a
+    urlencoded form's), parts with a ``filename`` become `ParsedForm.uploads`.
+
+    Raises:
+        FormError: a bad boundary, a body with no opening or closing delimiter, a part without
+            ``Content-Disposition: form-data; name=…``, a text field that is not UTF-8, more
+            than 256 parts (400), or a body over `MAX_MULTIPART_BYTES` (413).
+    """
+    if len(body) > MAX_MULTIPART_BYTES:
+        raise FormError("the multipart body is too large", status=413)
+    if not _BOUNDARY.fullmatch(boundary):
+        raise FormError("the multipart boundary is missing or malformed")
+    delimiter = b"\r\n--" + boundary.encode("ascii")
+    data = b"\r\n" + body  # so the first delimiter looks like every other one
+    start = data.find(delimiter)
+    if start < 0:
+        raise FormError("the multipart body has no opening boundary")
+    position = start + len(delimiter)
+    pairs: list[tuple[str, str]] = []
+    uploads: list[Upload] = []
+    while True:
+        if data.startswith(b"--", position):
+            break  # the close delimiter; what follows is an epilogue, ignored (RFC 2046)
+        # Transport padding (spaces and tabs) may follow a delimiter, then CRLF.
+        while data[position : position + 1] in (b" ", b"\t"):
+            position += 1
+        if not data.startswith(b"\r\n", position):
+            raise FormError("a multipart boundary is not followed by a line break")
+        position += 2
+        end = data.find(delimiter, position)
+        if end < 0:
+            raise FormError("the multipart body has no closing boundary")
+        if len(pairs) + len(uploads) >= _MAX_PARTS:
+            raise FormError(f"the multipart body has more than {_MAX_PARTS} parts")
+        name, filename, ctype, content = _part(data[position:end], len(pairs) + len(uploads))
+        if filename is not None:
+            uploads.append(Upload(name, filename, ctype, content))
+        else:
+            try:
+                pairs.append((name, content.decode("utf-8")))
+            except UnicodeDecodeError as exc:
+                raise FormError(f"the multipart field {name!r} is not UTF-8") from exc
+        position = end + len(delimiter)
+    form = _collect(pairs, multivalue)
+    form.uploads = uploads
     return form

@@ -21,10 +21,16 @@ Every Open311 decision about values lives here, in hooks at the edge, and nowher
 
 Unstructuring (`to_dict`) gives JSON-ready dicts: ISO 8601 datetimes, lists for tuples, plain
 strings for the open types, ``extras`` nested under ``"extras"``. `from_dict` reads that back.
+
+A `NewRequest`'s files (`MediaFile`) travel whole, so a request parked in the outbox or handed to
+a task queue keeps its photo: each is ``{"filename", "content_type", "content_base64"}``, the
+bytes in standard base64 (about a third larger than the file; mind it when you store many).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
@@ -34,6 +40,7 @@ import attrs
 import cattrs
 
 from civic311.errors import DecodeError
+from civic311.media import MediaFile
 from civic311.models import (
     Attribute,
     AttributeDatatype,
@@ -301,6 +308,46 @@ def _open_type(cls: type[str]) -> Callable[[Any, str], Any]:
     return hook
 
 
+def _media_file_to_dict(media: MediaFile) -> dict[str, str]:
+    """A JSON-ready dict of a `MediaFile`: its name, content type and base64 bytes."""
+    return {
+        "filename": media.filename,
+        "content_type": media.content_type,
+        "content_base64": base64.b64encode(media.content).decode("ascii"),
+    }
+
+
+def _media_file(value: Any, what: str = "media") -> MediaFile:
+    if isinstance(value, MediaFile):
+        return value
+    if not isinstance(value, Mapping):
+        raise DecodeError(f"{what}: expected a media object, got {type(value).__name__}")
+    encoded = value.get("content_base64")
+    if not isinstance(encoded, str):
+        raise DecodeError(f"{what}: content_base64 must be a base64 string")
+    try:
+        content = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise DecodeError(f"{what}: content_base64 is not valid base64 ({exc})") from None
+    # MediaFile checks the rest (name, type, non-empty) and raises InvalidRequestError.
+    filename: Any = value.get("filename")
+    return MediaFile(
+        filename=filename,
+        content=content,
+        content_type=value.get("content_type") or "application/octet-stream",
+    )
+
+
+def _media_files(value: Any, what: str = "media") -> tuple[MediaFile, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, Mapping | MediaFile):
+        value = [value]
+    if not isinstance(value, list | tuple):
+        raise DecodeError(f"{what}: expected a list of media objects, got {type(value).__name__}")
+    return tuple(_media_file(item, f"{what}[{i}]") for i, item in enumerate(value))
+
+
 # --- the per-model hook that keeps extras ----------------------------------------------------
 
 FieldHook = Callable[[Any, str], Any]
@@ -387,6 +434,7 @@ def configure_converter(conv: cattrs.Converter) -> None:
         ServiceType | None: _open_type(ServiceType),
         AttributeDatatype: _open_type(AttributeDatatype),
         float: _optional_float,
+        tuple[MediaFile, ...]: _media_files,
     }
 
     def seq_of(model: type[Any]) -> FieldHook:
@@ -414,6 +462,7 @@ def configure_converter(conv: cattrs.Converter) -> None:
 
     # Unstructuring: JSON-ready.
     conv.register_unstructure_hook(datetime, lambda d: d.isoformat())
+    conv.register_unstructure_hook(MediaFile, _media_file_to_dict)
     for open_type in (Status, ServiceType, AttributeDatatype):
         conv.register_unstructure_hook(open_type, str)
 
