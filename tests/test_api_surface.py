@@ -10,7 +10,7 @@ import civic311
 NO_IO = frozenset({"health", "for_city"})
 
 #: Methods that are iterators on Client and async iterators on AsyncClient.
-ASYNC_ITERATORS = frozenset({"iter_requests"})
+ASYNC_ITERATORS = frozenset({"iter_requests", "watch"})
 
 
 def _public(cls: type) -> dict[str, inspect.Signature]:

@@ -28,7 +28,8 @@ from civic311.errors import (
 )
 from civic311.harvest import Emit, harvest_flow, keep
 from civic311.harvest import _filters as harvest_filters
-from civic311.models import NewRequest, Receipt, ServiceDefinition, ServiceRequest
+from civic311.ledger import Ledger
+from civic311.models import NewRequest, Receipt, ServiceDefinition, ServiceRequest, TokenStatus
 from civic311.outbox import Outbox
 from civic311.profiles import PROFILES, SPEC, Profile
 from civic311.protocol import (
@@ -36,6 +37,7 @@ from civic311.protocol import (
     Call,
     Civic311Warning,
     Settings,
+    Sleep,
     Step,
     build_request,
     chunk_ids,
@@ -51,6 +53,7 @@ from civic311.protocol import (
 )
 from civic311.resilience.pool import EndpointHealth, EndpointPool
 from civic311.resilience.retry import RetryPolicy
+from civic311.tracking import Lookup, Resolve, StatusChange, Tracked, watch_flow
 from civic311.validation import sendable
 from civic311.wire import Format
 
@@ -496,6 +499,53 @@ class ClientBase:
 
     def _request_call(self, service_request_id: str) -> Call[ServiceRequest]:
         return get_request_call(service_request_id)
+
+    def _tracking_flow(
+        self,
+        items: object,
+        ledger: Ledger | None,
+        *,
+        interval: float,
+        max_interval: float,
+        timeout: float | None,
+        once: bool,
+    ) -> Generator[Lookup | Resolve | Sleep | StatusChange, Any, Tracked]:
+        if ledger is not None and not isinstance(ledger, Ledger):
+            raise InvalidRequestError("ledger", f"must be a civic311.Ledger, not {ledger!r}")
+        if timeout is not None and (isinstance(timeout, bool) or timeout < 0):
+            raise InvalidRequestError("timeout", f"must be seconds ≥ 0 or None, not {timeout!r}")
+
+        def known(rid: str) -> tuple[str | None, str | None, datetime | None] | None:
+            seen = ledger.latest_status(rid) if ledger is not None else None
+            if seen is None:
+                return None
+            status = str(seen.status) if seen.status is not None else None
+            return (status, seen.status_notes, seen.updated_datetime)
+
+        return watch_flow(
+            items,
+            known=known,
+            now=self._clock.now,
+            started=self._clock.monotonic(),
+            interval=interval,
+            max_interval=max_interval,
+            deadline=timeout,
+            once=once,
+        )
+
+    def _observed(
+        self, ledger: Ledger | None, found: Sequence[ServiceRequest] | TokenStatus
+    ) -> None:
+        """Record what a tracking round saw in the ledger (it keeps only changes)."""
+        if ledger is None:
+            return
+        now = self._clock.now()
+        if isinstance(found, TokenStatus):
+            if found.service_request_id:
+                ledger.record_token_resolved(found.token, found.service_request_id, now)
+            return
+        for request in found:
+            ledger.record_status(request, observed_at=now)
 
     def _check_required(self, request: NewRequest) -> None:
         """The fields this city requires in practice (its profile), before anything is sent."""

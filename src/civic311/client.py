@@ -33,6 +33,7 @@ from civic311._transport import EncodingBroken, read_body, transport_error
 from civic311.discovery import fetch_discovery
 from civic311.errors import Civic311Error, InvalidRequestError, NotFoundError
 from civic311.harvest import Emit
+from civic311.ledger import Ledger
 from civic311.models import (
     NewRequest,
     Receipt,
@@ -54,6 +55,7 @@ from civic311.protocol import (
     redact_url,
 )
 from civic311.resilience.retry import RetryPolicy
+from civic311.tracking import Lookup, Resolve, StatusChange, Tracked
 from civic311.wire import Format
 
 __all__ = ["Client"]
@@ -363,6 +365,52 @@ class Client(ClientBase):
             else:
                 reply = self._execute(step)
 
+    def track(
+        self, items: Sequence[str | Receipt] | str | Receipt, *, ledger: Ledger | None = None
+    ) -> Tracked:
+        """Refresh requests once: turn tokens into ids, look ids up in batches, report changes.
+
+        Args:
+            items: Request ids and/or receipts (receipts still holding a token are resolved).
+            ledger: Record every status seen, and compare with what it saw last time.
+
+        Returns:
+            The requests now, the changes since last seen, tokens still pending, ids missing.
+        """
+        flow = self._tracking_flow(
+            items, ledger, interval=1.0, max_interval=1.0, timeout=None, once=True
+        )
+        result: list[Tracked] = []
+        for _ in self._drive_tracking(flow, ledger, result):
+            pass
+        return result[0]
+
+    def watch(
+        self,
+        items: Sequence[str | Receipt] | str | Receipt,
+        *,
+        interval: float = 300.0,
+        max_interval: float = 3600.0,
+        timeout: float | None = None,
+        ledger: Ledger | None = None,
+    ) -> Iterator[StatusChange]:
+        """Yield each `StatusChange` until every request is closed or *timeout* passes.
+
+        Asks every *interval* seconds, backing off by half each quiet round up to
+        *max_interval*, and waiting as long as the city's Retry-After says when rate-limited
+        (`civic311.tracking`). With a *ledger*, every status seen is recorded and a resumed
+        watch reports only what changed since.
+        """
+        flow = self._tracking_flow(
+            items,
+            ledger,
+            interval=interval,
+            max_interval=max_interval,
+            timeout=timeout,
+            once=False,
+        )
+        yield from self._drive_tracking(flow, ledger)
+
     def get_requests(self, ids: Sequence[str]) -> list[ServiceRequest]:
         """Many requests by id, in as few calls as URLs of at most 2,000 characters allow.
 
@@ -389,6 +437,37 @@ class Client(ClientBase):
         except NotFoundError:
             definition = ServiceDefinition(service_code=service_code)  # metadata=false
         return self._cache_definition(definition)
+
+    def _drive_tracking(
+        self,
+        flow: Generator[Lookup | Resolve | Sleep | StatusChange, Any, Tracked],
+        ledger: Ledger | None,
+        result: list[Tracked] | None = None,
+    ) -> Iterator[StatusChange]:
+        reply: Any = None
+        error: Civic311Error | None = None
+        while True:
+            try:
+                step = flow.throw(error) if error is not None else flow.send(reply)
+            except StopIteration as done:
+                if result is not None:
+                    result.append(done.value)
+                return
+            reply, error = None, None
+            try:
+                if isinstance(step, StatusChange):
+                    self._observed(ledger, [step.request])
+                    yield step
+                elif isinstance(step, Sleep):
+                    self._clock.sleep(step.seconds)
+                    reply = self._clock.monotonic()
+                elif isinstance(step, Resolve):
+                    reply = self.get_token(step.token)
+                    self._observed(ledger, reply)
+                else:
+                    reply = self.get_requests(list(step.ids))
+            except Civic311Error as exc:
+                error = exc
 
     def _drive(self, flow: Generator[Call[Any] | Sleep, Any, T]) -> T:
         """Run a protocol flow: execute its calls, sleep its sleeps."""

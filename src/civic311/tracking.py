@@ -17,7 +17,7 @@ run `watch_flow`, which:
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -148,7 +148,7 @@ def _state(request: ServiceRequest) -> Seen:
 def watch_flow(
     items: object,
     *,
-    known: Mapping[str, Seen],
+    known: Callable[[str], Seen | None],
     now: Any,
     started: float,
     interval: float,
@@ -158,7 +158,8 @@ def watch_flow(
 ) -> Generator[Lookup | Resolve | Sleep | StatusChange, Any, Tracked]:
     """Refresh *items* until all are closed or *deadline* seconds pass (module docstring).
 
-    *known* holds the last state seen per id (from a ledger); *now* returns the wall time.
+    *known* gives the last state seen of an id (from a ledger), or None; *now* returns the
+    wall time.
     With ``once=True`` it makes one round (that is `Client.track`). Changes are yielded as
     they are found (the driver replies None); the last round's `Tracked` is returned.
 
@@ -168,8 +169,7 @@ def watch_flow(
     if interval <= 0 or max_interval < interval:
         raise InvalidRequestError("interval", "must be positive and at most max_interval")
     ids, tokens = split_items(items)
-    last: dict[str, Seen] = dict(known)
-    previous_status: dict[str, Status | None] = {}
+    last: dict[str, Seen | None] = {}
     wait = interval
     monotonic = started
     while True:
@@ -199,8 +199,8 @@ def watch_flow(
             if rid is None:
                 continue
             state = _state(request)
-            if last.get(rid) != state:
-                before = last.get(rid)
+            before = last[rid] if rid in last else known(rid)
+            if before != state:
                 change = StatusChange(
                     service_request_id=rid,
                     status=request.status,
@@ -211,10 +211,9 @@ def watch_flow(
                     request=request,
                     first_seen=before is None,
                 )
-                last[rid] = state
-                previous_status[rid] = request.status
                 changes.append(change)
                 yield change
+            last[rid] = state
         returned = {r.service_request_id for r in found}
         result = Tracked(
             requests=tuple(found),
