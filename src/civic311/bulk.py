@@ -1,5 +1,9 @@
 """Bulk submission and tracking for scripts: many reports from a file, each filed exactly once.
 
+    rows = bulk.read_rows("reports.csv")
+    with Ledger("civic311.sqlite") as ledger:
+        summary = asyncio.run(bulk.submit_all(client, rows, ledger=ledger, concurrency=8))
+
 Input is CSV or JSON Lines with these columns (all optional but ``service_code`` and a
 location; see `NewRequest`):
 
@@ -19,22 +23,39 @@ whole (a typo such as ``descripton`` would otherwise drop data silently).
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import hashlib
 import io
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 import attrs
 
-from civic311.errors import Civic311Error, InvalidRequestError
-from civic311.models import NewRequest
+from civic311._clock import Clock
+from civic311.errors import Civic311Error, InvalidRequestError, SubmissionUncertainError
+from civic311.models import NewRequest, Receipt, Service, ServiceDefinition
+from civic311.outbox import never_acted_on
+from civic311.tracking import StatusChange, Tracked
 from civic311.wire.converter import to_dict
 
-__all__ = ["COLUMNS", "Row", "read_rows", "row_key"]
+if TYPE_CHECKING:
+    from civic311.async_client import AsyncClient
+    from civic311.ledger import Ledger
+
+__all__ = [
+    "COLUMNS",
+    "BulkSummary",
+    "Row",
+    "RowResult",
+    "read_rows",
+    "row_key",
+    "submit_all",
+    "track_all",
+]
 
 #: The NewRequest columns a bulk file may have (besides ``attribute.CODE`` and the key column).
 COLUMNS = (
@@ -235,3 +256,285 @@ def _rows(text: TextIO, fmt: InputFormat, key_column: str | None) -> Iterator[Ro
             continue
         seen_keys.add(key)
         yield Row(number, key, request=request)
+
+
+# --- submitting and tracking in bulk --------------------------------------------------------
+
+Outcome = Literal[
+    "filed", "reconciled", "queued", "uncertain", "skipped", "failed", "invalid", "valid"
+]
+
+
+@attrs.frozen
+class RowResult:
+    """What became of one row.
+
+    Attributes:
+        number: The row's number in the file.
+        key: The row's key (its ledger key).
+        outcome: ``filed`` (the city took it now), ``reconciled`` (a send whose answer was lost
+            was found on the server), ``queued`` (every endpoint was down; a later run sends
+            it), ``uncertain`` (the outcome is unknown and it was not found; not re-sent),
+            ``skipped`` (already in the ledger from an earlier run), ``failed`` (the city said
+            no), ``invalid`` (the row breaks the file format or the service definition), or
+            ``valid`` (a dry run's verdict on a good row).
+        detail: Why, for every outcome but filed and valid.
+        service_request_id: The city's id, once known.
+        token: The city's token, for batch services.
+    """
+
+    number: int
+    key: str
+    outcome: Outcome
+    detail: str | None = None
+    service_request_id: str | None = None
+    token: str | None = None
+
+
+@attrs.frozen
+class BulkSummary:
+    """Every row's result, in file order."""
+
+    results: tuple[RowResult, ...]
+    dry_run: bool = False
+
+    def counts(self) -> dict[str, int]:
+        """How many rows ended each way."""
+        counted: dict[str, int] = {}
+        for result in self.results:
+            counted[result.outcome] = counted.get(result.outcome, 0) + 1
+        return counted
+
+    @property
+    def ok(self) -> bool:
+        """No row failed, is invalid, or is uncertain."""
+        return not any(r.outcome in ("failed", "invalid", "uncertain") for r in self.results)
+
+    def problems(self) -> list[RowResult]:
+        """The rows that need a person: failed, invalid, uncertain."""
+        return [r for r in self.results if r.outcome in ("failed", "invalid", "uncertain")]
+
+
+class _Pacer:
+    """At most *rate* starts per second, on the client's clock (None: no limit)."""
+
+    def __init__(self, rate: float | None, clock: Clock) -> None:
+        self._gap = 1.0 / rate if rate else 0.0
+        self._clock = clock
+        self._next = clock.monotonic()
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        if not self._gap:
+            return
+        async with self._lock:
+            now = self._clock.monotonic()
+            delay = self._next - now
+            self._next = max(now, self._next) + self._gap
+        if delay > 0:
+            await self._clock.asleep(delay)
+
+
+async def submit_all(
+    client: AsyncClient,
+    rows: Iterable[Row],
+    *,
+    ledger: Ledger,
+    concurrency: int = 8,
+    rate: float | None = None,
+    dry_run: bool = False,
+    validate: bool = True,
+    resend_after: float = 3600.0,
+    on_row: Callable[[RowResult], None] | None = None,
+) -> BulkSummary:
+    """File every valid row once, resumably (docs/bulk.md).
+
+    1. Every row is checked first: the file's own rules (`read_rows`), the city's required
+       fields, and, with *validate*, the service's definition (each definition is fetched
+       once). A dry run stops here and files nothing.
+    2. A row already in *ledger* (same key) as sent, queued by an earlier failure to reach the
+       city, or failed, is skipped. A row recorded but never sent is sent. A row that was in
+       flight when an earlier run died — or whose outcome was unknown — is first looked for
+       on the server (`AsyncClient.find_submitted`): found, it is reconciled; not found, it is
+       sent again only once *resend_after* seconds have passed since that send.
+    3. Rows are sent with at most *concurrency* in flight and at most *rate* starting per
+       second. Each row is recorded in the ledger *before* it is sent, marked in flight just
+       before the POST, and its outcome recorded after, so a crash, a kill or Ctrl-C at any
+       moment leaves the ledger saying how far each row got.
+
+    Raises:
+        InvalidRequestError: bad arguments (the rows' own problems are results, not errors).
+    """
+    from civic311.async_client import AsyncClient
+    from civic311.ledger import Ledger
+
+    if not isinstance(client, AsyncClient):
+        raise InvalidRequestError("client", "submit_all takes a civic311.AsyncClient")
+    if not isinstance(ledger, Ledger):
+        raise InvalidRequestError("ledger", "submit_all needs a civic311.ledger.Ledger")
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise InvalidRequestError("concurrency", f"must be a whole number ≥ 1, got {concurrency!r}")
+    if rate is not None and (isinstance(rate, bool) or not rate > 0):
+        raise InvalidRequestError("rate", f"must be positive or None, got {rate!r}")
+    all_rows = list(rows)
+    results: dict[int, RowResult] = {}
+
+    def done(result: RowResult) -> None:
+        results[result.number] = result
+        if on_row is not None:
+            on_row(result)
+
+    sendable = await _checked(client, all_rows, validate=validate, done=done)
+    if dry_run:
+        for row, _ in sendable:
+            done(RowResult(row.number, row.key, "valid"))
+        return BulkSummary(tuple(results[r.number] for r in all_rows), dry_run=True)
+
+    gate = asyncio.Semaphore(concurrency)
+    pacer = _Pacer(rate, client.clock)
+    endpoint = client.endpoints[0]
+
+    async def one(row: Row, request: NewRequest) -> None:
+        async with gate:
+            done(await _file_row(client, ledger, row, request, endpoint, pacer, resend_after))
+
+    await asyncio.gather(*(one(row, request) for row, request in sendable))
+    return BulkSummary(tuple(results[r.number] for r in all_rows))
+
+
+async def _checked(
+    client: AsyncClient,
+    rows: Sequence[Row],
+    *,
+    validate: bool,
+    done: Callable[[RowResult], None],
+) -> list[tuple[Row, NewRequest]]:
+    """The rows fit to send (as they will be sent); the others are reported invalid.
+
+    With *validate*, the city's service list is read once: a row for a service the city does
+    not offer is invalid, and the definition of each service with metadata (spec §2.2) is
+    read once and checked against every row for it.
+    """
+    services: dict[str, Service] | None = None
+    if validate and any(row.request is not None for row in rows):
+        services = {s.service_code: s for s in await client.list_services()}
+    definitions: dict[str, ServiceDefinition] = {}
+    good: list[tuple[Row, NewRequest]] = []
+    for row in rows:
+        if row.request is None:
+            done(RowResult(row.number, row.key, "invalid", row.error))
+            continue
+        request = row.request
+        try:
+            client._check_required(request)
+            client._submit_call(request)
+            if services is not None:
+                service = services.get(request.service_code)
+                if service is None:
+                    raise InvalidRequestError(
+                        "service_code",
+                        f"{request.service_code!r} is not one of the city's "
+                        f"{len(services)} services",
+                    )
+                if service.metadata:
+                    code = request.service_code
+                    if code not in definitions:
+                        definitions[code] = await client._definition_for(code)
+                    request = client._validated(request, definitions[code])
+        except Civic311Error as exc:
+            done(RowResult(row.number, row.key, "invalid", str(exc)))
+            continue
+        good.append((row, request))
+    return good
+
+
+async def _file_row(
+    client: AsyncClient,
+    ledger: Ledger,
+    row: Row,
+    request: NewRequest,
+    endpoint: str,
+    pacer: _Pacer,
+    resend_after: float,
+) -> RowResult:
+    """Send one row with the ledger's bookkeeping around it (see `submit_all`)."""
+    clock = client.clock
+    earlier = ledger.find_by_key(row.key)
+    if earlier is not None:
+        if earlier.state in ("sent", "failed"):
+            receipt = earlier.receipt
+            return RowResult(
+                row.number,
+                row.key,
+                "skipped",
+                f"already {earlier.state} in an earlier run",
+                receipt.service_request_id if receipt else None,
+                receipt.token if receipt else None,
+            )
+        if earlier.sent_at is not None and earlier.state in ("pending", "uncertain"):
+            # It may exist: look before sending it again (docs/retries.md).
+            found = await client.find_submitted(earlier.request, sent_at=earlier.sent_at)
+            if found is not None:
+                receipt = Receipt(service_request_id=found.service_request_id, reconciled=True)
+                ledger.record_outcome(row.key, state="sent", at=clock.now(), receipt=receipt)
+                return RowResult(
+                    row.number,
+                    row.key,
+                    "reconciled",
+                    "found on the server",
+                    found.service_request_id,
+                )
+            if (clock.now() - earlier.sent_at).total_seconds() < resend_after:
+                ledger.record_outcome(
+                    row.key, state="uncertain", at=clock.now(), error="not found on the server yet"
+                )
+                return RowResult(
+                    row.number,
+                    row.key,
+                    "uncertain",
+                    "sent before, not found on the server yet; not sent again "
+                    f"until {resend_after:g}s after that send",
+                )
+    else:
+        ledger.record_pending(key=row.key, request=request, endpoint=endpoint, at=clock.now())
+    await pacer.wait()
+    ledger.mark_in_flight(row.key, at=clock.now())
+    try:
+        receipt = await client.submit(request)
+    except SubmissionUncertainError as exc:
+        ledger.record_outcome(row.key, state="uncertain", at=clock.now(), error=str(exc))
+        return RowResult(row.number, row.key, "uncertain", str(exc))
+    except Civic311Error as exc:
+        if never_acted_on(exc):
+            ledger.record_outcome(row.key, state="queued", at=clock.now(), error=str(exc))
+            return RowResult(row.number, row.key, "queued", str(exc))
+        ledger.record_outcome(row.key, state="failed", at=clock.now(), error=str(exc))
+        return RowResult(row.number, row.key, "failed", str(exc))
+    ledger.record_outcome(row.key, state="sent", at=clock.now(), receipt=receipt)
+    outcome: Outcome = "reconciled" if receipt.reconciled else "filed"
+    return RowResult(row.number, row.key, outcome, None, receipt.service_request_id, receipt.token)
+
+
+async def track_all(
+    client: AsyncClient,
+    *,
+    ledger: Ledger,
+    on_change: Callable[[StatusChange], None] | None = None,
+) -> Tracked:
+    """Refresh the status of every request the ledger holds (and resolve pending tokens),
+    recording what changed; see `AsyncClient.track`."""
+    items: list[str | Receipt] = []
+    for submission in ledger.submissions():
+        if submission.receipt is None or submission.state != "sent":
+            continue
+        if submission.receipt.service_request_id:
+            items.append(submission.receipt.service_request_id)
+        elif submission.receipt.token:
+            items.append(submission.receipt)
+    if not items:
+        return Tracked(requests=(), changes=())
+    tracked = await client.track(items, ledger=ledger)
+    if on_change is not None:
+        for change in tracked.changes:
+            on_change(change)
+    return tracked
