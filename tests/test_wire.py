@@ -184,3 +184,9 @@ def test_one_object_refuses_lists_of_many() -> None:
     """Two objects where one was expected is a DecodeError."""
     with pytest.raises(DecodeError, match="a list of 2"):
         one_object([{}, {}], ("x",), "service_definition")
+
+
+def test_xml_with_an_unknown_encoding_is_a_decode_error() -> None:
+    """An XML declaration naming an unknown encoding raises DecodeError, not LookupError."""
+    with pytest.raises(DecodeError, match="not well-formed XML"):
+        parse_xml(b'<?xml version="1.0" encoding="bogus"?><services/>')

@@ -37,6 +37,9 @@ _JOIN_TIMEOUT = 2.0
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog of 5 refuses connections when a client opens dozens at
+    # once (bulk runs at concurrency 32): a real city's front end queues far more.
+    request_queue_size = 128
     block_on_close = False
 
     def __init__(self, owner: LoopbackServer, port: int) -> None:

@@ -192,7 +192,7 @@ def parse_xml(body: bytes) -> tuple[str, Any]:
             "are not expanded)",
             body=body,
         ) from exc
-    except (expat.ExpatError, ValueError) as exc:
+    except (expat.ExpatError, ValueError, LookupError) as exc:  # LookupError: unknown encoding
         raise DecodeError(
             f"body is not well-formed XML ({exc}): {snippet(body)!r}", body=body
         ) from exc
