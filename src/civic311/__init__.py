@@ -8,6 +8,8 @@
 to JSON-ready dicts and back. `civic311.testing.FakeCity` is a GeoReport v2 city to test against.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from civic311._clock import Clock, SystemClock
 from civic311._execution import AttemptEvent
 from civic311._version import __version__
@@ -46,7 +48,6 @@ from civic311.models import (
     Status,
     TokenStatus,
 )
-from civic311.outbox import FlushReport, Outbox, OutboxEntry
 from civic311.profiles import Profile
 from civic311.protocol import Civic311Warning
 from civic311.resilience import EndpointHealth, EndpointState, RetryPolicy
@@ -74,6 +75,7 @@ __all__ = [
     "FlushReport",
     "ForbiddenError",
     "InvalidRequestError",
+    "Ledger",
     "MediaFile",
     "NewRequest",
     "NotFoundError",
@@ -102,3 +104,25 @@ __all__ = [
     "from_dict",
     "to_dict",
 ]
+
+if TYPE_CHECKING:
+    from civic311.ledger import Ledger
+    from civic311.outbox import FlushReport, Outbox, OutboxEntry
+
+# Loaded on first use, so `import civic311` does not pay for SQLite (the outbox and ledger).
+_LAZY = {
+    "FlushReport": "civic311.outbox",
+    "Ledger": "civic311.ledger",
+    "Outbox": "civic311.outbox",
+    "OutboxEntry": "civic311.outbox",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'civic311' has no attribute {name!r}")

@@ -11,14 +11,13 @@ import ssl
 import warnings
 from collections.abc import Generator, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 import httpx
 
 from civic311._clock import Clock, SystemClock
 from civic311._execution import AttemptHook, CallRun, reconcile_flow
-from civic311.discovery import Discovery, choose_endpoints
 from civic311.errors import (
     Civic311Error,
     DecodeError,
@@ -28,9 +27,7 @@ from civic311.errors import (
 )
 from civic311.harvest import Emit, harvest_flow, keep
 from civic311.harvest import _filters as harvest_filters
-from civic311.ledger import Ledger
 from civic311.models import NewRequest, Receipt, ServiceDefinition, ServiceRequest, TokenStatus
-from civic311.outbox import Outbox
 from civic311.profiles import PROFILES, SPEC, Profile
 from civic311.protocol import (
     MAX_URL_LENGTH,
@@ -56,6 +53,12 @@ from civic311.resilience.retry import RetryPolicy
 from civic311.tracking import Lookup, Resolve, StatusChange, Tracked, watch_flow
 from civic311.validation import sendable
 from civic311.wire import Format
+
+if TYPE_CHECKING:  # outbox, ledger (sqlite3), discovery and triage load only when used
+    from civic311.discovery import Discovery
+    from civic311.ledger import Ledger
+    from civic311.outbox import Outbox
+    from civic311.triage import EmergencyPolicy
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
@@ -199,6 +202,8 @@ def discovery_options(
     discovery: Discovery, environment: str, options: dict[str, Any]
 ) -> tuple[list[str], list[Format]]:
     """The endpoints, and each one's format, that a discovery document offers."""
+    from civic311.discovery import choose_endpoints
+
     chosen = choose_endpoints(discovery, environment=environment)  # type: ignore[arg-type]
     if discovery.contact and "other_channels" not in options:
         options["other_channels"] = [f"contact: {discovery.contact}"]
@@ -265,8 +270,14 @@ class ClientBase:
         on_attempt: AttemptHook | None = None,
         profile: Profile | str | None = None,
         other_channels: Sequence[str] = (),
+        emergency: EmergencyPolicy = "warn",
     ) -> None:
         self._endpoints = _endpoints(endpoints)
+        if emergency not in ("warn", "refuse", "ignore"):
+            raise InvalidRequestError(
+                "emergency", f'must be "warn", "refuse" or "ignore", got {emergency!r}'
+            )
+        self._emergency: EmergencyPolicy = emergency
         self._profile = _check_profile(profile)
         if self._profile.force_format and self._profile.format is not None:
             if format is not None and format != self._profile.format:
@@ -436,6 +447,8 @@ class ClientBase:
 
     @staticmethod
     def _check_outbox(outbox: object) -> Outbox:
+        from civic311.outbox import Outbox
+
         if not isinstance(outbox, Outbox):
             raise InvalidRequestError("outbox", f"must be a civic311.Outbox, not {outbox!r}")
         return outbox
@@ -510,6 +523,8 @@ class ClientBase:
         timeout: float | None,
         once: bool,
     ) -> Generator[Lookup | Resolve | Sleep | StatusChange, Any, Tracked]:
+        from civic311.ledger import Ledger
+
         if ledger is not None and not isinstance(ledger, Ledger):
             raise InvalidRequestError("ledger", f"must be a civic311.Ledger, not {ledger!r}")
         if timeout is not None and (isinstance(timeout, bool) or timeout < 0):
@@ -548,7 +563,12 @@ class ClientBase:
             ledger.record_status(request, observed_at=now)
 
     def _check_required(self, request: NewRequest) -> None:
-        """The fields this city requires in practice (its profile), before anything is sent."""
+        """The fields this city requires in practice (its profile), and the emergency check
+        of the description (`civic311.triage`), before anything is sent."""
+        if request.description and self._emergency != "ignore":
+            from civic311.triage import check
+
+            check(request.description, self._emergency, stacklevel=5)
         for name in self._settings.required_fields:
             if name == "lat_long":
                 given = request.lat is not None and request.long is not None

@@ -7,7 +7,6 @@ work pass in microseconds. Nothing below the clients sleeps; the clients sleep t
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import datetime, timezone
 from typing import Protocol, runtime_checkable
@@ -46,6 +45,8 @@ class SystemClock:
             time.sleep(seconds)
 
     async def asleep(self, seconds: float) -> None:
+        import asyncio
+
         await asyncio.sleep(max(seconds, 0.0))
 
     def __repr__(self) -> str:

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import httpx
 import tenacity
@@ -30,10 +30,8 @@ from civic311._base import (
 from civic311._clock import Clock
 from civic311._execution import AttemptHook, CallRun, wants_xml_fallback
 from civic311._transport import EncodingBroken, read_body, transport_error
-from civic311.discovery import fetch_discovery
 from civic311.errors import Civic311Error, InvalidRequestError, NotFoundError
 from civic311.harvest import Emit
-from civic311.ledger import Ledger
 from civic311.models import (
     NewRequest,
     Receipt,
@@ -42,7 +40,6 @@ from civic311.models import (
     ServiceRequest,
     TokenStatus,
 )
-from civic311.outbox import Outbox, OutboxStep, Send
 from civic311.profiles import Profile
 from civic311.protocol import (
     IDENTITY,
@@ -57,6 +54,11 @@ from civic311.protocol import (
 from civic311.resilience.retry import RetryPolicy
 from civic311.tracking import Lookup, Resolve, StatusChange, Tracked
 from civic311.wire import Format
+
+if TYPE_CHECKING:  # loaded when used: keeps `import civic311` light
+    from civic311.ledger import Ledger
+    from civic311.outbox import Outbox, OutboxStep
+    from civic311.triage import EmergencyPolicy
 
 __all__ = ["Client"]
 
@@ -93,6 +95,10 @@ class Client(ClientBase):
             name of a bundled one ("chicago", "fixmystreet"…); `Client.for_city` picks it.
         other_channels: Other ways a resident can reach the city ("web: https://…",
             "phone: 311"), named by `AllEndpointsFailedError` when every endpoint fails.
+        emergency: What `submit` does when a description reads like an emergency (fire, gas,
+            someone hurt…): ``"warn"`` (an `EmergencyWarning` pointing to 911), ``"refuse"``
+            (`EmergencySuspectedError`), or ``"ignore"``. A heuristic, not a guarantee: 311 is
+            not 911 (`civic311.triage`).
 
     Use it as a context manager, or call `close`, to release connections::
 
@@ -121,6 +127,7 @@ class Client(ClientBase):
         on_attempt: AttemptHook | None = None,
         profile: Profile | str | None = None,
         other_channels: Sequence[str] = (),
+        emergency: EmergencyPolicy = "warn",
     ) -> None:
         super().__init__(
             endpoints,
@@ -138,6 +145,7 @@ class Client(ClientBase):
             on_attempt=on_attempt,
             profile=profile,
             other_channels=other_channels,
+            emergency=emergency,
         )
         if http_client is not None and transport is not None:
             raise InvalidRequestError("transport", "give transport or http_client, not both")
@@ -190,6 +198,8 @@ class Client(ClientBase):
             transport=options.get("transport"), timeout=options.get("timeout", DEFAULT_TIMEOUT)
         )
         try:
+            from civic311.discovery import fetch_discovery
+
             discovery = fetch_discovery(url, http)
         finally:
             if "http_client" not in options:
@@ -613,6 +623,8 @@ class Client(ClientBase):
 
     def _run_outbox(self, flow: Generator[OutboxStep, Any, T]) -> T:
         """Drive an outbox flow: its sends through `submit`'s rules, its finds by reconciling."""
+        from civic311.outbox import Send
+
         reply: Any = None
         while True:
             try:

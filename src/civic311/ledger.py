@@ -77,6 +77,7 @@ from civic311.wire.converter import from_dict, to_dict
 
 __all__ = [
     "EXPORT_COLUMNS",
+    "MIGRATIONS",
     "SCHEMA_VERSION",
     "DuplicateKeyError",
     "Ledger",
@@ -160,13 +161,13 @@ class Submission:
         request: What was sent.
         endpoint: The endpoint it was sent to (api_key values redacted).
         recorded_at: When the row was recorded.
+        updated_at: When the row last changed.
         sent_at: When it was handed to the network; None while pending and not yet sent.
         receipt: The city's answer, once there is one. After `Ledger.record_token_resolved`
             it carries both the token and the service_request_id.
         receipt_at: When the receipt was recorded.
         token_resolved_at: When the token became a service_request_id.
         error: Why it failed or is uncertain (redacted text).
-        updated_at: When the row last changed.
     """
 
     id: int
@@ -175,12 +176,12 @@ class Submission:
     request: NewRequest
     endpoint: str
     recorded_at: datetime
+    updated_at: datetime
     sent_at: datetime | None = None
     receipt: Receipt | None = None
     receipt_at: datetime | None = None
     token_resolved_at: datetime | None = None
     error: str | None = None
-    updated_at: datetime | None = None
 
     @property
     def service_request_id(self) -> str | None:
@@ -393,6 +394,15 @@ def _optional_text(name: str, value: object) -> str | None:
     return None if value is None else _text(name, value)
 
 
+def _error_text(value: object) -> str | None:
+    # Lenient on purpose: callers pass str(exc), which may be empty; an empty text is no text.
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidRequestError("error", f"must be a string, not {type(value).__name__}")
+    return redact_text(value) if value.strip() else None
+
+
 def _row_id(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidRequestError(
@@ -544,7 +554,7 @@ def _submission(row: sqlite3.Row) -> Submission:
         receipt_at=_parse(row["receipt_at"]),
         token_resolved_at=_parse(row["token_resolved_at"]),
         error=row["error"],
-        updated_at=_parse(row["updated_at"]),
+        updated_at=_parse_required(row["updated_at"]),
     )
 
 
@@ -764,7 +774,7 @@ class Ledger:
             raise InvalidRequestError(
                 "receipt", f"must be a civic311.Receipt, not {type(receipt).__name__}"
             )
-        error = _optional_text("error", error)
+        error = _error_text(error)
         if state is None:
             if receipt is not None:
                 state = "queued" if receipt.queued else "sent"
@@ -784,7 +794,7 @@ class Ledger:
                     request_json,
                     sent,
                     sent,
-                    redact_text(error) if error else None,
+                    error,
                     sent,
                 ),
             )
@@ -864,13 +874,13 @@ class Ledger:
             raise InvalidRequestError(
                 "receipt", f"must be a civic311.Receipt, not {type(receipt).__name__}"
             )
-        error = _optional_text("error", error)
+        error = _error_text(error)
         with self._write() as db:
             row = self._locate(db, submission)
             db.execute(
                 "UPDATE ledger_submissions SET state = ?, error = ?, updated_at = ?, "
                 "sent_at = coalesce(sent_at, ?) WHERE id = ?",
-                (checked, redact_text(error) if error else None, now, now, row["id"]),
+                (checked, error, now, now, row["id"]),
             )
             if receipt is not None:
                 self._store_receipt(db, row["id"], receipt, now)

@@ -212,15 +212,19 @@ def normalize_base_url(url: object) -> str:
 
 def redact_url(url: str | httpx.URL) -> str:
     """*url* with the values of secret query parameters replaced by ``***``."""
-    parsed = httpx.URL(str(url))
-    if not parsed.query:
-        return str(parsed)
+    parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
+    query = parsed.query
+    if not query or not _SECRET_IN_QUERY.search(query):
+        return str(parsed)  # the common case: nothing to hide, no re-parsing
     params = [
         (k, "***" if k.lower() in SECRET_NAMES else v) for k, v in parsed.params.multi_items()
     ]
     return str(parsed.copy_with(query=urlencode(params).encode("ascii")))
 
 
+_SECRET_IN_QUERY = re.compile(
+    rb"(?:^|&)(?:" + "|".join(sorted(SECRET_NAMES)).encode() + rb")=", re.IGNORECASE
+)
 _SECRET_IN_TEXT = re.compile(r"(?i)\b(" + "|".join(sorted(SECRET_NAMES)) + r")=([^&\s'\"]+)")
 
 
@@ -332,7 +336,6 @@ def read_response(
         APIError: a non-2xx status (any 2xx is success, reference §10.25).
         DecodeError: a 2xx body that is not the promised format or shape.
     """
-    url = redact_url(response.request.url)
     status = response.status_code
     if not 200 <= status < 300:
         raise api_error(response, body, fmt, now)
@@ -348,10 +351,11 @@ def read_response(
                 errors=error_details(decoded.data),
                 body=body,
                 method=call.method,
-                url=url,
+                url=redact_url(response.request.url),
             )
         return call.parse(decoded), decoded.format
     except DecodeError as exc:
+        url = redact_url(response.request.url)  # only on the error path: it costs a parse
         raise DecodeError(
             f"{call.method} {url} → HTTP {status}: {exc}",
             body=body,

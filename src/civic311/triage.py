@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Sequence
 from typing import Literal, get_args
 
 import attrs
@@ -120,12 +121,14 @@ class EmergencyWarning(UserWarning):
     """A report's description reads like an emergency; the report was still sent.
 
     Attributes:
-        signals: What was found.
+        signals: What was found (empty if the warning was built from a message alone).
     """
 
-    def __init__(self, signals: list[Signal]) -> None:
+    def __init__(self, message: str, signals: Sequence[Signal] = ()) -> None:
+        # (message, signals) rather than (signals): the warnings machinery builds a category
+        # from a message alone (warnings.warn("…", EmergencyWarning)), so that must work too.
         self.signals = list(signals)
-        super().__init__(_message(self.signals))
+        super().__init__(message)
 
 
 class EmergencySuspectedError(InvalidRequestError):
@@ -169,8 +172,12 @@ _PERSON = (
     r"|baby|driver|drivers|pedestrian|pedestrians|cyclist|cyclists|biker|passenger|passengers"
     r"|resident|residents|neighbou?r|victim|family|he|she|they|i|we)(?:'s|'re|'m)?"
 )
-# "is", "was", "got", "has been"… — one or more; never "could", "might", "will get", "gets".
-_BEEN = r"(?:(?:is|are|was|were|am|been|got|just|has\s+been|have\s+been|getting|badly|seriously|severely|critically|really)\s+)+"
+# "is", "was", "got", "has been"… — one or more; never "could", "might", "will get", "gets",
+# nor "are getting" (habitual: "people are getting hurt on this sidewalk").
+_BEEN = (
+    r"(?:(?:is|are|was|were|am|been|got|just|has\s+been|have\s+been|badly|seriously|severely"
+    r"|critically|really)\s+)+"
+)
 _NOT_TOOL_GUN = "".join(
     rf"(?<!{w}\s)"
     for w in (
@@ -218,11 +225,11 @@ _NOT_HABIT_SMOKE = "".join(
         "teens",
         "who",
         "to",
-        "and",
     )
 )
 _HOME = r"(?:house|home|basement|apartment|building|garage|bedroom|living\s+room|kitchen)"
-_DOWN = r"down(?!\s+(?:the|this|that|our|my|from|a)\b)"
+# "down", but not "down the street" (power lines that run down a street are not down).
+_DOWN = r"down\b(?!\s+(?:the|this|that|our|my|from|a)\b)"
 
 _RULES: tuple[tuple[EmergencyCategory, str], ...] = (
     # fire ------------------------------------------------------------------------------------
@@ -234,7 +241,9 @@ _RULES: tuple[tuple[EmergencyCategory, str], ...] = (
         r"|alarms?|pits?|rings?|places?|hazards?|risks?|danger|codes?|trucks?|engines?|fighters?"
         r"|men|ants?|exting\w*|marshals?|inspect\w*|safety|zones?|roads?|wood|drills?|doors?"
         r"|sprinklers?|permits?|season|ban)\b)"
-        r"(?!\s+(?:him|her|them|whoever|whomever|everyone|everybody|somebody|someone)\b)",
+        r"(?!\s+(?:him|her|them|whoever|whomever|everyone|everybody|somebody|someone)\b)"
+        r"(?!\s+(?:the|that|this)\s+(?:contractor|crew|company|workers?|person|manager|mayor"
+        r"|staff|employees?|inspector)\b)",
     ),
     ("fire", r"\b(?:wild|bush|brush|grass|forest)fires?\b"),
     ("fire", r"\bflames?\b(?!\s*-?\s*(?:retardant|resistant))|\bablaze\b|(?<!trail\s)\bblaze\b"),
@@ -288,7 +297,7 @@ _RULES: tuple[tuple[EmergencyCategory, str], ...] = (
         "medical",
         r"\b(?:not|isn't|isnt|stopped|can't|cant|cannot|trouble|difficulty)\s+breath(?:e|ing)\b",
     ),
-    ("medical", r"\bchoking\b(?!\s+hazards?)"),
+    ("medical", r"\bchoking\b(?!\s+(?:hazards?|the|out|off)\b)"),
     ("medical", rf"\b{_PERSON}\s+(?:(?:has|just|suddenly)\s+)?collapsed\b"),
     ("medical", r"\b(?:need|needs|call|send|get)\s+(?:an?\s+)?ambulance\b"),
     ("overdose", r"\bover-?\s?dos(?:e|ed|es|ing)\b|\bod(?:'d|'ed|'ing)\b"),
@@ -308,12 +317,12 @@ _RULES: tuple[tuple[EmergencyCategory, str], ...] = (
         r"\b(?:power|electric(?:al)?|utility|high[-\s]voltage)\s+(?:lines?|wires?|cables?|poles?)"
         r"\s+(?:(?:is|are|was|were|has|have|been|just|came|come|went)\s+){0,2}"
         rf"(?:{_DOWN}|fallen|fell|on\s+the\s+ground|sparking|arcing|snapped|on\s+fire|smoking"
-        r"|in\s+the\s+(?:road|street))",
+        r"|in\s+the\s+(?:road|street))\b",
     ),
-    (
-        "power_line",
-        rf"\b(?:lines?|wires?)\s+(?:(?:is|are|was|were)\s+)?(?:{_DOWN}|sparking|arcing)",
-    ),
+    # Bare "wires down"; bare "lines" need a verb ("lines are down"): "lines down Main St" are
+    # road markings.
+    ("power_line", rf"\bwires?\s+(?:(?:is|are|was|were)\s+)?(?:{_DOWN}|sparking\b|arcing\b)"),
+    ("power_line", rf"\blines?\s+(?:(?:is|are|was|were)\s+{_DOWN}|(?:is\s+|are\s+)?sparking\b)"),
     (
         "power_line",
         r"\btransformers?\s+(?:(?:is|was|just)\s+)?(?:sparking|arcing|on\s+fire|smoking|blew"
@@ -365,14 +374,18 @@ _RULES: tuple[tuple[EmergencyCategory, str], ...] = (
         r"|shotguns?|pistols?|rifles?)\b(?!\s*(?:range|club|shop|store|show|through)\b)",
     ),
     ("weapon", r"\bshots?\s+(?:were\s+|being\s+)?fired\b|\bopened\s+fire\b"),
-    ("weapon", r"\b(?:was|were|got|been|being|is|are|getting)\s+shot\b(?!\s+down\b)"),
+    # Not "is shot" ("this streetlight is shot" = broken) nor "shot out" (a vandalised lamp).
+    ("weapon", r"\b(?:was|were|got|been|being|getting)\s+shot\b(?!\s+(?:down|out)\b)"),
     (
         "weapon",
         r"(?<!photo\s)(?<!film\s)(?<!video\s)(?<!water\s)\bshootings?\b"
         r"(?!\s+(?:hoops?|baskets?|pictures?|photos?|videos?|films?|movies?|range|star|out|up"
         r"|into|from|across|water)\b)",
     ),
-    ("weapon", r"\bstab(?:s|bed|bing|bings)?\b|\bweapons?\b|\b(?:knife|gun)point\b"),
+    (
+        "weapon",
+        r"\bstab(?:s|bed|bing|bings)?\b(?!\s+at\b)|\bweapons?\b|\b(?:knife|gun)point\b",
+    ),
     (
         "weapon",
         r"\b(?:pulled|pulling|waving|brandishing|wielding)\s+(?:a\s+|an\s+|his\s+|her\s+)?"
@@ -406,15 +419,25 @@ _RULES: tuple[tuple[EmergencyCategory, str], ...] = (
     (
         "trapped",
         r"(?<!water\s)(?<!trash\s)(?<!debris\s)(?<!leaves\s)"
-        r"\b(?:trapped|stuck|pinned)\s+(?:in|inside|under|beneath)\s+"
+        r"\b(?:trapped|pinned)\s+(?:in|inside|under|beneath)\s+"
         r"(?:(?:a|an|the|their|his|her|my|our)\s+)?(?:car|vehicle|elevator|lift|building|house"
         r"|home|apartment|rubble|debris|wreckage|fire|water|flood\w*)\b",
     ),
-    ("trapped", rf"\b{_PERSON}\s+(?:(?:is|are|was|were|am|got|get|getting|been|has\s+been|have\s+been|still|now)\s+)*trapped\b"),
+    # "stuck" only where being stuck is the danger (not "stuck in the house" by snow).
+    (
+        "trapped",
+        r"\bstuck\s+(?:in|inside)\s+(?:(?:a|an|the)\s+)?"
+        r"(?:elevator|lift|rubble|wreckage|flood\w*|rising\s+water)\b",
+    ),
+    (
+        "trapped",
+        rf"\b{_PERSON}\s+(?:(?:is|are|was|were|am|got|get|getting|been|has\s+been|have\s+been"
+        r"|still|now)\s+)*trapped\b",
+    ),
     (
         "emergency",
         r"\b(?:this|it)\s+is\s+an\s+emergency\b|\bit'?s\s+an\s+emergency\b"
-        r"|\bemergency\s+situation\b|\blife[-\s]threatening\s+emergency\b",
+        r"|\blife[-\s]threatening\s+emergency\b",
     ),
 )
 
@@ -455,7 +478,9 @@ def emergency_signals(text: str) -> list[Signal]:
     return [Signal(category=c, text=text[s:e], span=(s, e)) for s, e, c in kept]
 
 
-def check(text: str | None, policy: EmergencyPolicy = "warn", *, stacklevel: int = 2) -> list[Signal]:
+def check(
+    text: str | None, policy: EmergencyPolicy = "warn", *, stacklevel: int = 2
+) -> list[Signal]:
     """Apply an `EmergencyPolicy` to a description; return the signals found.
 
     - ``"warn"``: emit an `EmergencyWarning` naming the categories and advising 911, then
@@ -484,5 +509,5 @@ def check(text: str | None, policy: EmergencyPolicy = "warn", *, stacklevel: int
         return signals
     if policy == "refuse":
         raise EmergencySuspectedError(signals)
-    warnings.warn(EmergencyWarning(signals), stacklevel=stacklevel)
+    warnings.warn(EmergencyWarning(_message(signals), signals), stacklevel=stacklevel)
     return signals
