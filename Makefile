@@ -20,8 +20,9 @@ demo: $(STAMP)
 	$(BIN)/civic311 demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests examples bench
-	$(BIN)/ruff format --check src tests examples bench
+	$(BIN)/python tools/unasync.py --check
+	$(BIN)/ruff check src tests examples bench tools
+	$(BIN)/ruff format --check src tests examples bench tools
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict

@@ -78,3 +78,16 @@ def test_version_is_the_user_agent() -> None:
     from civic311.protocol import USER_AGENT
 
     assert f"civic311/{civic311.__version__}" == USER_AGENT
+
+
+def test_sync_client_is_generated_from_the_async_one() -> None:
+    """client.py is exactly what tools/unasync.py makes of async_client.py."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tool = Path(__file__).parent.parent / "tools" / "unasync.py"
+    done = subprocess.run(
+        [sys.executable, str(tool), "--check"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

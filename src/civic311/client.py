@@ -1,5 +1,7 @@
 """`Client`: the synchronous GeoReport v2 client.
 
+GENERATED from async_client.py by tools/unasync.py: edit that file, then run the tool.
+
 A thin driver: it builds calls through `civic311.protocol`, sends them with an `httpx.Client`,
 reads bodies up to the size cap, and sleeps through its `Clock`. Everything it decides is
 decided below it, in pure code shared with `AsyncClient`.
