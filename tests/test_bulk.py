@@ -201,9 +201,7 @@ def test_killed_halfway_then_resumed_files_every_row_exactly_once(tmp_path: Path
     script.write_text(RUNNER, encoding="utf-8")
     with city.serve() as url:
         city.inject(Fault.latency(0.01), method="POST")
-        child = subprocess.Popen(
-            [sys.executable, str(script), url, str(rows), str(ledger_path)]
-        )
+        child = subprocess.Popen([sys.executable, str(script), url, str(rows), str(ledger_path)])
         try:
             deadline = time.monotonic() + 120
             while city.count_created() < count // 2 and time.monotonic() < deadline:

@@ -353,3 +353,21 @@ def test_transport_error_text_never_holds_the_key() -> None:
     assert caught.value.url.endswith("api_key=%2A%2A%2A")
     assert SECRET not in caught.value.url
     assert SECRET not in str(caught.value)
+
+
+def test_an_echoed_api_key_never_reaches_the_error(both: Both) -> None:
+    """A server that echoes the POST (key included) in its error body: the key is scrubbed."""
+
+    def echo(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            400, json=[{"code": 400, "description": f"bad request: {request.content.decode()}"}]
+        )
+
+    new = civic311.NewRequest(service_code="1", address_id="2")
+    with pytest.raises(civic311.BadRequestError) as caught:
+        both(echo, "submit", new, client={"api_key": SECRET})
+    error = caught.value
+    assert SECRET not in str(error)
+    assert SECRET not in repr(error.errors)
+    assert SECRET.encode() not in error.body
+    assert "api_key=***" in str(error)

@@ -97,8 +97,7 @@ def test_client_errors_never_fail_over(both: Both, code: int) -> None:
         both(hosts, "list_services", client=options(clock))
     assert caught.value.status_code == code
     assert hosts.count("mirror") == 0
-    # an HTML 404 to .json is the XML-only signal: asked once more as .xml, same endpoint
-    assert len(hosts.seen) == (2 if code == 404 else 1)
+    assert len(hosts.seen) == 1  # an HTML 404 says nothing about formats: no XML retry
 
 
 def test_retry_after_is_honoured_on_a_single_endpoint(both: Both) -> None:

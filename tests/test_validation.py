@@ -183,11 +183,10 @@ def test_unknown_codes_are_flagged() -> None:
     assert messages(new({"SURFACE": "brick", "DEPHT": ""})) == []  # blank: never sent
 
 
-def test_informational_attributes_must_not_be_supplied() -> None:
-    """A variable=false attribute is informational, never sent (§10.38): supplying it is flagged."""
-    assert messages(new({"SURFACE": "brick", "SAFETY": "yes"})) == [
-        "SAFETY (Call 911 if dangerous.): informational, never sent (variable=false); remove it"
-    ]
+def test_informational_attributes_are_not_problems() -> None:
+    """A variable=false attribute is informational (§10.38): a value for it is no problem;
+    sendable leaves it out."""
+    assert messages(new({"SURFACE": "brick", "SAFETY": "yes"})) == []
 
 
 def test_informational_required_attribute_is_not_required() -> None:
@@ -207,10 +206,10 @@ def test_service_code_must_match() -> None:
 
 
 def test_every_problem_is_reported_in_definition_order() -> None:
-    """All problems come back at once: definition order, unknown codes last."""
+    """All problems come back at once: definition order, unknown codes last (the informational
+    SAFETY value is no problem)."""
     request = new({"ZZZ": "1", "DEPTH": "deep", "SAFETY": "x", "LIGHT": "9"})
     assert [p.code for p in validate(DEFINITION, request)] == [
-        "SAFETY",
         "SURFACE",
         "DEPTH",
         "LIGHT",

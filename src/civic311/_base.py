@@ -193,6 +193,8 @@ def city_options(
     cities.check_usable(city, allow_retired=allow_retired)
     endpoints = city.endpoints(environment)  # type: ignore[arg-type]
     options.setdefault("jurisdiction_id", city.jurisdiction_id)
+    if "json" not in city.formats and not city.profile.format:
+        options.setdefault("format", "xml")  # the registry lists it as XML-only
     options.setdefault("profile", city.profile)
     options.setdefault("other_channels", city.other_channels())
     return endpoints, options

@@ -32,7 +32,7 @@ class Clock(Protocol):
 
 
 class SystemClock:
-    """The real clock: `time.monotonic`, `datetime.now(UTC)`, `time.sleep`, `asyncio.sleep`."""
+    """The real clock: `time.monotonic`, `datetime.now(UTC)`, `time.sleep`, `anyio.sleep`."""
 
     def monotonic(self) -> float:
         return time.monotonic()

@@ -55,7 +55,7 @@ from civic311.resilience.retry import (
     decide,
     tenacity_kwargs,
 )
-from civic311.wire import Format
+from civic311.wire import Format, looks_html
 
 __all__ = [
     "AttemptEvent",
@@ -119,15 +119,17 @@ def classify(error: Civic311Error, *, is_post: bool) -> Outcome:
 def wants_xml_fallback(error: Civic311Error, fmt: Format) -> bool:
     """Whether a failed ``.json`` call says "this endpoint speaks XML only".
 
-    True for 404 or 406 with no parseable error body (open311-adapter answers an unknown
-    extension with a text/plain 404, reference §5.2). A JSON error body is a real answer.
+    True for 404 or 406 with no parseable error body: empty, plain text (open311-adapter
+    answers an unknown extension with a text/plain 404, reference §5.2) or XML. A JSON error
+    body is a real answer, and an HTML page (a proxy's or framework's 404) says nothing about
+    formats: neither switches (docs/retries.md).
     """
     if fmt != "json" or not isinstance(error, APIError):
         return False
     if error.status_code not in (404, 406) or error.errors:
         return False
-    head = error.body.lstrip()[:1]
-    return head not in (b"[", b"{")
+    head = error.body[:512].lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head[:1] not in (b"[", b"{") and not looks_html(head)
 
 
 def _short(error: Civic311Error) -> str:

@@ -579,7 +579,9 @@ class AsyncClient(ClientBase):
                 extensions=request.extensions,
             )
             response, body = await self._exchange(call, request)
-        return read_response(call, response, body, fmt, self._clock.now())
+        return read_response(
+            call, response, body, fmt, self._clock.now(), secret=self._settings.api_key
+        )
 
     async def _exchange(
         self, call: Call[Any], request: httpx.Request

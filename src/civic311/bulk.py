@@ -352,9 +352,10 @@ async def submit_all(
     1. Every row is checked first: the file's own rules (`read_rows`), the city's required
        fields, and, with *validate*, the service's definition (each definition is fetched
        once). A dry run stops here and files nothing.
-    2. A row already in *ledger* (same key) as sent, queued by an earlier failure to reach the
-       city, or failed, is skipped. A row recorded but never sent is sent. A row that was in
-       flight when an earlier run died — or whose outcome was unknown — is first looked for
+    2. A row already in *ledger* (same key) as sent or failed is skipped. A row recorded but
+       never sent, or queued by an earlier run that could not reach the city, is sent. A row
+       that was in flight when an earlier run died — or whose outcome was unknown — is first
+       looked for
        on the server (`AsyncClient.find_submitted`): found, it is reconciled; not found, it is
        sent again only once *resend_after* seconds have passed since that send.
     3. Rows are sent with at most *concurrency* in flight and at most *rate* starting per

@@ -577,7 +577,9 @@ class Client(ClientBase):
                 extensions=request.extensions,
             )
             response, body = self._exchange(call, request)
-        return read_response(call, response, body, fmt, self._clock.now())
+        return read_response(
+            call, response, body, fmt, self._clock.now(), secret=self._settings.api_key
+        )
 
     def _exchange(self, call: Call[Any], request: httpx.Request) -> tuple[httpx.Response, bytes]:
         """Send *request* and read its body up to the cap; httpx errors become civic311's."""

@@ -68,7 +68,23 @@ def snippet(body: bytes, limit: int = _SNIPPET) -> str:
 
 
 class Civic311Error(Exception):
-    """Base of every error civic311 raises on purpose."""
+    """Base of every error civic311 raises on purpose.
+
+    Every civic311 error pickles (errors cross process pools and task queues), whatever its
+    constructor takes: the message and the attributes travel, not the constructor's arguments.
+    """
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
+
+def _rebuild(
+    cls: type[Civic311Error], args: tuple[object, ...], state: dict[str, object]
+) -> Civic311Error:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
 
 
 class InvalidRequestError(Civic311Error, ValueError):
@@ -123,40 +139,6 @@ class APIError(Civic311Error):
         else:
             said = snippet(self.body) or "(empty body)"
         return f"{asked}→ HTTP {self.status_code}: {said}"
-
-    def __reduce__(self) -> tuple[object, ...]:
-        # Keyword-only __init__: teach pickle how to rebuild (errors cross process pools).
-        return (
-            _rebuild_api_error,
-            (
-                type(self),
-                self.status_code,
-                self.errors,
-                self.body,
-                self.method,
-                self.url,
-                self.retry_after,
-            ),
-        )
-
-
-def _rebuild_api_error(
-    cls: type[APIError],
-    status_code: int,
-    errors: list[ErrorDetail],
-    body: bytes,
-    method: str,
-    url: str,
-    retry_after: float | None,
-) -> APIError:
-    return cls(
-        status_code=status_code,
-        errors=errors,
-        body=body,
-        method=method,
-        url=url,
-        retry_after=retry_after,
-    )
 
 
 class BadRequestError(APIError):
@@ -224,18 +206,6 @@ class TransportError(Civic311Error):
         self.detail = message
         super().__init__(f"{method} {url} → {message}" if url else message)
 
-    def __reduce__(self) -> tuple[object, ...]:
-        return (
-            _rebuild_transport_error,
-            (type(self), self.detail, self.method, self.url, self.sent, self.cause_name),
-        )
-
-
-def _rebuild_transport_error(
-    cls: type[TransportError], message: str, method: str, url: str, sent: bool, cause_name: str
-) -> TransportError:
-    return cls(message, method=method, url=url, sent=sent, cause_name=cause_name)
-
 
 class DecodeError(Civic311Error):
     """A response body that is not the promised format or shape.
@@ -261,21 +231,6 @@ class DecodeError(Civic311Error):
         self.url = url
         self.status_code = status_code
         super().__init__(message)
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (
-            _rebuild_decode_error,
-            (type(self), self.args[0], self.body, self.url, self.status_code),
-        )
-
-
-def _rebuild_decode_error(
-    cls: type[DecodeError], message: str, body: bytes, url: str, status_code: int | None
-) -> DecodeError:
-    err = cls.__new__(cls)
-    Exception.__init__(err, message)
-    err.body, err.url, err.status_code = body, url, status_code
-    return err
 
 
 class ResponseTooLargeError(DecodeError):

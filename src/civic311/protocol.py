@@ -75,6 +75,7 @@ __all__ = [
     "normalize_base_url",
     "read_response",
     "redact_text",
+    "scrub",
     "redact_url",
     "service_definition_call",
     "submit_call",
@@ -330,7 +331,12 @@ IDENTITY = "identity"
 
 
 def read_response(
-    call: Call[T], response: httpx.Response, body: bytes, fmt: Format, now: datetime
+    call: Call[T],
+    response: httpx.Response,
+    body: bytes,
+    fmt: Format,
+    now: datetime,
+    secret: str | None = None,
 ) -> tuple[T, Format]:
     """Read *body* (already capped by the client) into *call*'s result.
 
@@ -344,7 +350,7 @@ def read_response(
     """
     status = response.status_code
     if not 200 <= status < 300:
-        raise api_error(response, body, fmt, now)
+        raise api_error(response, scrub(body, secret), fmt, now)
     try:
         if not body.strip() and call.is_post:
             # A 2xx with no body to a POST: accepted, nothing to report (blackbox, spec §3.1).
@@ -362,12 +368,25 @@ def read_response(
         return call.parse(decoded), decoded.format
     except DecodeError as exc:
         url = redact_url(response.request.url)  # only on the error path: it costs a parse
+        if secret and secret.encode() in body:
+            exc = DecodeError(str(exc).replace(secret, "***"))
         raise DecodeError(
             f"{call.method} {url} → HTTP {status}: {exc}",
-            body=body,
+            body=scrub(body, secret),
             url=url,
             status_code=status,
         ) from exc
+
+
+def scrub(body: bytes, secret: str | None) -> bytes:
+    """*body* with every occurrence of *secret* replaced by ``***``.
+
+    Some servers echo the request back in their error bodies, api_key included; an error's
+    message, parsed errors and kept body must not carry it (DESIGN promise 6).
+    """
+    if not secret:
+        return body
+    return body.replace(secret.encode("utf-8"), b"***")
 
 
 def api_error(response: httpx.Response, body: bytes, fmt: Format, now: datetime) -> APIError:

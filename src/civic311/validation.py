@@ -26,7 +26,7 @@ The rules (spec §3.3, §3.5; reference §10.34, §10.38):
   configured, reference §3.3) accepts any single value;
 - a code the definition does not have is a problem (a typo, or a stale definition);
 - an attribute with ``variable=false`` is informational: it is shown to the user and never sent
-  (§10.38), so supplying a value for it is a problem too.
+  (§10.38); a value given for it is not a problem, `sendable` simply leaves it out.
 
 A value that is blank (empty or spaces) counts as not given: the form encoder leaves it out
 (spec §1.5). List attributes whose definition has no options at all (a server bug) accept any
@@ -182,15 +182,7 @@ def validate(definition: ServiceDefinition, request: NewRequest) -> list[Problem
         raw = given.get(attribute.code)
         values = _values(raw) if raw is not None else []
         if not attribute.variable:
-            if values:
-                problems.append(
-                    Problem(
-                        attribute.code,
-                        attribute.description,
-                        "informational, never sent (variable=false); remove it",
-                    )
-                )
-            continue
+            continue  # informational: never sent (sendable drops it), never a problem
         if not values:
             if attribute.required:
                 problems.append(Problem(attribute.code, attribute.description, "required"))

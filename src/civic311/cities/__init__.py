@@ -112,7 +112,7 @@ class RetiredCityError(Civic311Error):
 
     def __init__(self, city: City) -> None:
         self.city = city
-        reason = f": {city.status_reason}" if city.status_reason else ""
+        reason = f": {city.status_reason.rstrip('.')}" if city.status_reason else ""
         super().__init__(
             f"{city.name} ({city.key}) is marked retired in the registry{reason}. "
             "Pass allow_retired=True to try it anyway."

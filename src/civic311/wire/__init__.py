@@ -17,7 +17,7 @@ from civic311.errors import DecodeError, snippet
 from civic311.wire.json import parse_json
 from civic311.wire.xml import parse_xml
 
-__all__ = ["Decoded", "Format", "decode"]
+__all__ = ["Decoded", "Format", "decode", "looks_html"]
 
 Format = Literal["json", "xml"]
 
@@ -39,7 +39,8 @@ class Decoded:
     root: str | None = None
 
 
-def _looks_html(head: bytes) -> bool:
+def looks_html(head: bytes) -> bool:
+    """Whether a body starting with *head* is an HTML page (a doctype or an html root)."""
     return _HTML_START.match(head) is not None
 
 
@@ -53,7 +54,7 @@ def decode(body: bytes, expected: Format) -> Decoded:
     if not head:
         raise DecodeError(f"empty body where {expected.upper()} was expected", body=body)
     if head[:1] == b"<":
-        if _looks_html(head):
+        if looks_html(head):
             raise DecodeError(
                 f"an HTML page where {expected.upper()} was expected (a maintenance or login "
                 f"page?): {snippet(body)!r}",
