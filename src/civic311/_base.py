@@ -6,6 +6,7 @@ builds its `Call` through `ClientBase`, then only drives it.
 
 from __future__ import annotations
 
+import logging
 import random
 import ssl
 import warnings
@@ -43,6 +44,7 @@ from civic311.protocol import (
     list_requests_call,
     list_services_call,
     normalize_base_url,
+    redact_text,
     redact_url,
     service_definition_call,
     submit_call,
@@ -167,6 +169,28 @@ def tls_context(ca_bundle: object) -> ssl.SSLContext | Literal[True]:
         return ssl.create_default_context(cafile=ca_bundle)
     except (OSError, ssl.SSLError) as exc:
         raise InvalidRequestError("ca_bundle", f"cannot load {ca_bundle!r}: {exc}") from exc
+
+
+class _RedactKeys(logging.Filter):
+    """Rewrites httpx's log lines so a URL carrying an api_key shows ``api_key=***``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = redact_text(message)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        return True
+
+
+_HTTPX_FILTER = _RedactKeys()
+
+
+def guard_httpx_logs() -> None:
+    """Install the redacting filter on httpx's logger, once (it logs every request's URL at
+    INFO, and a profile may put the api_key in read URLs: DESIGN promise 6)."""
+    httpx_logger = logging.getLogger("httpx")
+    if _HTTPX_FILTER not in httpx_logger.filters:
+        httpx_logger.addFilter(_HTTPX_FILTER)
 
 
 def _check_profile(value: object) -> Profile:
@@ -294,6 +318,8 @@ class ClientBase:
             jurisdiction_id=_check_optional_text(jurisdiction_id, "jurisdiction_id"),
             api_key=_check_optional_text(api_key, "api_key"),
         )
+        if self._settings.api_key and self._settings.api_key_on_reads:
+            guard_httpx_logs()
         self._timeout = _timeout(timeout)
         self._headers = _headers(headers)
         if (

@@ -10,7 +10,7 @@ from __future__ import annotations
 import httpx
 
 from civic311.errors import ResponseTooLargeError, TransportError
-from civic311.protocol import redact_text
+from civic311.protocol import scrub_text
 
 __all__ = ["BodyCap", "EncodingBroken", "aread_body", "read_body", "transport_error"]
 
@@ -45,11 +45,19 @@ _WHAT: tuple[tuple[type[httpx.HTTPError], str], ...] = (
 )
 
 
-def transport_error(exc: httpx.HTTPError, method: str, url: str) -> TransportError:
-    """The civic311 `TransportError` for an httpx failure on *url* (already redacted)."""
+def transport_error(
+    exc: httpx.HTTPError, method: str, url: str, secret: str | None = None
+) -> TransportError:
+    """The civic311 `TransportError` for an httpx failure on *url* (already redacted).
+
+    httpx's message may quote the URL, and with it a key sent on reads: it is redacted here,
+    in the httpx exception too, since it travels on as the `TransportError`'s cause and shows
+    in formatted tracebacks (DESIGN promise 6).
+    """
     what = next((text for cls, text in _WHAT if isinstance(exc, cls)), "transport failure")
-    # httpx texts may quote the URL, and with it a key sent on reads: redact (promise 6).
-    detail = redact_text(str(exc).strip())
+    detail = scrub_text(str(exc).strip(), secret)
+    if exc.args and detail != str(exc).strip():
+        exc.args = (detail, *exc.args[1:])
     return TransportError(
         f"{what} ({type(exc).__name__}{': ' + detail if detail else ''})",
         method=method,

@@ -596,13 +596,13 @@ class AsyncClient(ClientBase):
         except httpx.DecodingError:
             raise EncodingBroken(None) from None  # transports that decode eagerly
         except httpx.HTTPError as exc:
-            raise transport_error(exc, request.method, shown) from exc
+            raise transport_error(exc, request.method, shown, self._settings.api_key) from exc
         try:
             body = await aread_body(response, self._max_response_bytes)
         except httpx.DecodingError:
             raise EncodingBroken(response.status_code) from None
         except httpx.HTTPError as exc:
-            raise transport_error(exc, request.method, shown) from exc
+            raise transport_error(exc, request.method, shown, self._settings.api_key) from exc
         finally:
             await response.aclose()
         logger.debug(

@@ -592,13 +592,13 @@ class Client(ClientBase):
         except httpx.DecodingError:
             raise EncodingBroken(None) from None  # transports that decode eagerly
         except httpx.HTTPError as exc:
-            raise transport_error(exc, request.method, shown) from exc
+            raise transport_error(exc, request.method, shown, self._settings.api_key) from exc
         try:
             body = read_body(response, self._max_response_bytes)
         except httpx.DecodingError:
             raise EncodingBroken(response.status_code) from None
         except httpx.HTTPError as exc:
-            raise transport_error(exc, request.method, shown) from exc
+            raise transport_error(exc, request.method, shown, self._settings.api_key) from exc
         finally:
             response.close()
         logger.debug(

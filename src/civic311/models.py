@@ -350,7 +350,9 @@ def _freeze_attributes(value: object) -> dict[str, _AttrValue]:
         if not isinstance(code, str) or not code.strip():
             raise InvalidRequestError("attributes", f"codes must be non-empty strings: {code!r}")
         field = f"attributes[{code}]"
+        _utf8("attributes", code)
         if isinstance(item, str):
+            _utf8(field, item)
             frozen[code] = item
         elif isinstance(item, Sequence) and not isinstance(item, bytes | bytearray):
             values = tuple(item)
@@ -359,6 +361,8 @@ def _freeze_attributes(value: object) -> dict[str, _AttrValue]:
                 raise InvalidRequestError(
                     field, f"list values must be strings (keys), got {type(bad[0]).__name__}"
                 )
+            for text in values:
+                _utf8(field, text)
             frozen[code] = values
         else:
             raise InvalidRequestError(
@@ -424,10 +428,21 @@ def _freeze_media_url(value: object) -> str | tuple[str, ...] | None:
     return urls[0] if len(urls) == 1 else tuple(urls)
 
 
+def _utf8(name: str, value: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidRequestError(
+            name, f"holds characters that cannot be sent as UTF-8 ({exc.reason})"
+        ) from None
+
+
 def _optional_text(name: str) -> Any:
     def check(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
         if value is not None and not isinstance(value, str):
             raise InvalidRequestError(name, f"must be a string, not {type(value).__name__}")
+        if value is not None:
+            _utf8(name, value)
 
     return attrs.field(default=None, validator=check, kw_only=True)
 
@@ -498,6 +513,7 @@ class NewRequest:
             )
         if not value.strip():
             raise InvalidRequestError("service_code", "is required and must not be empty")
+        _utf8("service_code", value)
 
     def __attrs_post_init__(self) -> None:
         if (self.lat is None) != (self.long is None):

@@ -13,13 +13,14 @@ the same generator; only they send and sleep.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import warnings
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Generic, Literal, TypeVar
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, quote_plus, urlencode, urlsplit
 
 import attrs
 import httpx
@@ -36,6 +37,7 @@ from civic311.errors import (
 )
 from civic311.media import MAX_MEDIA_BYTES
 from civic311.models import (
+    ErrorDetail,
     NewRequest,
     Receipt,
     Service,
@@ -67,6 +69,7 @@ __all__ = [
     "Sleep",
     "build_request",
     "chunk_ids",
+    "encodable",
     "get_request_call",
     "get_token_call",
     "https_upgrade",
@@ -76,6 +79,7 @@ __all__ = [
     "read_response",
     "redact_text",
     "scrub",
+    "scrub_text",
     "redact_url",
     "service_definition_call",
     "submit_call",
@@ -226,6 +230,9 @@ def redact_url(url: str | httpx.URL) -> str:
 _SECRET_IN_QUERY = re.compile(
     rb"(?:^|&)(?:" + "|".join(sorted(SECRET_NAMES)).encode() + rb")=", re.IGNORECASE
 )
+_SECRET_IN_BODY = re.compile(
+    rb"(?i)\b(" + "|".join(sorted(SECRET_NAMES)).encode() + rb")=([^&\s'\"<>]+)"
+)
 _SECRET_IN_TEXT = re.compile(r"(?i)\b(" + "|".join(sorted(SECRET_NAMES)) + r")=([^&\s'\"]+)")
 
 
@@ -235,11 +242,27 @@ def redact_text(text: str) -> str:
     return _SECRET_IN_TEXT.sub(r"\1=***", text)
 
 
+def encodable(value: str, field: str) -> str:
+    """*value*, checked to be encodable as UTF-8 (lone surrogates are not).
+
+    Raises:
+        InvalidRequestError: naming *field*.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidRequestError(
+            field, f"holds characters that cannot be sent as UTF-8 ({exc.reason})"
+        ) from None
+    return value
+
+
 def _segment(value: object, field: str) -> str:
     if not isinstance(value, str):
         raise InvalidRequestError(field, f"must be a string, not {type(value).__name__}")
     if not value.strip():
         raise InvalidRequestError(field, "must not be empty")
+    encodable(value, field)
     # Codes such as Accela's "ServiceRequest/Animals/…" hold "/" and spaces (reference §8.9).
     return quote(value.strip(), safe="")
 
@@ -349,8 +372,30 @@ def read_response(
         DecodeError: a 2xx body that is not the promised format or shape.
     """
     status = response.status_code
+    try:
+        return _read_response(call, response, body, fmt, now, secret)
+    except RecursionError:
+        # Absurdly deep nesting (hostile or broken bodies): a clear error, never a crash.
+        raise DecodeError(
+            f"{call.method} {redact_url(response.request.url)} → HTTP {status}: the body "
+            "nests too deeply to read",
+            body=scrub(body, secret)[:1024],
+            url=redact_url(response.request.url),
+            status_code=status,
+        ) from None
+
+
+def _read_response(
+    call: Call[T],
+    response: httpx.Response,
+    body: bytes,
+    fmt: Format,
+    now: datetime,
+    secret: str | None,
+) -> tuple[T, Format]:
+    status = response.status_code
     if not 200 <= status < 300:
-        raise api_error(response, scrub(body, secret), fmt, now)
+        raise api_error(response, scrub(body, secret), fmt, now, secret)
     try:
         if not body.strip() and call.is_post:
             # A 2xx with no body to a POST: accepted, nothing to report (blackbox, spec §3.1).
@@ -368,8 +413,7 @@ def read_response(
         return call.parse(decoded), decoded.format
     except DecodeError as exc:
         url = redact_url(response.request.url)  # only on the error path: it costs a parse
-        if secret and secret.encode() in body:
-            exc = DecodeError(str(exc).replace(secret, "***"))
+        exc = DecodeError(scrub_text(str(exc), secret))
         raise DecodeError(
             f"{call.method} {url} → HTTP {status}: {exc}",
             body=scrub(body, secret),
@@ -386,16 +430,59 @@ def scrub(body: bytes, secret: str | None) -> bytes:
     """
     if not secret:
         return body
-    return body.replace(secret.encode("utf-8"), b"***")
+    for spelling in _spellings(secret):
+        body = body.replace(spelling.encode("utf-8"), b"***")
+    return _SECRET_IN_BODY.sub(rb"\1=***", body)
 
 
-def api_error(response: httpx.Response, body: bytes, fmt: Format, now: datetime) -> APIError:
-    """The `APIError` for a non-2xx *response*, with every error entry its body holds."""
+def scrub_text(text: str, secret: str | None) -> str:
+    """`scrub` for text: *secret*, in any spelling, and ``api_key=…`` values become ``***``."""
+    if secret:
+        for spelling in _spellings(secret):
+            text = text.replace(spelling, "***")
+    return redact_text(text)
+
+
+def _spellings(secret: str) -> list[str]:
+    # Echoes come raw, percent-encoded (in a URL), form-encoded (in a POST body), or escaped
+    # inside a JSON string (PHP writes "/" as "\/").
+    escaped = json.dumps(secret)[1:-1]
+    spellings = {
+        secret,
+        quote(secret, safe=""),
+        quote(secret),
+        quote_plus(secret),
+        escaped,
+        escaped.replace("/", "\\/"),
+    }
+    return sorted(spellings, key=len, reverse=True)
+
+
+def api_error(
+    response: httpx.Response,
+    body: bytes,
+    fmt: Format,
+    now: datetime,
+    secret: str | None = None,
+) -> APIError:
+    """The `APIError` for a non-2xx *response*, with every error entry its body holds.
+
+    *secret* (the api_key) is scrubbed from the parsed entries too: a body may hold it in an
+    escaped spelling (``\\/`` in JSON) that only parsing reveals.
+    """
     details = []
     try:
         details = error_details(decode(body, fmt).data) if body.strip() else []
     except DecodeError:
         details = []  # an HTML or text error page: the raw body is kept on the error
+    if secret:
+        details = [
+            ErrorDetail(
+                code=scrub_text(d.code, secret) if d.code else d.code,
+                description=scrub_text(d.description, secret),
+            )
+            for d in details
+        ]
     cls = error_for_status(response.status_code)
     return cls(
         status_code=response.status_code,
@@ -549,7 +636,7 @@ def _comma_list(value: object, field: str) -> str | None:
         if not isinstance(item, str):
             raise InvalidRequestError(field, f"values must be strings, not {type(item).__name__}")
         if item.strip():
-            parts.append(item.strip())
+            parts.append(encodable(item.strip(), field))
     return ",".join(parts) or None
 
 

@@ -106,12 +106,26 @@ def _scalar(value: Any, what: str) -> str:
         return str(value)
     if isinstance(value, float):
         return str(int(value)) if value.is_integer() else repr(value)
-    if isinstance(value, dict):
-        # FixMyStreet's agency_responsible is {"recipient": [...]} (reference §8.7).
-        return ", ".join(t for t in (_optional_text(v, what) for v in value.values()) if t)
-    if isinstance(value, list):
-        return ", ".join(t for t in (_optional_text(v, what) for v in value) if t)
+    if isinstance(value, dict | list):
+        # FixMyStreet's agency_responsible is {"recipient": [...]} (reference §8.7): flatten
+        # a container of text, two levels at most — deeper is not a text field at all.
+        return _flatten(value, what, 2)
     raise DecodeError(f"{what}: expected text, got {type(value).__name__}")
+
+
+def _flatten(value: Any, what: str, levels: int) -> str:
+    items = value.values() if isinstance(value, dict) else value
+    parts = []
+    for item in items:
+        if isinstance(item, dict | list):
+            if levels <= 1:
+                raise DecodeError(f"{what}: expected text, got nested {type(item).__name__}s")
+            text = _flatten(item, what, levels - 1)
+        else:
+            text = _optional_text(item, what) or ""
+        if text:
+            parts.append(text)
+    return ", ".join(parts)
 
 
 def _optional_text(value: Any, what: str = "value") -> str | None:
@@ -154,13 +168,21 @@ def _bool(value: Any, what: str = "value") -> bool:
     return bool(_optional_bool(value, what))
 
 
+def _short_repr(value: Any) -> str:
+    text = repr(value) if not isinstance(value, list | dict) else type(value).__name__
+    return text if len(text) <= 80 else text[:79] + "…"
+
+
 def _optional_float(value: Any, what: str = "value") -> float | None:
     if type(value) is float:  # JSON numbers, first (a hot path: lat and long)
         return value
     if value is None or isinstance(value, bool):
         return None if value is None else float(value)
     if isinstance(value, int | float):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise DecodeError(f"{what}: the number is too large") from None
     if isinstance(value, str):
         text = value.strip()
         if not text:
@@ -169,7 +191,7 @@ def _optional_float(value: Any, what: str = "value") -> float | None:
             return float(text)
         except ValueError:
             pass
-    raise DecodeError(f"{what}: expected a number, got {value!r}")
+    raise DecodeError(f"{what}: expected a number, got {_short_repr(value)}")
 
 
 def _optional_int(value: Any, what: str = "value") -> int | None:
@@ -406,10 +428,29 @@ def _model_hook(cls: type[T], field_hooks: Mapping[Any, FieldHook]) -> Callable[
                 extras.update(nested)
             elif nested is not None:
                 extras["extras"] = nested
+            _check_depth(extras, name_of)
             kwargs["extras"] = extras
         return cls(**kwargs)
 
     return structure
+
+
+#: Unknown fields are kept as sent, but nothing servers send nests this deep (Chicago's
+#: extended_attributes and notes: three levels); deeper would only break json.dumps later.
+MAX_EXTRAS_DEPTH = 32
+
+
+def _check_depth(extras: dict[str, Any], name_of: str) -> None:
+    """Refuse extras nested past MAX_EXTRAS_DEPTH (an iterative walk, bounded by the limit)."""
+    pending: list[tuple[Any, int]] = [(v, 1) for v in extras.values() if isinstance(v, dict | list)]
+    while pending:
+        value, depth = pending.pop()
+        if depth > MAX_EXTRAS_DEPTH:
+            raise DecodeError(
+                f"{name_of}: an unknown field nests deeper than {MAX_EXTRAS_DEPTH} levels"
+            )
+        children = value.values() if isinstance(value, dict) else value
+        pending.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
 
 
 def _optional(tp: Any) -> bool:

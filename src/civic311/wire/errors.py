@@ -26,14 +26,14 @@ __all__ = ["error_details"]
 _TEXT_KEYS = ("description", "message", "detail", "error", "msg")
 
 
-def _text(value: Any) -> str:
-    if value is None:
+def _text(value: Any, depth: int = 0) -> str:
+    if value is None or depth > _MAX_DEPTH:
         return ""
     if isinstance(value, dict):
         # 6aika: {"detail": {"field": ["message", …]}} → "field: message; …"
-        return "; ".join(f"{k}: {_text(v)}" for k, v in value.items())
+        return "; ".join(f"{k}: {_text(v, depth + 1)}" for k, v in value.items())
     if isinstance(value, list):
-        return "; ".join(_text(v) for v in value)
+        return "; ".join(_text(v, depth + 1) for v in value)
     return str(value).strip()
 
 
@@ -56,19 +56,25 @@ def _one(record: dict[str, Any]) -> ErrorDetail | None:
     return None
 
 
-def error_details(data: Any) -> list[ErrorDetail]:
+#: Error shapes nest three levels at most (``{"errors": [{"error": {…}}]}``); deeper is noise.
+_MAX_DEPTH = 8
+
+
+def error_details(data: Any, _depth: int = 0) -> list[ErrorDetail]:
     """Every error entry found in decoded error-body *data*; [] when it has no known shape."""
+    if _depth > _MAX_DEPTH:
+        return []
     if isinstance(data, list):
         found = []
         for entry in data:
-            found.extend(error_details(entry))
+            found.extend(error_details(entry, _depth + 1))
         return found
     if not isinstance(data, dict):
         return []
     for wrapper in ("errors", "error_messages", "error_message"):
         if wrapper in data and isinstance(data[wrapper], list | dict):
-            return error_details(data[wrapper])
+            return error_details(data[wrapper], _depth + 1)
     if "error" in data and isinstance(data["error"], list):
-        return error_details(data["error"])
+        return error_details(data["error"], _depth + 1)
     one = _one(data)
     return [one] if one is not None else []

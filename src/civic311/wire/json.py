@@ -48,6 +48,8 @@ def parse_json(body: bytes) -> Any:
         ) from first
     except RecursionError as exc:
         raise DecodeError("JSON nests too deeply to decode", body=body) from exc
+    except ValueError as exc:  # e.g. an integer over Python's 4,300-digit conversion limit
+        raise DecodeError(f"body is not usable JSON ({exc})", body=body) from exc
 
 
 def _repair(body: bytes, text: str) -> str | None:

@@ -117,6 +117,15 @@ def _external_entity_ref(
     raise ExternalReferenceForbidden(context, base, sysid, pubid)
 
 
+#: GeoReport documents nest about six elements deep (discovery: endpoints/endpoint/formats);
+#: anything past this is broken or hostile, and would only make every reader recurse.
+MAX_DEPTH = 64
+
+
+class _TooDeep(Exception):
+    """Raised from the parser's start handler when a document nests past MAX_DEPTH."""
+
+
 def _parse(body: bytes) -> tuple[str, Any]:
     parser = expat.ParserCreate(None, "}")
     # A frame per open element: [local name, attributes, child tags, child values, text].
@@ -128,6 +137,8 @@ def _parse(body: bytes) -> tuple[str, Any]:
 
     def start(tag: str, attrib: dict[str, str]) -> None:
         nonlocal current
+        if len(stack) >= MAX_DEPTH:
+            raise _TooDeep
         name = names.get(tag)
         if name is None:
             name = names[tag] = _local(tag)
@@ -186,6 +197,10 @@ def parse_xml(body: bytes) -> tuple[str, Any]:
     """
     try:
         return _parse(body)
+    except _TooDeep:
+        raise DecodeError(
+            f"XML nests deeper than {MAX_DEPTH} elements; no GeoReport document does", body=body
+        ) from None
     except DefusedXmlException as exc:
         raise DecodeError(
             f"refused hostile XML ({type(exc).__name__}: entity and external references "
