@@ -472,3 +472,42 @@ def test_emergency_descriptions_warn_refuse_or_pass(both: Both) -> None:
     assert len(hosts.seen) == 2  # the refused one was never sent
     with pytest.raises(civic311.InvalidRequestError, match="emergency"):
         civic311.Client(PRIMARY, emergency="panic")  # type: ignore[arg-type]
+
+
+def test_a_second_identical_report_is_never_reconciled_onto_the_first(both: Both) -> None:
+    """Filing the same report twice: if the second POST's answer is lost, the first (already
+    receipted) request is not taken for it — the outcome is uncertain, never a false success."""
+    clock = VirtualClock()
+    created = {"n": 0}
+    stored: list[dict[str, Any]] = []
+
+    def city(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            created["n"] += 1
+            if created["n"] == 2:
+                raise httpx.ReadTimeout("lost", request=request)  # not created: never stored
+            stored.append({**MATCH, "service_request_id": f"70{created['n']}"})
+            return httpx.Response(200, json=[{"service_request_id": f"70{created['n']}"}])
+        return httpx.Response(200, json=stored)
+
+    flavor = both.flavor
+    if flavor == "sync":
+        with civic311.Client(
+            PRIMARY, transport=httpx.MockTransport(city), clock=clock, reconcile_wait=3
+        ) as client:
+            assert client.submit(NEW).service_request_id == "701"
+            with pytest.raises(civic311.SubmissionUncertainError):
+                client.submit(NEW)
+    else:
+
+        async def run() -> None:
+            async with civic311.AsyncClient(
+                PRIMARY, transport=httpx.MockTransport(city), clock=clock, reconcile_wait=3
+            ) as client:
+                assert (await client.submit(NEW)).service_request_id == "701"
+                with pytest.raises(civic311.SubmissionUncertainError):
+                    await client.submit(NEW)
+
+        import asyncio
+
+        asyncio.run(run())

@@ -7,9 +7,11 @@ builds its `Call` through `ClientBase`, then only drives it.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import ssl
 import warnings
+from collections import deque
 from collections.abc import Generator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
@@ -163,10 +165,10 @@ def tls_context(ca_bundle: object) -> ssl.SSLContext | Literal[True]:
     """
     if ca_bundle is None:
         return True
-    if not isinstance(ca_bundle, str):
+    if not isinstance(ca_bundle, str | os.PathLike):
         raise InvalidRequestError("ca_bundle", "must be a path to a PEM file")
     try:
-        return ssl.create_default_context(cafile=ca_bundle)
+        return ssl.create_default_context(cafile=os.fspath(ca_bundle))
     except (OSError, ssl.SSLError) as exc:
         raise InvalidRequestError("ca_bundle", f"cannot load {ca_bundle!r}: {exc}") from exc
 
@@ -353,6 +355,8 @@ class ClientBase:
             raise InvalidRequestError("failure_threshold", str(exc)) from exc
         self._rng = random.Random()  # noqa: S311 - jitter, not secrets
         self._definitions: dict[str, tuple[float, ServiceDefinition]] = {}
+        # Ids this client filed or reconciled, most recent last (bounded): never reconciled onto.
+        self._filed: deque[str] = deque(maxlen=10_000)
         # Endpoints whose compressed answers failed to decode: asked uncompressed from then on.
         self._identity_only: set[str] = set()
         if isinstance(other_channels, str) or not all(
@@ -442,7 +446,14 @@ class ClientBase:
             started=self._clock.monotonic(),
             budget=self._reconcile_wait,
             now=self._clock.now,
+            exclude=frozenset(self._filed),
         )
+
+    def _remember(self, receipt: Receipt) -> Receipt:
+        """Note an id this client was given, so reconciliation never takes it for another."""
+        if receipt.service_request_id:
+            self._filed.append(receipt.service_request_id)
+        return receipt
 
     #: How long a fetched service definition is trusted (seconds on the client's clock).
     DEFINITION_TTL = 3600.0

@@ -436,6 +436,7 @@ def reconcile_flow(
     budget: float,
     now: Callable[[], datetime],
     interval: float = 1.0,
+    exclude: frozenset[str] = frozenset(),
 ) -> Generator[Step, Any, ServiceRequest | None]:
     """Look for the request an ambiguous POST of *request* may have created.
 
@@ -443,7 +444,8 @@ def reconcile_flow(
     allowance to now plus that allowance, and picks the closest match (`matches`). Not found
     yet — batch servers create requests late — it looks again every *interval* seconds
     (doubling) until *budget* seconds have passed. An endpoint error during a look is a miss,
-    not a verdict.
+    not a verdict. Requests in *exclude* — ones this client already holds a receipt for — are
+    never taken for it: a second, identical report must not be "found" as the first one.
 
     Returns:
         The matching `ServiceRequest`, or None when nothing matched within the budget.
@@ -461,7 +463,9 @@ def reconcile_flow(
         except Civic311Error as exc:
             logger.debug("reconcile look-up failed: %s", _short(exc))
             found = []
-        hits = [r for r in found if matches(request, r, sent_at)]
+        hits = [
+            r for r in found if r.service_request_id not in exclude and matches(request, r, sent_at)
+        ]
         if hits:
             return min(
                 hits,

@@ -622,8 +622,8 @@ class Client(ClientBase):
             found = self._drive(self._reconcile_flow(request, pending.run))
             if found is None:
                 raise self._uncertain(request, pending.run, pending.error) from pending.error
-            return self._reconciled_receipt(found)
-        return receipt
+            return self._remember(self._reconciled_receipt(found))
+        return self._remember(receipt)
 
     def _run_outbox(self, flow: Generator[OutboxStep, Any, T]) -> T:
         """Drive an outbox flow: its sends through `submit`'s rules, its finds by reconciling."""

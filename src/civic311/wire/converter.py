@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
@@ -168,27 +169,35 @@ def _bool(value: Any, what: str = "value") -> bool:
     return bool(_optional_bool(value, what))
 
 
+def _finite(number: float, what: str) -> float:
+    # NaN and infinities are no coordinate or order, and would make to_dict's JSON invalid.
+    if not math.isfinite(number):
+        raise DecodeError(f"{what}: expected a finite number, got {number!r}")
+    return number
+
+
 def _short_repr(value: Any) -> str:
     text = repr(value) if not isinstance(value, list | dict) else type(value).__name__
     return text if len(text) <= 80 else text[:79] + "…"
 
 
 def _optional_float(value: Any, what: str = "value") -> float | None:
-    if type(value) is float:  # JSON numbers, first (a hot path: lat and long)
+    if type(value) is float and math.isfinite(value):  # JSON numbers first: lat, long
         return value
     if value is None or isinstance(value, bool):
         return None if value is None else float(value)
     if isinstance(value, int | float):
         try:
-            return float(value)
+            number = float(value)
         except OverflowError:
             raise DecodeError(f"{what}: the number is too large") from None
+        return _finite(number, what)
     if isinstance(value, str):
         text = value.strip()
         if not text:
             return None
         try:
-            return float(text)
+            return _finite(float(text), what)
         except ValueError:
             pass
     raise DecodeError(f"{what}: expected a number, got {_short_repr(value)}")
