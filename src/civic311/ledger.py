@@ -70,6 +70,7 @@ from typing import IO, Any, Literal, cast, get_args
 
 import attrs
 
+from civic311._sqlite import connect
 from civic311.errors import Civic311Error, InvalidRequestError
 from civic311.models import NewRequest, Receipt, ServiceRequest, Status
 from civic311.protocol import SECRET_NAMES, redact_text
@@ -96,8 +97,6 @@ _OUTCOMES: frozenset[str] = _STATES - {"pending"}
 #: States from which a row may be (re)handed to the network.
 _SENDABLE = ("pending", "queued", "uncertain")
 
-#: Seconds a writer waits for another process's transaction before giving up.
-BUSY_TIMEOUT = 30.0
 
 PathOrFile = str | os.PathLike[str] | IO[str]
 
@@ -462,26 +461,6 @@ def content_key(request: NewRequest) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    if not path.exists():
-        # Create it private before SQLite opens it (DESIGN promise 6: reports hold personal
-        # data). SQLite gives the -wal and -shm files the database file's permissions.
-        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
-        os.close(fd)
-    # isolation_level=None: no implicit transactions; every write opens its own explicitly.
-    db = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
-    try:
-        db.row_factory = sqlite3.Row
-        # The busy timeout first: switching to WAL itself needs a lock another process may hold.
-        db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-    except BaseException:
-        db.close()
-        raise
-    return db
-
-
 def _current_version(db: sqlite3.Connection) -> int:
     exists = db.execute(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ledger_schema_version'"
@@ -699,7 +678,7 @@ class Ledger:
         if not isinstance(path, str | os.PathLike):
             raise InvalidRequestError("path", f"must be a file path, not {type(path).__name__}")
         self.path = Path(path)
-        self._db = _connect(self.path)
+        self._db = connect(self.path)
         # One connection shared by threads: a lock keeps their transactions from interleaving.
         self._lock = threading.RLock()
         try:

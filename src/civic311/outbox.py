@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
+from civic311._sqlite import connect
 from civic311.errors import (
     AllEndpointsFailedError,
     APIError,
@@ -175,7 +176,7 @@ class Outbox:
             raise InvalidRequestError("resend_after", f"must be seconds ≥ 0, got {resend_after!r}")
         self.path = Path(path)
         self.resend_after = float(resend_after)
-        self._db = _connect(self.path)
+        self._db = connect(self.path)
         self._lock = threading.Lock()
         with self._db:
             self._db.executescript(_SCHEMA)
@@ -378,19 +379,6 @@ OutboxStep = Send | Find
 
 def _found_receipt(found: ServiceRequest) -> Receipt:
     return Receipt(service_request_id=found.service_request_id, token=found.token, reconciled=True)
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    if not path.exists():
-        # Create it private before SQLite opens it (DESIGN promise 6: reports hold personal data).
-        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
-        os.close(fd)
-    db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
-    db.row_factory = sqlite3.Row
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
-    db.execute("PRAGMA busy_timeout=30000")
-    return db
 
 
 def _entry(row: sqlite3.Row) -> OutboxEntry:
