@@ -29,10 +29,9 @@ import math
 import random
 from collections.abc import Callable, Generator, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
-import tenacity
 
 from civic311._clock import Clock
 from civic311.errors import (
@@ -56,6 +55,9 @@ from civic311.resilience.retry import (
     tenacity_kwargs,
 )
 from civic311.wire import Format, looks_html
+
+if TYPE_CHECKING:  # tenacity loads on the first retry, not at import
+    import tenacity
 
 __all__ = [
     "AttemptEvent",

@@ -64,11 +64,13 @@ import socket
 from collections.abc import Callable
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Literal, TypedDict
+from typing import TYPE_CHECKING, Literal, TypedDict
 
 import attrs
 import httpx
-import tenacity
+
+if TYPE_CHECKING:  # tenacity loads on the first retry, not at import
+    import tenacity
 
 __all__ = [
     "Action",
