@@ -511,3 +511,11 @@ def test_a_second_identical_report_is_never_reconciled_onto_the_first(both: Both
         import asyncio
 
         asyncio.run(run())
+
+
+def test_attempt_hook_sees_a_first_time_success(both: Both) -> None:
+    """A call that succeeds at once still reports its one attempt to on_attempt."""
+    events: list[Any] = []
+    hosts = Hosts(primary=ok_services)
+    both(hosts, "list_services", client={"endpoints": PRIMARY, "on_attempt": events.append})
+    assert [(e.endpoint, e.outcome, e.attempt) for e in events] == [(PRIMARY, "ok", 1)]

@@ -334,6 +334,11 @@ class CallRun:
             self.decision = Decision("retry", wait, "waiting for an endpoint's cool-down")
         return self.decision
 
+    def finished(self) -> None:
+        """The call succeeded without the retry loop: publish its attempt like `decide` would."""
+        self.decision = Decision("stop", 0.0, "ok")
+        self._publish_last(0.0)
+
     def _untried_left(self) -> bool:
         offered = self.pool.candidates(self.clock.monotonic())
         left = any(e.index not in self._tried for e in offered)

@@ -515,9 +515,12 @@ class AsyncClient(ClientBase):
         fails, its error is the loop's first attempt, so every decision is the same as ever.
         """
         try:
-            return await self._attempt(run)
+            result = await self._attempt(run)
         except Civic311Error as exc:
             first: Civic311Error | None = exc
+        else:
+            run.finished()
+            return result
         import tenacity
 
         retrying = tenacity.AsyncRetrying(sleep=self._clock.asleep, **run.tenacity_kwargs())

@@ -513,9 +513,12 @@ class Client(ClientBase):
         fails, its error is the loop's first attempt, so every decision is the same as ever.
         """
         try:
-            return self._attempt(run)
+            result = self._attempt(run)
         except Civic311Error as exc:
             first: Civic311Error | None = exc
+        else:
+            run.finished()
+            return result
         import tenacity
 
         retrying = tenacity.Retrying(sleep=self._clock.sleep, **run.tenacity_kwargs())
