@@ -28,8 +28,7 @@ from civic311.errors import (
     SubmissionUncertainError,
     UntrackableReceiptError,
 )
-from civic311.harvest import Emit, harvest_flow, keep
-from civic311.harvest import _filters as harvest_filters
+from civic311.harvest import Emit, filter_sets, harvest_flow, keep
 from civic311.models import NewRequest, Receipt, ServiceDefinition, ServiceRequest, TokenStatus
 from civic311.profiles import PROFILES, SPEC, Profile
 from civic311.protocol import (
@@ -141,7 +140,8 @@ def _timeout(value: object) -> httpx.Timeout:
     raise InvalidRequestError("timeout", f"must be seconds or httpx.Timeout, not {value!r}")
 
 
-def _seconds(value: object, field: str) -> float:
+def check_seconds(value: object, field: str) -> float:
+    """*value* as seconds ≥ 0, or an `InvalidRequestError` naming *field*."""
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
         raise InvalidRequestError(field, f"must be seconds ≥ 0, got {value!r}")
     return float(value)
@@ -342,14 +342,14 @@ class ClientBase:
         if on_attempt is not None and not callable(on_attempt):
             raise InvalidRequestError("on_attempt", "must be callable with an AttemptEvent")
         self._on_attempt = on_attempt
-        self._reconcile_wait = _seconds(reconcile_wait, "reconcile_wait")
+        self._reconcile_wait = check_seconds(reconcile_wait, "reconcile_wait")
         try:
             self._pool = EndpointPool(
                 self._endpoints,
                 wall=self._clock.now(),
                 format=self._format,
                 failure_threshold=failure_threshold,
-                cooldown=_seconds(cooldown, "cooldown"),
+                cooldown=check_seconds(cooldown, "cooldown"),
             )
         except (TypeError, ValueError) as exc:
             raise InvalidRequestError("failure_threshold", str(exc)) from exc
@@ -643,7 +643,7 @@ class ClientBase:
             )
         if service_request_id is not None:
             return found
-        codes, statuses = harvest_filters(service_code, status)
+        codes, statuses = filter_sets(service_code, status)
         low = start_date or datetime.min.replace(tzinfo=timezone.utc)
         high = end_date or datetime.max.replace(tzinfo=timezone.utc)
         return [r for r in found if keep(r, low, high, codes, statuses)]
@@ -748,6 +748,4 @@ class ClientBase:
 
     @staticmethod
     def _check_wait_timeout(timeout: object) -> float:
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
-            raise InvalidRequestError("timeout", f"must be seconds ≥ 0, got {timeout!r}")
-        return float(timeout)
+        return check_seconds(timeout, "timeout")

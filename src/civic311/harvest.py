@@ -36,7 +36,7 @@ from civic311.errors import InvalidRequestError
 from civic311.models import ServiceRequest
 from civic311.protocol import Call, Civic311Warning, list_requests_call
 
-__all__ = ["Emit", "HarvestWarning", "harvest_flow", "keep"]
+__all__ = ["Emit", "HarvestWarning", "filter_sets", "harvest_flow", "keep"]
 
 #: The smallest window civic311 splits down to before it pages or warns.
 MIN_WINDOW = timedelta(minutes=1)
@@ -53,9 +53,11 @@ class Emit:
     requests: tuple[ServiceRequest, ...]
 
 
-def _filters(
+def filter_sets(
     service_code: str | Sequence[str] | None, status: str | Sequence[str] | None
 ) -> tuple[frozenset[str] | None, frozenset[str] | None]:
+    """The service_code and status filters as lower-case sets for `keep` (None: no filter)."""
+
     def norm(value: str | Sequence[str] | None) -> frozenset[str] | None:
         if value is None:
             return None
@@ -123,7 +125,7 @@ def harvest_flow(
         raise InvalidRequestError("end_date", "is before start_date")
     if result_cap < 1 or max_window_days < 1:
         raise InvalidRequestError("profile", "result_cap and max_window_days must be positive")
-    codes, statuses = _filters(service_code, status)
+    codes, statuses = filter_sets(service_code, status)
     largest = timedelta(days=max_window_days)
     # The windows still to ask, as a stack: the next one to ask is last.
     pending: list[tuple[datetime, datetime]] = []

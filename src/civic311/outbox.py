@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
+from civic311._base import check_seconds
 from civic311._sqlite import connect
 from civic311.errors import (
     AllEndpointsFailedError,
@@ -168,14 +169,8 @@ class Outbox:
     ) -> None:
         if not isinstance(path, str | os.PathLike):
             raise InvalidRequestError("path", f"must be a file path, not {type(path).__name__}")
-        if (
-            isinstance(resend_after, bool)
-            or not isinstance(resend_after, int | float)
-            or resend_after < 0
-        ):
-            raise InvalidRequestError("resend_after", f"must be seconds ≥ 0, got {resend_after!r}")
         self.path = Path(path)
-        self.resend_after = float(resend_after)
+        self.resend_after = check_seconds(resend_after, "resend_after")
         self._db = connect(self.path)
         self._lock = threading.Lock()
         with self._db:

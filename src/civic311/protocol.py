@@ -33,7 +33,6 @@ from civic311.errors import (
     NotFoundError,
     WaitTimeoutError,
     error_for_status,
-    snippet,
 )
 from civic311.media import MAX_MEDIA_BYTES
 from civic311.models import (
@@ -764,8 +763,3 @@ def wait_for_id_flow(
             raise WaitTimeoutError(token.strip(), now - started, polls)
         now = yield Sleep(min(interval, remaining))
         interval = min(interval * 2, max_interval)
-
-
-def describe_body(body: bytes) -> str:
-    """A short excerpt for logs."""
-    return snippet(body, 120)
