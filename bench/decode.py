@@ -36,8 +36,8 @@ try:
 except ImportError:  # pragma: no cover - the bench extra is not installed
     sys.exit("decode.py needs xmltodict: pip install -e '.[bench]'")
 
+from civic311._protocol import list_requests_call, read_response
 from civic311.models import ServiceRequest
-from civic311.protocol import list_requests_call, read_response
 
 STATUSES = ("open", "closed", "open", "open", "closed", "in_progress")
 SERVICES = (
@@ -164,9 +164,9 @@ def json_stages(body: bytes, n: int) -> None:
     """The JSON path taken apart: each stage timed alone (best of 5), in milliseconds."""
     import attrs
 
-    from civic311.wire import decode
-    from civic311.wire.converter import converter, parse_datetime
-    from civic311.wire.shapes import items
+    from civic311._wire import decode
+    from civic311._wire.converter import converter, parse_datetime
+    from civic311._wire.shapes import items
 
     data = decode(body, "json").data
     records = items(data, ("service_requests", "requests", "request"), "service_requests")

@@ -285,7 +285,7 @@ def stages(number: int) -> None:
     """The cost of each stage of a civic311 call, against what raw httpx does instead."""
     import tenacity
 
-    from civic311.protocol import (
+    from civic311._protocol import (
         Settings,
         build_request,
         get_request_call,
@@ -341,7 +341,7 @@ def fast_redact_url(url: str | httpx.URL) -> str:
     """The proposed fast path: no re-parse of an `httpx.URL`, nothing to do without a secret."""
     from urllib.parse import urlencode
 
-    from civic311.protocol import SECRET_NAMES
+    from civic311._protocol import SECRET_NAMES
 
     parsed = url if isinstance(url, httpx.URL) else httpx.URL(str(url))
     query = parsed.query.lower()

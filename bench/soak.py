@@ -29,7 +29,7 @@ from collections import Counter
 from pathlib import Path
 
 import civic311
-from civic311.resilience import RetryPolicy
+from civic311._resilience import RetryPolicy
 from civic311.testing import FakeCity, Fault
 
 FAULT_KINDS = (

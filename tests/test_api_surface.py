@@ -75,7 +75,7 @@ def test_error_tree_is_drawn_in_the_docstring() -> None:
 
 def test_version_is_the_user_agent() -> None:
     """The User-Agent names the package version."""
-    from civic311.protocol import USER_AGENT
+    from civic311._protocol import USER_AGENT
 
     assert f"civic311/{civic311.__version__}" == USER_AGENT
 

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from civic311 import cities
+from civic311._protocol import Civic311Warning
 from civic311.cities import (
     City,
     CityStatusWarning,
@@ -23,7 +24,6 @@ from civic311.cities import (
 )
 from civic311.errors import Civic311Error, InvalidRequestError
 from civic311.profiles import PROFILES, Profile
-from civic311.protocol import Civic311Warning
 
 ENTRY_KEYS = {
     "key",

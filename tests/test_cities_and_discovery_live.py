@@ -9,8 +9,8 @@ import pytest
 
 import civic311
 from civic311 import cities
+from civic311._resilience import RetryPolicy
 from civic311.cities import City, CityStatusWarning, RetiredCityError, UnknownCityError
-from civic311.resilience import RetryPolicy
 from civic311.testing import Dialect, DiscoveryEndpointSpec, FakeCity, VirtualClock
 
 

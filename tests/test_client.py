@@ -343,7 +343,7 @@ def test_transport_error_text_never_holds_the_key() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError(f"refused {request.url}")
 
-    from civic311.protocol import Settings
+    from civic311._protocol import Settings
 
     transport = httpx.MockTransport(handler)
     with civic311.Client(BASE, api_key=SECRET, transport=transport, retry=None) as client:

@@ -27,12 +27,12 @@ import httpx
 import pytest
 
 import civic311
+from civic311._w3c import parse_datetime
+from civic311._wire import decode
+from civic311._wire.errors import error_details
+from civic311._wire.form import new_request_fields
+from civic311._wire.shapes import one_object
 from civic311.cities import CityStatusWarning
-from civic311.wire import decode
-from civic311.wire.converter import parse_datetime
-from civic311.wire.errors import error_details
-from civic311.wire.form import new_request_fields
-from civic311.wire.shapes import one_object
 
 BASE = "https://city.example/open311/v2"
 FIXTURES = Path(__file__).parent / "fixtures" / "conformance"

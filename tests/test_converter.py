@@ -21,8 +21,8 @@ from civic311 import (
     ServiceRequest,
     TokenStatus,
 )
+from civic311._wire.converter import format_datetime, from_dict, parse_datetime, to_dict
 from civic311.errors import DecodeError, InvalidRequestError
-from civic311.wire.converter import format_datetime, from_dict, parse_datetime, to_dict
 
 UTC = timezone.utc
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import parse_qsl
 
 from civic311 import NewRequest
-from civic311.wire.form import encode_form, new_request_fields
+from civic311._wire.form import encode_form, new_request_fields
 
 
 def test_fields_in_spec_order_without_empties() -> None:

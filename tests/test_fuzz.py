@@ -5,7 +5,7 @@ RecursionError, UnicodeError or LookupError — in bounded time and memory.
 Inputs: arbitrary bytes, and the real fixtures of tests/fixtures/paired and
 tests/fixtures/conformance mutated (truncated, bytes flipped, DOCTYPEs and entities inserted,
 nested deeply, huge numbers, invalid UTF-8, BOMs in the middle). Each goes to
-`civic311.wire.decode`, to `civic311.wire.errors.error_details`, and to `read_response` of every
+`civic311._wire.decode`, to `civic311._wire.errors.error_details`, and to `read_response` of every
 operation with the statuses 200, 400, 404 and 500; a sample also goes through a whole `Client`.
 
 Known crashes are kept as explicit examples (and as named cases in
@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 import civic311
 from civic311 import Civic311Error, NewRequest, to_dict
-from civic311.protocol import (
+from civic311._protocol import (
     Call,
     Settings,
     build_request,
@@ -42,9 +42,9 @@ from civic311.protocol import (
     service_definition_call,
     submit_call,
 )
+from civic311._wire import decode
+from civic311._wire.errors import error_details
 from civic311.testing import VirtualClock
-from civic311.wire import decode
-from civic311.wire.errors import error_details
 
 BASE = "https://city.example/open311/v2"
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import civic311
-from civic311.resilience import RetryPolicy
+from civic311._resilience import RetryPolicy
 from civic311.testing import FakeCity, Fault, VirtualClock
 
 SECRET = "loopback-SECRET-key"

@@ -14,10 +14,7 @@ import httpx
 import pytest
 
 from civic311 import InvalidRequestError, NewRequest, from_dict, to_dict
-from civic311.errors import DecodeError
-from civic311.media import MAX_MEDIA_BYTES, MediaFile
-from civic311.testing import Dialect, FakeCity
-from civic311.wire.form import (
+from civic311._wire.form import (
     MediaStyle,
     encode_form,
     media_parts,
@@ -25,6 +22,9 @@ from civic311.wire.form import (
     multipart_data,
     new_request_fields,
 )
+from civic311.errors import DecodeError
+from civic311.media import MAX_MEDIA_BYTES, MediaFile
+from civic311.testing import Dialect, FakeCity
 
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00\xff\xd9"
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + b"\x00" * 13

@@ -16,7 +16,7 @@ import pytest
 
 import civic311
 from civic311 import NewRequest, Outbox
-from civic311.resilience import RetryPolicy
+from civic311._resilience import RetryPolicy
 from civic311.testing import FakeCity, Fault, VirtualClock
 
 SECRET = "sk-outbox-SECRET-42"
@@ -187,7 +187,7 @@ FLUSHER = textwrap.dedent(
     """
     import sys
     import civic311
-    from civic311.resilience import RetryPolicy
+    from civic311._resilience import RetryPolicy
 
     url, path = sys.argv[1], sys.argv[2]
     with civic311.Outbox(path, resend_after=0) as outbox:

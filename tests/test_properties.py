@@ -8,10 +8,10 @@ against themselves.
 Normalisations the properties allow for, each a documented decision of the converter or of the
 protocol (and nothing else):
 
-- text is trimmed and empty text is None (`civic311.wire.converter`, reference §10.17, §10.18);
+- text is trimmed and empty text is None (`civic311._wire.converter`, reference §10.17, §10.18);
   the strategies therefore draw trimmed text where a value must come back identical;
 - datetimes travel at second precision in UTC (or the dialect's offset) and compare as instants;
-- coordinates are sent with ten decimals (`civic311.wire.form`), so a POSTed lat/long comes
+- coordinates are sent with ten decimals (`civic311._wire.form`), so a POSTed lat/long comes
   back within 1e-10;
 - FakeCity's `ParsedForm.get` trims what a POST carried, like the servers it imitates.
 """
@@ -49,11 +49,11 @@ from civic311 import (
     from_dict,
     to_dict,
 )
+from civic311._wire.converter import ALIASES
+from civic311._wire.form import encode_form, new_request_fields
 from civic311.testing import Dialect, FakeCity, ServiceSpec, VirtualClock
 from civic311.testing._wire import format_datetime as city_datetime
 from civic311.testing._wire import parse_form, to_json, to_xml
-from civic311.wire.converter import ALIASES
-from civic311.wire.form import encode_form, new_request_fields
 
 PROPERTY = settings(
     max_examples=150,

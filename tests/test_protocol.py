@@ -10,7 +10,7 @@ import pytest
 
 import civic311
 from civic311 import errors
-from civic311.protocol import (
+from civic311._protocol import (
     Call,
     Settings,
     Sleep,

@@ -13,7 +13,7 @@ import pytest
 
 import civic311
 import civic311.triage
-from civic311.resilience import EndpointState, RetryPolicy
+from civic311._resilience import EndpointState, RetryPolicy
 from civic311.testing._vclock import VirtualClock
 
 from helpers import Both

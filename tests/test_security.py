@@ -45,9 +45,7 @@ from civic311 import (
     Status,
     TransportError,
 )
-from civic311.discovery import parse_discovery
-from civic311.ledger import Ledger
-from civic311.protocol import (
+from civic311._protocol import (
     Settings,
     build_request,
     get_request_call,
@@ -58,8 +56,10 @@ from civic311.protocol import (
     service_definition_call,
     submit_call,
 )
+from civic311._wire import decode
+from civic311.discovery import parse_discovery
+from civic311.ledger import Ledger
 from civic311.testing import FakeCity, Fault, VirtualClock
-from civic311.wire import decode
 
 from helpers import Both
 

@@ -12,7 +12,6 @@ from civic311.errors import InvalidRequestError
 from civic311.triage import (
     EmergencySuspectedError,
     EmergencyWarning,
-    Signal,
     check,
     emergency_signals,
 )
@@ -261,7 +260,11 @@ def test_warning_class_also_builds_from_a_message() -> None:
 
 def test_refusal_survives_pickling() -> None:
     """EmergencySuspectedError crosses process pools intact."""
-    error = EmergencySuspectedError([Signal(category="fire", text="fire", span=(0, 4))])
+    with pytest.raises(EmergencySuspectedError) as caught:
+        check("Fire! smoke pouring out of the house", policy="refuse")
+    error = caught.value
+    assert error.signals
+    assert error.categories == ["fire"]
     again = pickle.loads(pickle.dumps(error))
     assert again.signals == error.signals
     assert str(again) == str(error)

@@ -10,10 +10,10 @@ import httpx
 import pytest
 
 from civic311 import InvalidRequestError, NewRequest, from_dict
+from civic311._wire.form import encode_form, new_request_fields
 from civic311.models import Attribute, AttributeDatatype, AttributeValue, ServiceDefinition
 from civic311.testing import FakeCity
-from civic311.validation import Problem, ValidationFailedError, sendable, validate
-from civic311.wire.form import encode_form, new_request_fields
+from civic311.validation import Problem, ValidationFailedError, check, sendable, validate
 
 
 def attribute(code: str, datatype: str = "string", **kwargs: Any) -> Attribute:
@@ -67,7 +67,7 @@ def test_a_good_request_has_no_problems() -> None:
         }
     )
     assert validate(DEFINITION, request) == []
-    DEFINITION.validate(request)  # no exception
+    check(DEFINITION, request)  # no exception
 
 
 def test_required_attribute_missing_or_blank() -> None:
@@ -233,7 +233,7 @@ def test_validate_refuses_wrong_argument_types() -> None:
 def test_definition_validate_raises_with_every_problem() -> None:
     """ServiceDefinition.validate raises ValidationFailedError listing each problem by name."""
     with pytest.raises(ValidationFailedError) as caught:
-        DEFINITION.validate(new({"DEPTH": "deep"}))
+        check(DEFINITION, new({"DEPTH": "deep"}))
     error = caught.value
     assert isinstance(error, InvalidRequestError)
     assert error.field == "attributes"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from civic311._wire import decode
+from civic311._wire.json import parse_json
+from civic311._wire.shapes import items, one_object
+from civic311._wire.xml import parse_xml
 from civic311.errors import DecodeError
-from civic311.wire import decode
-from civic311.wire.json import parse_json
-from civic311.wire.shapes import items, one_object
-from civic311.wire.xml import parse_xml
 
 
 def test_xml_single_child_container_is_a_list() -> None:

@@ -3,7 +3,8 @@
 The two clients are the only I/O in civic311 and must stay a pair (DESIGN promise 1). Once the
 async side grew real logic (retries, failover, reconciliation, tracking), keeping two hand-written
 copies in step became the risk, so — as httpcore and python-trio/unasync do (style.md, lesson 2)
-— ``src/civic311/async_client.py`` is the source and ``src/civic311/client.py`` is generated:
+— ``src/civic311/_client/async_client.py`` is the source and ``_client/client.py`` is
+generated:
 
     python tools/unasync.py           # rewrite client.py
     python tools/unasync.py --check   # exit 1 if client.py is not what the source gives (make lint)
@@ -21,8 +22,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCE = ROOT / "src/civic311/async_client.py"
-TARGET = ROOT / "src/civic311/client.py"
+SOURCE = ROOT / "src/civic311/_client/async_client.py"
+TARGET = ROOT / "src/civic311/_client/client.py"
 
 #: Whole-text replacements: docstrings that say different things for each client.
 DOCS = [
@@ -37,7 +38,7 @@ with `Client`.
 
 GENERATED from async_client.py by tools/unasync.py: edit that file, then run the tool.
 
-A thin driver: it builds calls through `civic311.protocol`, sends them with an `httpx.Client`,
+A thin driver: it builds calls through `civic311._protocol`, sends them with an `httpx.Client`,
 reads bodies up to the size cap, and sleeps through its `Clock`. Everything it decides is
 decided below it, in pure code shared with `ASYNC_TWIN`.
 """''',

@@ -10,27 +10,40 @@ to JSON-ready dicts and back. `civic311.testing.FakeCity` is a GeoReport v2 city
 
 from typing import TYPE_CHECKING, Any
 
+from civic311._client.async_client import AsyncClient
+from civic311._client.client import Client
+from civic311._client.execution import AttemptEvent
 from civic311._clock import Clock, SystemClock
-from civic311._execution import AttemptEvent
+from civic311._resilience import EndpointHealth, EndpointState, RetryPolicy
 from civic311._version import __version__
-from civic311.async_client import AsyncClient
-from civic311.client import Client
+from civic311._wire.converter import from_dict, to_dict
 from civic311.errors import (
     AllEndpointsFailedError,
     APIError,
     Attempt,
     BadRequestError,
+    CityStatusWarning,
     Civic311Error,
+    Civic311Warning,
     DecodeError,
+    DuplicateKeyError,
+    EmergencySuspectedError,
+    EmergencyWarning,
     ForbiddenError,
+    HarvestWarning,
     InvalidRequestError,
+    LedgerSchemaError,
     NotFoundError,
+    Problem,
     RateLimitedError,
     ResponseTooLargeError,
+    RetiredCityError,
     ServerError,
     SubmissionUncertainError,
     TransportError,
+    UnknownCityError,
     UntrackableReceiptError,
+    ValidationFailedError,
     WaitTimeoutError,
 )
 from civic311.media import MediaFile
@@ -49,10 +62,7 @@ from civic311.models import (
     TokenStatus,
 )
 from civic311.profiles import Profile
-from civic311.protocol import Civic311Warning
-from civic311.resilience import EndpointHealth, EndpointState, RetryPolicy
-from civic311.validation import Problem, ValidationFailedError
-from civic311.wire.converter import from_dict, to_dict
+from civic311.tracking import StatusChange, Tracked
 
 __all__ = [
     "APIError",
@@ -64,18 +74,24 @@ __all__ = [
     "AttributeDatatype",
     "AttributeValue",
     "BadRequestError",
+    "CityStatusWarning",
     "Civic311Error",
     "Civic311Warning",
     "Client",
     "Clock",
     "DecodeError",
+    "DuplicateKeyError",
+    "EmergencySuspectedError",
+    "EmergencyWarning",
     "EndpointHealth",
     "EndpointState",
     "ErrorDetail",
     "FlushReport",
     "ForbiddenError",
+    "HarvestWarning",
     "InvalidRequestError",
     "Ledger",
+    "LedgerSchemaError",
     "MediaFile",
     "NewRequest",
     "NotFoundError",
@@ -86,6 +102,7 @@ __all__ = [
     "RateLimitedError",
     "Receipt",
     "ResponseTooLargeError",
+    "RetiredCityError",
     "RetryPolicy",
     "ServerError",
     "Service",
@@ -93,10 +110,13 @@ __all__ = [
     "ServiceRequest",
     "ServiceType",
     "Status",
+    "StatusChange",
     "SubmissionUncertainError",
     "SystemClock",
     "TokenStatus",
+    "Tracked",
     "TransportError",
+    "UnknownCityError",
     "UntrackableReceiptError",
     "ValidationFailedError",
     "WaitTimeoutError",

@@ -36,14 +36,14 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO
 import attrs
 
 from civic311._clock import Clock
+from civic311._wire.converter import to_dict
 from civic311.errors import Civic311Error, InvalidRequestError, SubmissionUncertainError
 from civic311.models import NewRequest, Receipt, Service, ServiceDefinition
 from civic311.outbox import never_acted_on
 from civic311.tracking import StatusChange, Tracked
-from civic311.wire.converter import to_dict
 
 if TYPE_CHECKING:
-    from civic311.async_client import AsyncClient
+    from civic311._client.async_client import AsyncClient
     from civic311.ledger import Ledger
 
 __all__ = [
@@ -366,7 +366,7 @@ async def submit_all(
     Raises:
         InvalidRequestError: bad arguments (the rows' own problems are results, not errors).
     """
-    from civic311.async_client import AsyncClient
+    from civic311._client.async_client import AsyncClient
     from civic311.ledger import Ledger
 
     if not isinstance(client, AsyncClient):

@@ -38,12 +38,12 @@ from urllib.parse import urlsplit
 import attrs
 import httpx
 
+from civic311._client.transport import aread_body, read_body, transport_error
 from civic311._clock import Clock, SystemClock
-from civic311._transport import aread_body, read_body, transport_error
+from civic311._protocol import api_error, redact_url
+from civic311._w3c import parse_datetime
+from civic311._wire import decode
 from civic311.errors import DecodeError, InvalidRequestError, snippet
-from civic311.protocol import api_error, redact_url
-from civic311.wire import decode
-from civic311.wire.converter import parse_datetime
 
 __all__ = [
     "DEFAULT_MAX_BYTES",

@@ -5,7 +5,9 @@ it all, and each branch says what went wrong in terms a caller can act on::
 
     Civic311Error
     ├── InvalidRequestError          bad input, caught locally before any network call
-    │   └── ValidationFailedError    a request that breaks its service definition (every problem)
+    │   ├── ValidationFailedError    a request that breaks its service definition (every `Problem`)
+    │   ├── EmergencySuspectedError  a description that reads like an emergency (triage "refuse")
+    │   └── DuplicateKeyError        a ledger key already recorded
     ├── APIError                     the city answered with an error status
     │   ├── BadRequestError          400 (and 422, which Klarschiff uses for validation)
     │   ├── ForbiddenError           401, 403: missing or invalid api_key
@@ -20,7 +22,19 @@ it all, and each branch says what went wrong in terms a caller can act on::
     ├── UnknownCityError             no such city in the registry (civic311.cities; suggests names)
     ├── RetiredCityError             the registry says the city's API is gone (allow_retired=True)
     ├── WaitTimeoutError             wait_for_id gave up: the token never turned into an id
-    └── UntrackableReceiptError      wait_for_id on a receipt with neither id nor token (blackbox)
+    ├── UntrackableReceiptError      wait_for_id on a receipt with neither id nor token (blackbox)
+    └── LedgerSchemaError            a ledger file written by a newer civic311
+
+And the warnings, so ``warnings.filterwarnings("error", category=Civic311Warning)`` catches
+every one::
+
+    Civic311Warning                  the answer is probably incomplete or odd; nothing failed
+    ├── HarvestWarning               a harvest window may be incomplete (capped, cannot page)
+    ├── CityStatusWarning            a registry entry is questioned, or retired and allowed
+    └── EmergencyWarning             a description reads like an emergency; it was still sent
+
+Every class lives in this module (a test keeps it so); the modules that raise them re-export
+the ones their users catch (``civic311.cities.UnknownCityError``).
 
 Messages say what was asked, of which endpoint, and what came back. No message, repr or log
 line carries the api_key: URLs are redacted before they reach an error (`redact_url`).
@@ -34,24 +48,38 @@ from typing import TYPE_CHECKING
 import attrs
 
 if TYPE_CHECKING:
+    # Type-only: these modules raise the errors below, so a runtime import would run upward.
+    from civic311.cities import City
     from civic311.models import ErrorDetail, NewRequest
+    from civic311.triage import Signal
 
 __all__ = [
     "APIError",
     "AllEndpointsFailedError",
     "Attempt",
     "BadRequestError",
+    "CityStatusWarning",
     "Civic311Error",
+    "Civic311Warning",
     "DecodeError",
+    "DuplicateKeyError",
+    "EmergencySuspectedError",
+    "EmergencyWarning",
     "ForbiddenError",
+    "HarvestWarning",
     "InvalidRequestError",
+    "LedgerSchemaError",
     "NotFoundError",
+    "Problem",
     "RateLimitedError",
     "ResponseTooLargeError",
+    "RetiredCityError",
     "ServerError",
     "SubmissionUncertainError",
     "TransportError",
+    "UnknownCityError",
     "UntrackableReceiptError",
+    "ValidationFailedError",
     "WaitTimeoutError",
     "error_for_status",
 ]
@@ -333,3 +361,173 @@ class UntrackableReceiptError(Civic311Error):
     That is what a ``blackbox`` service answers (spec §3.1): the city took the report and
     will never give it an id, so there is nothing to wait for.
     """
+
+
+# --- warnings --------------------------------------------------------------------------------
+
+
+class Civic311Warning(UserWarning):
+    """Something is probably wrong with the answer, though nothing failed (a capped result)."""
+
+
+# --- the city registry (civic311.cities) ---------------------------------------------------
+
+
+class UnknownCityError(Civic311Error, LookupError):
+    """No registered city has that key, name or alias.
+
+    Attributes:
+        query: What was asked for.
+        suggestions: Keys of cities whose key, name or alias is close to it.
+    """
+
+    def __init__(self, query: str, suggestions: Sequence[str] = ()) -> None:
+        self.query = query
+        self.suggestions = list(suggestions)
+        hint = f"; did you mean {', '.join(self.suggestions)}?" if self.suggestions else ""
+        super().__init__(
+            f"no city {query!r} in the registry{hint} (civic311.cities.search() finds by part "
+            "of a name; civic311.cities.register() adds your own)"
+        )
+
+
+class RetiredCityError(Civic311Error):
+    """The registry marks this city's entry retired: its endpoints are believed gone.
+
+    Attributes:
+        city: The `City` refused.
+    """
+
+    def __init__(self, city: City) -> None:
+        self.city = city
+        reason = f": {city.status_reason.rstrip('.')}" if city.status_reason else ""
+        super().__init__(
+            f"{city.name} ({city.key}) is marked retired in the registry{reason}. "
+            "Pass allow_retired=True to try it anyway."
+        )
+
+
+class CityStatusWarning(Civic311Warning):
+    """A city is used whose registry entry is not known to be current ("questioned"), or is
+    "retired" and was allowed anyway. The message says why."""
+
+
+# --- harvesting ----------------------------------------------------------------------------
+
+
+class HarvestWarning(Civic311Warning):
+    """A harvest window may be incomplete: the server capped it and cannot page."""
+
+
+# --- the ledger ----------------------------------------------------------------------------
+
+
+class LedgerSchemaError(Civic311Error):
+    """The ledger file was written by a newer civic311 (its schema is ahead of this code's).
+
+    Attributes:
+        path: The file.
+        found: The schema version in the file.
+        supported: The newest version this civic311 knows.
+    """
+
+    def __init__(self, path: str, found: int, supported: int) -> None:
+        self.path = path
+        self.found = found
+        self.supported = supported
+        super().__init__(
+            f"ledger {path!r} has schema version {found}, but this civic311 knows only up to "
+            f"{supported}; upgrade civic311 to open it (the file was left untouched)"
+        )
+
+
+class DuplicateKeyError(InvalidRequestError):
+    """A submission with this ``key`` is already in the ledger (keys are unique).
+
+    A bulk runner that resumes after a crash meets this for rows it recorded before: look at
+    `existing` (or call `Ledger.find_by_key` first) instead of recording the row again.
+
+    Attributes:
+        key: The key.
+        existing: The id of the submission that holds it.
+    """
+
+    def __init__(self, key: str, existing: int) -> None:
+        self.key = key
+        self.existing = existing
+        super().__init__("key", f"{key!r} is already recorded as submission #{existing}")
+
+
+# --- validation against a service definition -----------------------------------------------
+
+
+@attrs.frozen
+class Problem:
+    """One thing wrong with a request, measured against a service definition.
+
+    Attributes:
+        code: The attribute's code (``SURFACE``), or ``service_code`` when the request is for
+            another service.
+        description: The attribute's description (the question put to the user), if any.
+        message: What is wrong (``required``, ``'deep' is not a number``…).
+    """
+
+    code: str
+    description: str | None
+    message: str
+
+    def __str__(self) -> str:
+        label = f"{self.code} ({self.description})" if self.description else self.code
+        return f"{label}: {self.message}"
+
+
+class ValidationFailedError(InvalidRequestError):
+    """A request breaks its service's definition; raised before anything is sent.
+
+    Its field is ``attributes`` and its message lists every problem, each naming the attribute
+    and its question: ``attributes: 2 problems: SURFACE (What is it on?): required; DEPTH (How
+    deep, in cm?): 'deep' is not a number``.
+
+    Attributes:
+        problems: Every problem found, in the definition's order, unknown codes last.
+    """
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = list(problems)
+        count = len(self.problems)
+        listed = "; ".join(str(p) for p in self.problems)
+        super().__init__("attributes", f"{count} problem{'s' if count != 1 else ''}: {listed}")
+
+
+# --- emergency triage (civic311.triage) ----------------------------------------------------
+
+
+class EmergencyWarning(Civic311Warning):
+    """A report's description reads like an emergency; the report was still sent.
+
+    Attributes:
+        signals: What was found (empty if the warning was built from a message alone).
+    """
+
+    def __init__(self, message: str, signals: Sequence[Signal] = ()) -> None:
+        # (message, signals) rather than (signals): the warnings machinery builds a category
+        # from a message alone (warnings.warn("…", EmergencyWarning)), so that must work too.
+        self.signals = list(signals)
+        super().__init__(message)
+
+
+class EmergencySuspectedError(InvalidRequestError):
+    """A report's description reads like an emergency and the policy is ``"refuse"``.
+
+    Nothing was sent. Ask the person (and point them to 911); resend with ``emergency="warn"``
+    or ``"ignore"`` if it is not an emergency.
+
+    Attributes:
+        signals: What was found.
+        categories: The categories, in order of first appearance.
+    """
+
+    def __init__(self, signals: Sequence[Signal], message: str) -> None:
+        self.signals = list(signals)
+        self.categories = list(dict.fromkeys(s.category for s in self.signals))
+        super().__init__("description", message)

@@ -32,18 +32,14 @@ from typing import Any
 
 import attrs
 
-from civic311.errors import InvalidRequestError
+from civic311._protocol import Call, list_requests_call
+from civic311.errors import HarvestWarning, InvalidRequestError
 from civic311.models import ServiceRequest
-from civic311.protocol import Call, Civic311Warning, list_requests_call
 
 __all__ = ["Emit", "HarvestWarning", "filter_sets", "harvest_flow", "keep"]
 
 #: The smallest window civic311 splits down to before it pages or warns.
 MIN_WINDOW = timedelta(minutes=1)
-
-
-class HarvestWarning(Civic311Warning):
-    """A harvest window may be incomplete: the server capped it and cannot page."""
 
 
 @attrs.frozen

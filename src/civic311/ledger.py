@@ -70,11 +70,11 @@ from typing import IO, Any, Literal, cast, get_args
 
 import attrs
 
+from civic311._protocol import SECRET_NAMES, redact_text
 from civic311._sqlite import connect
-from civic311.errors import Civic311Error, InvalidRequestError
+from civic311._wire.converter import from_dict, to_dict
+from civic311.errors import DuplicateKeyError, InvalidRequestError, LedgerSchemaError
 from civic311.models import NewRequest, Receipt, ServiceRequest, Status
-from civic311.protocol import SECRET_NAMES, redact_text
-from civic311.wire.converter import from_dict, to_dict
 
 __all__ = [
     "EXPORT_COLUMNS",
@@ -102,48 +102,6 @@ PathOrFile = str | os.PathLike[str] | IO[str]
 
 
 # --- errors ----------------------------------------------------------------------------------
-
-
-class LedgerSchemaError(Civic311Error):
-    """The ledger file was written by a newer civic311 (its schema is ahead of this code's).
-
-    Attributes:
-        path: The file.
-        found: The schema version in the file.
-        supported: The newest version this civic311 knows.
-    """
-
-    def __init__(self, path: str, found: int, supported: int) -> None:
-        self.path = path
-        self.found = found
-        self.supported = supported
-        super().__init__(
-            f"ledger {path!r} has schema version {found}, but this civic311 knows only up to "
-            f"{supported}; upgrade civic311 to open it (the file was left untouched)"
-        )
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.path, self.found, self.supported))
-
-
-class DuplicateKeyError(InvalidRequestError):
-    """A submission with this ``key`` is already in the ledger (keys are unique).
-
-    A bulk runner that resumes after a crash meets this for rows it recorded before: look at
-    `existing` (or call `Ledger.find_by_key` first) instead of recording the row again.
-
-    Attributes:
-        key: The key.
-        existing: The id of the submission that holds it.
-    """
-
-    def __init__(self, key: str, existing: int) -> None:
-        self.key = key
-        self.existing = existing
-        super().__init__("key", f"{key!r} is already recorded as submission #{existing}")
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.key, self.existing))
 
 
 # --- result models ---------------------------------------------------------------------------

@@ -11,7 +11,7 @@ Cities in the wild also take the file itself, as a part of a ``multipart/form-da
 
 A `MediaFile` is the file, held in memory and checked when built: it has a name, some bytes and
 a content type. Attach files to a request with ``NewRequest(..., media=[...])``; how they travel
-is the city's business (its profile's media style, `civic311.wire.form.media_parts`)::
+is the city's business (its profile's media style, `civic311._wire.form.media_parts`)::
 
     photo = MediaFile.from_path("pothole.jpg")                 # image/jpeg, read now
     photo = MediaFile.from_bytes(data, "pothole.jpg")           # bytes you already have

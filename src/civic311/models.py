@@ -2,7 +2,7 @@
 
 Field names are the spec's wire names (`service_code`, `service_request_id`, `lat`, `long`,
 `requested_datetime`…), so a developer who knows the spec knows the models. The models carry
-no wire concerns: XML, JSON, renames and quirks live in `civic311.wire`.
+no wire concerns: XML, JSON, renames and quirks live in `civic311._wire`.
 
 Conventions:
 
@@ -234,22 +234,6 @@ class ServiceDefinition:
             if attr.code == code:
                 return attr
         return None
-
-    def validate(self, request: NewRequest) -> None:
-        """Check *request*'s attributes against this definition, before anything is sent.
-
-        Every problem is reported at once (see `civic311.validation.validate` for the rules).
-
-        Raises:
-            civic311.validation.ValidationFailedError: the request breaks the definition; its
-                ``problems`` list each one, naming the attribute and its question.
-        """
-        # Imported here: civic311.validation imports this module.
-        from civic311.validation import ValidationFailedError, validate
-
-        problems = validate(self, request)
-        if problems:
-            raise ValidationFailedError(problems)
 
 
 @attrs.frozen

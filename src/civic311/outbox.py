@@ -48,8 +48,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
-from civic311._base import check_seconds
+from civic311._client.base import check_seconds
 from civic311._sqlite import connect
+from civic311._wire.converter import from_dict, to_dict
 from civic311.errors import (
     AllEndpointsFailedError,
     APIError,
@@ -59,11 +60,10 @@ from civic311.errors import (
     TransportError,
 )
 from civic311.models import NewRequest, Receipt, ServiceRequest
-from civic311.wire.converter import from_dict, to_dict
 
 if TYPE_CHECKING:
-    from civic311.async_client import AsyncClient
-    from civic311.client import Client
+    from civic311._client.async_client import AsyncClient
+    from civic311._client.client import Client
 
 __all__ = ["Find", "FlushReport", "Outbox", "OutboxEntry", "OutboxState", "OutboxStep", "Send"]
 
@@ -283,7 +283,7 @@ class Outbox:
 
     def flush(self, client: Client) -> FlushReport:
         """Send what is pending through a `Client`, oldest first (module docstring)."""
-        from civic311.client import Client
+        from civic311._client.client import Client
 
         if not isinstance(client, Client):
             raise InvalidRequestError("client", "flush takes a civic311.Client (aflush for async)")
@@ -292,7 +292,7 @@ class Outbox:
 
     async def aflush(self, client: AsyncClient) -> FlushReport:
         """`flush` through an `AsyncClient`."""
-        from civic311.async_client import AsyncClient
+        from civic311._client.async_client import AsyncClient
 
         if not isinstance(client, AsyncClient):
             raise InvalidRequestError("client", "aflush takes a civic311.AsyncClient")

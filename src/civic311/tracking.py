@@ -23,6 +23,7 @@ from typing import Any
 
 import attrs
 
+from civic311._protocol import Sleep
 from civic311.errors import (
     Civic311Error,
     InvalidRequestError,
@@ -30,7 +31,6 @@ from civic311.errors import (
     UntrackableReceiptError,
 )
 from civic311.models import Receipt, ServiceRequest, Status, TokenStatus
-from civic311.protocol import Sleep
 
 __all__ = [
     "Lookup",

@@ -41,12 +41,11 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Sequence
 from typing import Literal, get_args
 
 import attrs
 
-from civic311.errors import InvalidRequestError
+from civic311.errors import EmergencySuspectedError, EmergencyWarning, InvalidRequestError
 
 __all__ = [
     "EmergencyCategory",
@@ -115,40 +114,6 @@ class Signal:
     category: EmergencyCategory
     text: str
     span: tuple[int, int]
-
-
-class EmergencyWarning(UserWarning):
-    """A report's description reads like an emergency; the report was still sent.
-
-    Attributes:
-        signals: What was found (empty if the warning was built from a message alone).
-    """
-
-    def __init__(self, message: str, signals: Sequence[Signal] = ()) -> None:
-        # (message, signals) rather than (signals): the warnings machinery builds a category
-        # from a message alone (warnings.warn("…", EmergencyWarning)), so that must work too.
-        self.signals = list(signals)
-        super().__init__(message)
-
-
-class EmergencySuspectedError(InvalidRequestError):
-    """A report's description reads like an emergency and the policy is ``"refuse"``.
-
-    Nothing was sent. Ask the person (and point them to 911); resend with ``emergency="warn"``
-    or ``"ignore"`` if it is not an emergency.
-
-    Attributes:
-        signals: What was found.
-        categories: The categories, in order of first appearance.
-    """
-
-    def __init__(self, signals: list[Signal]) -> None:
-        self.signals = list(signals)
-        self.categories = _categories(self.signals)
-        super().__init__("description", _message(self.signals))
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.signals,))
 
 
 def _categories(signals: list[Signal]) -> list[str]:
@@ -508,6 +473,6 @@ def check(
     if not signals or policy == "ignore":
         return signals
     if policy == "refuse":
-        raise EmergencySuspectedError(signals)
+        raise EmergencySuspectedError(signals, _message(signals))
     warnings.warn(EmergencyWarning(_message(signals), signals), stacklevel=stacklevel)
     return signals

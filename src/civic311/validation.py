@@ -9,7 +9,7 @@ what to fix::
 
     definition = client.get_service_definition("003")
     problems = validate(definition, request)          # [] when the request is fine
-    definition.validate(request)                      # or raise ValidationFailedError
+    check(definition, request)                        # or raise ValidationFailedError
     client.submit(sendable(definition, request))      # informational attributes dropped
 
 The rules (spec §3.3, §3.5; reference §10.34, §10.38):
@@ -37,15 +37,14 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
 
 import attrs
 
-from civic311.errors import InvalidRequestError
+from civic311._w3c import parse_datetime
+from civic311.errors import InvalidRequestError, Problem, ValidationFailedError
 from civic311.models import Attribute, NewRequest, ServiceDefinition
-from civic311.wire.converter import parse_datetime
 
-__all__ = ["Problem", "ValidationFailedError", "sendable", "validate"]
+__all__ = ["Problem", "ValidationFailedError", "check", "sendable", "validate"]
 
 #: How many allowed keys a "not one of" message lists before it says "…".
 _LISTED_KEYS = 10
@@ -53,48 +52,6 @@ _LISTED_KEYS = 10
 # A decimal number as servers parse it: digits, an optional fraction, an optional exponent.
 # Stricter than float() on purpose: "nan", "inf", "1_000" and " 7 cm" are not numbers to a city.
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
-
-
-@attrs.frozen
-class Problem:
-    """One thing wrong with a request, measured against a service definition.
-
-    Attributes:
-        code: The attribute's code (``SURFACE``), or ``service_code`` when the request is for
-            another service.
-        description: The attribute's description (the question put to the user), if any.
-        message: What is wrong (``required``, ``'deep' is not a number``…).
-    """
-
-    code: str
-    description: str | None
-    message: str
-
-    def __str__(self) -> str:
-        label = f"{self.code} ({self.description})" if self.description else self.code
-        return f"{label}: {self.message}"
-
-
-class ValidationFailedError(InvalidRequestError):
-    """A request breaks its service's definition; raised before anything is sent.
-
-    Its field is ``attributes`` and its message lists every problem, each naming the attribute
-    and its question: ``attributes: 2 problems: SURFACE (What is it on?): required; DEPTH (How
-    deep, in cm?): 'deep' is not a number``.
-
-    Attributes:
-        problems: Every problem found, in the definition's order, unknown codes last.
-    """
-
-    def __init__(self, problems: Sequence[Problem]) -> None:
-        self.problems = list(problems)
-        count = len(self.problems)
-        listed = "; ".join(str(p) for p in self.problems)
-        super().__init__("attributes", f"{count} problem{'s' if count != 1 else ''}: {listed}")
-
-    def __reduce__(self) -> tuple[object, ...]:
-        # The constructor takes the problems, not the message: teach pickle to rebuild it.
-        return (type(self), (self.problems,))
 
 
 def _values(value: str | tuple[str, ...]) -> list[str]:
@@ -233,3 +190,16 @@ def sendable(definition: ServiceDefinition, request: NewRequest) -> NewRequest:
     if kept == dict(request.attributes):
         return request
     return attrs.evolve(request, attributes=kept)
+
+
+def check(definition: ServiceDefinition, request: NewRequest) -> None:
+    """Raise if *request* breaks *definition*: `validate`, for code that wants an exception.
+
+    Raises:
+        ValidationFailedError: its ``problems`` list every one, naming the attribute and its
+            question.
+        InvalidRequestError: *definition* or *request* is not what it should be.
+    """
+    problems = validate(definition, request)
+    if problems:
+        raise ValidationFailedError(problems)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from civic311.resilience import (
+from civic311._resilience import (
     Decision,
     Outcome,
     RetryPolicy,

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from civic311.resilience import parse_retry_after
+from civic311._resilience import parse_retry_after
 
 NOW = datetime(1994, 11, 6, 8, 49, 0, tzinfo=timezone.utc)
 

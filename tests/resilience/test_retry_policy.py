@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from civic311.resilience import RetryPolicy, backoff
+from civic311._resilience import RetryPolicy, backoff
 
 
 def test_defaults_are_polite() -> None:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 import tenacity
 
-from civic311.resilience import (
+from civic311._resilience import (
     Decision,
     RetryPolicy,
     classify_exception,

@@ -47,16 +47,20 @@ import re
 import threading
 import unicodedata
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from importlib import resources
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import attrs
 
-from civic311.errors import Civic311Error, InvalidRequestError
+from civic311.errors import (
+    CityStatusWarning,
+    InvalidRequestError,
+    RetiredCityError,
+    UnknownCityError,
+)
 from civic311.profiles import PROFILES, Profile
-from civic311.protocol import Civic311Warning
 
 __all__ = [
     "ApiKeyPolicy",
@@ -83,45 +87,6 @@ FormatName = Literal["json", "xml"]
 _API_KEY_POLICIES = ("post", "all", "none", "unknown")
 _STATUSES = ("active", "questioned", "retired")
 _ENVIRONMENTS = ("production", "test")
-
-
-class UnknownCityError(Civic311Error, LookupError):
-    """No registered city has that key, name or alias.
-
-    Attributes:
-        query: What was asked for.
-        suggestions: Keys of cities whose key, name or alias is close to it.
-    """
-
-    def __init__(self, query: str, suggestions: Sequence[str] = ()) -> None:
-        self.query = query
-        self.suggestions = list(suggestions)
-        hint = f"; did you mean {', '.join(self.suggestions)}?" if self.suggestions else ""
-        super().__init__(
-            f"no city {query!r} in the registry{hint} (civic311.cities.search() finds by part "
-            "of a name; civic311.cities.register() adds your own)"
-        )
-
-
-class RetiredCityError(Civic311Error):
-    """The registry marks this city's entry retired: its endpoints are believed gone.
-
-    Attributes:
-        city: The `City` refused.
-    """
-
-    def __init__(self, city: City) -> None:
-        self.city = city
-        reason = f": {city.status_reason.rstrip('.')}" if city.status_reason else ""
-        super().__init__(
-            f"{city.name} ({city.key}) is marked retired in the registry{reason}. "
-            "Pass allow_retired=True to try it anyway."
-        )
-
-
-class CityStatusWarning(Civic311Warning):
-    """A city is used whose registry entry is not known to be current ("questioned"), or is
-    "retired" and was allowed anyway. The message says why."""
 
 
 # -- the model ---------------------------------------------------------------------------------

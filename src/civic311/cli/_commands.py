@@ -524,9 +524,9 @@ def watch(state: State, ids: tuple[str, ...], interval: float, timeout: float | 
 
 
 def _from_file(path: Path) -> Iterator[ServiceRequest]:
+    from civic311._wire.converter import from_dict
     from civic311.errors import Civic311Error, InvalidRequestError
     from civic311.models import ServiceRequest
-    from civic311.wire.converter import from_dict
 
     with path.open(encoding="utf-8") as lines:
         for number, line in enumerate(lines, start=1):

@@ -66,7 +66,7 @@ class Scrubbed(io.TextIOBase):
 def jsonable(value: Any) -> Any:
     """Plain JSON data for *value*: `civic311.to_dict` for models, ISO 8601 for datetimes,
     seconds for durations, attrs classes field by field, enums by value."""
-    from civic311.wire.converter import MODELS, to_dict
+    from civic311._wire.converter import MODELS, to_dict
 
     if value is None or isinstance(value, bool | int | float):
         return value

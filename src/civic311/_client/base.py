@@ -19,19 +19,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 import httpx
 
+from civic311._client.execution import AttemptHook, CallRun, reconcile_flow
 from civic311._clock import Clock, SystemClock
-from civic311._execution import AttemptHook, CallRun, reconcile_flow
-from civic311.errors import (
-    Civic311Error,
-    DecodeError,
-    InvalidRequestError,
-    SubmissionUncertainError,
-    UntrackableReceiptError,
-)
-from civic311.harvest import Emit, filter_sets, harvest_flow, keep
-from civic311.models import NewRequest, Receipt, ServiceDefinition, ServiceRequest, TokenStatus
-from civic311.profiles import PROFILES, SPEC, Profile
-from civic311.protocol import (
+from civic311._protocol import (
     MAX_URL_LENGTH,
     Call,
     Civic311Warning,
@@ -51,11 +41,21 @@ from civic311.protocol import (
     submit_call,
     wait_for_id_flow,
 )
-from civic311.resilience.pool import EndpointHealth, EndpointPool
-from civic311.resilience.retry import RetryPolicy
+from civic311._resilience.pool import EndpointHealth, EndpointPool
+from civic311._resilience.retry import RetryPolicy
+from civic311._wire import Format
+from civic311.errors import (
+    Civic311Error,
+    DecodeError,
+    InvalidRequestError,
+    SubmissionUncertainError,
+    UntrackableReceiptError,
+)
+from civic311.harvest import Emit, filter_sets, harvest_flow, keep
+from civic311.models import NewRequest, Receipt, ServiceDefinition, ServiceRequest, TokenStatus
+from civic311.profiles import PROFILES, SPEC, Profile
 from civic311.tracking import Lookup, Resolve, StatusChange, Tracked, watch_flow
-from civic311.validation import sendable
-from civic311.wire import Format
+from civic311.validation import check, sendable
 
 if TYPE_CHECKING:  # outbox, ledger (sqlite3), discovery and triage load only when used
     from civic311.discovery import Discovery
@@ -470,7 +470,7 @@ class ClientBase:
 
     @staticmethod
     def _validated(request: NewRequest, definition: ServiceDefinition) -> NewRequest:
-        definition.validate(request)
+        check(definition, request)
         return sendable(definition, request)
 
     @staticmethod

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import httpx
 
-from civic311._base import (
+from civic311._client.base import (
     DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_RECONCILE_WAIT,
     DEFAULT_RETRY,
@@ -26,9 +26,21 @@ from civic311._base import (
     discovery_options,
     tls_context,
 )
+from civic311._client.execution import AttemptHook, CallRun, wants_xml_fallback
+from civic311._client.transport import EncodingBroken, aread_body, transport_error
 from civic311._clock import Clock
-from civic311._execution import AttemptHook, CallRun, wants_xml_fallback
-from civic311._transport import EncodingBroken, aread_body, transport_error
+from civic311._protocol import (
+    IDENTITY,
+    USER_AGENT,
+    Call,
+    Sleep,
+    build_request,
+    https_upgrade,
+    read_response,
+    redact_url,
+)
+from civic311._resilience.retry import RetryPolicy
+from civic311._wire import Format
 from civic311.errors import Civic311Error, InvalidRequestError, NotFoundError
 from civic311.harvest import Emit
 from civic311.models import (
@@ -40,19 +52,7 @@ from civic311.models import (
     TokenStatus,
 )
 from civic311.profiles import Profile
-from civic311.protocol import (
-    IDENTITY,
-    USER_AGENT,
-    Call,
-    Sleep,
-    build_request,
-    https_upgrade,
-    read_response,
-    redact_url,
-)
-from civic311.resilience.retry import RetryPolicy
 from civic311.tracking import Lookup, Resolve, StatusChange, Tracked
-from civic311.wire import Format
 
 if TYPE_CHECKING:  # loaded when used: keeps `import civic311` light
     from civic311.ledger import Ledger

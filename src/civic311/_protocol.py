@@ -25,9 +25,25 @@ from urllib.parse import quote, quote_plus, urlencode, urlsplit
 import attrs
 import httpx
 
+from civic311._resilience.retry import parse_retry_after
 from civic311._version import __version__
+from civic311._wire import Decoded, Format, decode
+from civic311._wire.converter import converter, format_datetime
+from civic311._wire.errors import error_details
+from civic311._wire.form import (
+    FORM_CONTENT_TYPE,
+    FilePart,
+    MediaStyle,
+    MultivalueStyle,
+    encode_form,
+    media_parts,
+    multipart_data,
+    new_request_fields,
+)
+from civic311._wire.shapes import items, one_object
 from civic311.errors import (
     APIError,
+    Civic311Warning,
     DecodeError,
     InvalidRequestError,
     NotFoundError,
@@ -44,21 +60,6 @@ from civic311.models import (
     ServiceRequest,
     TokenStatus,
 )
-from civic311.resilience.retry import parse_retry_after
-from civic311.wire import Decoded, Format, decode
-from civic311.wire.converter import converter, format_datetime
-from civic311.wire.errors import error_details
-from civic311.wire.form import (
-    FORM_CONTENT_TYPE,
-    FilePart,
-    MediaStyle,
-    MultivalueStyle,
-    encode_form,
-    media_parts,
-    multipart_data,
-    new_request_fields,
-)
-from civic311.wire.shapes import items, one_object
 
 __all__ = [
     "Call",
@@ -102,10 +103,6 @@ USER_AGENT = f"civic311/{__version__}"
 
 #: Query and form names whose values never reach a log, repr or error message.
 SECRET_NAMES = frozenset({"api_key", "apikey", "key", "token_secret"})
-
-
-class Civic311Warning(UserWarning):
-    """Something is probably wrong with the answer, though nothing failed (a capped result)."""
 
 
 @attrs.frozen

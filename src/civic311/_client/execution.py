@@ -9,7 +9,7 @@ to go, sends there, and reports back with `succeeded` or `failed`; tenacity asks
   trying the mirror); once every endpoint has been tried, the round starts again after the
   policy's backoff. When the pool offers nothing (every endpoint down and cooling), the call
   fails at once with `AllEndpointsFailedError` instead of paying a known-dead timeout.
-- **Whether.** `civic311.resilience.retry.decide`: reads retry on transport errors, 429, 5xx
+- **Whether.** `civic311._resilience.retry.decide`: reads retry on transport errors, 429, 5xx
   and undecodable 2xx bodies; other 4xx stop at once (the mirror would say the same); a POST is
   repeated only when it provably never reached a server, and otherwise *reconciled*.
 - **Formats.** An endpoint that answers ``.json`` with XML, or with 404/406 and no parseable
@@ -34,6 +34,17 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from civic311._clock import Clock
+from civic311._protocol import Call, Sleep, Step, list_requests_call
+from civic311._resilience.pool import Endpoint, EndpointPool
+from civic311._resilience.retry import (
+    Decision,
+    Outcome,
+    RetryPolicy,
+    classify_status,
+    decide,
+    tenacity_kwargs,
+)
+from civic311._wire import Format, looks_html
 from civic311.errors import (
     AllEndpointsFailedError,
     APIError,
@@ -44,17 +55,6 @@ from civic311.errors import (
     TransportError,
 )
 from civic311.models import NewRequest, ServiceRequest
-from civic311.protocol import Call, Sleep, Step, list_requests_call
-from civic311.resilience.pool import Endpoint, EndpointPool
-from civic311.resilience.retry import (
-    Decision,
-    Outcome,
-    RetryPolicy,
-    classify_status,
-    decide,
-    tenacity_kwargs,
-)
-from civic311.wire import Format, looks_html
 
 if TYPE_CHECKING:  # tenacity loads on the first retry, not at import
     import tenacity

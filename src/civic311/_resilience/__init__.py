@@ -3,20 +3,20 @@
 Nothing in this package sends a request, sleeps, starts a thread or reads a clock; time and
 randomness are passed in. The clients execute these decisions (with tenacity) and report back.
 
-- `civic311.resilience.retry`: `RetryPolicy`, `parse_retry_after`, outcome classification and
+- `civic311._resilience.retry`: `RetryPolicy`, `parse_retry_after`, outcome classification and
   the pure `decide` function (the retry/reconcile/stop table), plus tenacity adapters.
-- `civic311.resilience.pool`: `EndpointPool`, the per-endpoint health state machine with circuit
+- `civic311._resilience.pool`: `EndpointPool`, the per-endpoint health state machine with circuit
   breaking (up → degraded → down → half-open probe), read by users as `EndpointHealth`.
 """
 
-from civic311.resilience.pool import (
+from civic311._resilience.pool import (
     FORMATS,
     Endpoint,
     EndpointHealth,
     EndpointPool,
     EndpointState,
 )
-from civic311.resilience.retry import (
+from civic311._resilience.retry import (
     RETRYABLE_STATUSES,
     Action,
     Decision,

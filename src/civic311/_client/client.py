@@ -2,7 +2,7 @@
 
 GENERATED from async_client.py by tools/unasync.py: edit that file, then run the tool.
 
-A thin driver: it builds calls through `civic311.protocol`, sends them with an `httpx.Client`,
+A thin driver: it builds calls through `civic311._protocol`, sends them with an `httpx.Client`,
 reads bodies up to the size cap, and sleeps through its `Clock`. Everything it decides is
 decided below it, in pure code shared with `AsyncClient`.
 """
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import httpx
 
-from civic311._base import (
+from civic311._client.base import (
     DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_RECONCILE_WAIT,
     DEFAULT_RETRY,
@@ -28,9 +28,21 @@ from civic311._base import (
     discovery_options,
     tls_context,
 )
+from civic311._client.execution import AttemptHook, CallRun, wants_xml_fallback
+from civic311._client.transport import EncodingBroken, read_body, transport_error
 from civic311._clock import Clock
-from civic311._execution import AttemptHook, CallRun, wants_xml_fallback
-from civic311._transport import EncodingBroken, read_body, transport_error
+from civic311._protocol import (
+    IDENTITY,
+    USER_AGENT,
+    Call,
+    Sleep,
+    build_request,
+    https_upgrade,
+    read_response,
+    redact_url,
+)
+from civic311._resilience.retry import RetryPolicy
+from civic311._wire import Format
 from civic311.errors import Civic311Error, InvalidRequestError, NotFoundError
 from civic311.harvest import Emit
 from civic311.models import (
@@ -42,19 +54,7 @@ from civic311.models import (
     TokenStatus,
 )
 from civic311.profiles import Profile
-from civic311.protocol import (
-    IDENTITY,
-    USER_AGENT,
-    Call,
-    Sleep,
-    build_request,
-    https_upgrade,
-    read_response,
-    redact_url,
-)
-from civic311.resilience.retry import RetryPolicy
 from civic311.tracking import Lookup, Resolve, StatusChange, Tracked
-from civic311.wire import Format
 
 if TYPE_CHECKING:  # loaded when used: keeps `import civic311` light
     from civic311.ledger import Ledger

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import httpx
 
+from civic311._protocol import scrub_text
 from civic311.errors import ResponseTooLargeError, TransportError
-from civic311.protocol import scrub_text
 
 __all__ = ["BodyCap", "EncodingBroken", "aread_body", "read_body", "transport_error"]
 

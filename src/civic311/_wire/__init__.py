@@ -13,9 +13,9 @@ from typing import Any, Literal
 
 import attrs
 
+from civic311._wire.json import parse_json
+from civic311._wire.xml import parse_xml
 from civic311.errors import DecodeError, snippet
-from civic311.wire.json import parse_json
-from civic311.wire.xml import parse_xml
 
 __all__ = ["Decoded", "Format", "decode", "looks_html"]
 
