@@ -71,6 +71,7 @@ from civic311.testing._discovery import (
 )
 from civic311.testing._faults import Fault, FaultKind, Faults, InjectedFault
 from civic311.testing._generate import generate
+from civic311.testing._incoming import Incoming
 from civic311.testing._model import (
     AttributeValue,
     ServiceSpec,
@@ -119,16 +120,6 @@ class CallRecord:
     status: int | None
     fault: FaultKind | None
     at: datetime
-
-
-@attrs.frozen
-class Incoming:
-    """A request as either transport hands it to the city."""
-
-    method: str
-    target: str  # the raw request target: percent-encoded path + "?" + query
-    headers: Mapping[str, str]  # lower-case names
-    body: bytes
 
 
 @attrs.frozen

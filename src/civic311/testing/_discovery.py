@@ -37,7 +37,8 @@ from civic311.testing._render import Reply, text_reply
 from civic311.testing._wire import XML_DECLARATION, Node, to_json
 
 if TYPE_CHECKING:
-    from civic311.testing._city import FakeCity, Incoming
+    from civic311.testing._city import FakeCity
+    from civic311.testing._incoming import Incoming
 
 __all__ = [
     "GEOREPORT_V2",

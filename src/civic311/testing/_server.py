@@ -21,7 +21,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
-from civic311.testing._city import Incoming
+from civic311.testing._incoming import Incoming
 
 if TYPE_CHECKING:
     from civic311.testing._city import FakeCity

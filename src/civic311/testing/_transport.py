@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from civic311.testing._incoming import Incoming
 from civic311.testing._render import Reply
 
 if TYPE_CHECKING:
-    from civic311.testing._city import FakeCity, Incoming, Plan
+    from civic311.testing._city import FakeCity, Plan
 
 __all__ = ["FakeCityTransport"]
 
@@ -49,8 +50,6 @@ class FakeCityTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         return f"FakeCityTransport({self.city!r})"
 
     def _incoming(self, request: httpx.Request, body: bytes) -> Incoming:
-        from civic311.testing._city import Incoming
-
         return Incoming(
             method=request.method.upper(),
             target=request.url.raw_path.decode("ascii"),
