@@ -458,22 +458,6 @@ def test_find_submitted_finds_what_a_lost_answer_created(both: Both) -> None:
         both(empty, "find_submitted", NEW, sent_at="now", client={"endpoints": PRIMARY})
 
 
-def test_emergency_descriptions_warn_refuse_or_pass(both: Both) -> None:
-    """A description that reads like an emergency warns by default, or is refused, or passes."""
-    fire = civic311.NewRequest(
-        service_code="001", address_id="1", description="Smoke and flames coming from a house"
-    )
-    hosts = Hosts(primary=created)
-    with pytest.warns(civic311.triage.EmergencyWarning, match="911"):
-        assert both(hosts, "submit", fire, client={"endpoints": PRIMARY}).service_request_id
-    with pytest.raises(civic311.triage.EmergencySuspectedError, match="description"):
-        both(hosts, "submit", fire, client={"endpoints": PRIMARY, "emergency": "refuse"})
-    assert both(hosts, "submit", fire, client={"endpoints": PRIMARY, "emergency": "ignore"})
-    assert len(hosts.seen) == 2  # the refused one was never sent
-    with pytest.raises(civic311.InvalidRequestError, match="emergency"):
-        civic311.Client(PRIMARY, emergency="panic")  # type: ignore[arg-type]
-
-
 def test_a_second_identical_report_is_never_reconciled_onto_the_first(both: Both) -> None:
     """Filing the same report twice: if the second POST's answer is lost, the first (already
     receipted) request is not taken for it — the outcome is uncertain, never a false success."""

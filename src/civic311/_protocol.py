@@ -5,10 +5,15 @@ Each operation is a `Call`: what to ask (method, path, query, form) and how to r
 `httpx.Response` and its body into a model or raises the right `civic311.errors` error. Both are
 pure, so everything here is tested with plain `httpx.Response` objects.
 
-Multi-step flows (waiting for a token to become an id) are generators in the style of httpx's
-auth flows: they ``yield`` a `Call` and receive its result (or have its error thrown in), or
-``yield`` a `Sleep` and receive the monotonic time after it. `Client` and `AsyncClient` drive
-the same generator; only they send and sleep.
+Multi-step flows are generators in the style of httpx's auth flows, in ONE vocabulary (a
+`Step`): they ``yield`` a `Call` and receive its result (or have its error thrown in), or
+``yield`` a `Sleep` and receive the monotonic time after it. Nothing else is ever yielded, so
+one driver per client runs every flow (``AsyncClient._drive``, and `Client`'s generated twin),
+and flows compose with ``yield from``: submit → reconcile, `wait_for_id_flow`, `lookup_flow`,
+a harvest's batch (`civic311.harvest`), a tracking round (`civic311.tracking`). A flow that
+streams (a harvest, a watch) is an object whose state lives between flows: the client drives
+one flow per batch or round and hands each result to its caller. Only the clients send and
+sleep.
 """
 
 from __future__ import annotations
@@ -68,6 +73,8 @@ __all__ = [
     "Settings",
     "Sleep",
     "build_request",
+    "Flow",
+    "Step",
     "chunk_ids",
     "encodable",
     "get_request_call",
@@ -75,6 +82,7 @@ __all__ = [
     "https_upgrade",
     "list_requests_call",
     "list_services_call",
+    "lookup_flow",
     "normalize_base_url",
     "read_response",
     "redact_text",
@@ -720,7 +728,29 @@ def chunk_ids(ids: Sequence[str], base_length: int, limit: int = MAX_URL_LENGTH)
 
 # --- flows -----------------------------------------------------------------------------------
 
+#: What a flow yields: a call to run (its result is sent back, its error thrown in) or a sleep
+#: (the monotonic time after it is sent back). The one vocabulary of every flow.
 Step = Call[Any] | Sleep
+
+#: A flow that returns a *T*: driven by ``_drive`` in either client, composed with ``yield from``.
+Flow = Generator[Step, Any, T]
+
+
+def lookup_flow(
+    wanted: Sequence[str], chunks: Sequence[Sequence[str]], *, date_zone: bool = True
+) -> Flow[list[ServiceRequest]]:
+    """Look the ids *wanted* up, one GET requests per chunk of *chunks* (`chunk_ids`).
+
+    Returns:
+        The requests in the order of *wanted*; ids the city did not return are left out.
+    """
+    by_id: dict[str | None, ServiceRequest] = {}
+    for chunk in chunks:
+        found: list[ServiceRequest] = yield list_requests_call(
+            service_request_id=chunk, date_zone=date_zone
+        )
+        by_id.update((r.service_request_id, r) for r in found)
+    return [by_id[i] for i in wanted if i in by_id]
 
 
 def wait_for_id_flow(
@@ -731,7 +761,7 @@ def wait_for_id_flow(
     first_interval: float = 0.5,
     max_interval: float = 10.0,
     pending_404: bool = True,
-) -> Generator[Step, Any, str]:
+) -> Flow[str]:
     """Poll tokens/{token} with growing intervals until an id appears (spec §2.4).
 
     The first look-up is immediate, then 0.5 s, 1 s, 2 s… up to *max_interval*, never past

@@ -33,6 +33,7 @@ from civic311._protocol import (
     IDENTITY,
     USER_AGENT,
     Call,
+    Flow,
     Sleep,
     build_request,
     https_upgrade,
@@ -42,7 +43,6 @@ from civic311._protocol import (
 from civic311._resilience.retry import RetryPolicy
 from civic311._wire import Format
 from civic311.errors import Civic311Error, InvalidRequestError, NotFoundError
-from civic311.harvest import Emit
 from civic311.models import (
     NewRequest,
     Receipt,
@@ -52,12 +52,11 @@ from civic311.models import (
     TokenStatus,
 )
 from civic311.profiles import Profile
-from civic311.tracking import Lookup, Resolve, StatusChange, Tracked
+from civic311.tracking import StatusChange, Tracked, Watch
 
 if TYPE_CHECKING:  # loaded when used: keeps `import civic311` light
     from civic311.ledger import Ledger
     from civic311.outbox import Outbox, OutboxStep
-    from civic311.triage import EmergencyPolicy
 
 __all__ = ["AsyncClient"]
 
@@ -94,10 +93,10 @@ class AsyncClient(ClientBase):
             name of a bundled one ("chicago", "fixmystreet"…); `Client.for_city` picks it.
         other_channels: Other ways a resident can reach the city ("web: https://…",
             "phone: 311"), named by `AllEndpointsFailedError` when every endpoint fails.
-        emergency: What `submit` does when a description reads like an emergency (fire, gas,
-            someone hurt…): ``"warn"`` (an `EmergencyWarning` pointing to 911), ``"refuse"``
-            (`EmergencySuspectedError`), or ``"ignore"``. A heuristic, not a guarantee: 311 is
-            not 911 (`civic311.triage`).
+
+    The client does not read descriptions for emergencies: 311 is not 911, and an app that
+    takes reports from people should say so, and may call `civic311.triage.check` on the
+    description before `submit` (the ``civic311 submit`` command does).
 
     Use it as a context manager, or call `close`, to release connections::
 
@@ -126,7 +125,6 @@ class AsyncClient(ClientBase):
         on_attempt: AttemptHook | None = None,
         profile: Profile | str | None = None,
         other_channels: Sequence[str] = (),
-        emergency: EmergencyPolicy = "warn",
     ) -> None:
         super().__init__(
             endpoints,
@@ -144,7 +142,6 @@ class AsyncClient(ClientBase):
             on_attempt=on_attempt,
             profile=profile,
             other_channels=other_channels,
-            emergency=emergency,
         )
         if http_client is not None and transport is not None:
             raise InvalidRequestError("transport", "give transport or http_client, not both")
@@ -363,19 +360,10 @@ class AsyncClient(ClientBase):
         stays flat. A window the server cannot show completely raises no error but a
         `HarvestWarning` naming it.
         """
-        flow = self._harvest_flow(start_date, end_date, service_code, status)
-        reply: Any = None
-        while True:
-            try:
-                step = flow.send(reply)
-            except StopIteration:
-                return
-            if isinstance(step, Emit):
-                reply = None
-                for request in step.requests:
-                    yield request
-            else:
-                reply = await self._execute(step)
+        harvest = self._harvest(start_date, end_date, service_code, status)
+        while (batch := await self._drive(harvest.next_batch())) is not None:
+            for request in batch:
+                yield request
 
     async def track(
         self, items: Sequence[str | Receipt] | str | Receipt, *, ledger: Ledger | None = None
@@ -389,13 +377,8 @@ class AsyncClient(ClientBase):
         Returns:
             The requests now, the changes since last seen, tokens still pending, ids missing.
         """
-        flow = self._tracking_flow(
-            items, ledger, interval=1.0, max_interval=1.0, timeout=None, once=True
-        )
-        result: list[Tracked] = []
-        async for _ in self._drive_tracking(flow, ledger, result):
-            pass
-        return result[0]
+        watch = self._watch(items, ledger, interval=1.0, max_interval=1.0, timeout=None)
+        return await self._round(watch, ledger)
 
     async def watch(
         self,
@@ -413,30 +396,22 @@ class AsyncClient(ClientBase):
         (`civic311.tracking`). With a *ledger*, every status seen is recorded and a resumed
         watch reports only what changed since.
         """
-        flow = self._tracking_flow(
-            items,
-            ledger,
-            interval=interval,
-            max_interval=max_interval,
-            timeout=timeout,
-            once=False,
+        watch = self._watch(
+            items, ledger, interval=interval, max_interval=max_interval, timeout=timeout
         )
-        async for change in self._drive_tracking(flow, ledger):
-            yield change
+        while True:
+            tracked = await self._round(watch, ledger)
+            for change in tracked.changes:
+                yield change
+            if not await self._drive(watch.pause(tracked)):
+                return
 
     async def get_requests(self, ids: Sequence[str]) -> list[ServiceRequest]:
         """Many requests by id, in as few calls as URLs of at most 2,000 characters allow.
 
         Results come in the order asked; ids the city does not know are left out.
         """
-        wanted, chunks = self._id_chunks(ids)
-        found: list[ServiceRequest] = []
-        for chunk in chunks:
-            batch: list[ServiceRequest] = await self._execute(
-                self._requests_call(chunk, None, None, None, None)
-            )
-            found.extend(batch)
-        return self._in_order(wanted, found)
+        return await self._drive(self._lookup_flow(ids))
 
     # --- driving -----------------------------------------------------------------------------
 
@@ -451,56 +426,42 @@ class AsyncClient(ClientBase):
             definition = ServiceDefinition(service_code=service_code)  # metadata=false
         return self._cache_definition(definition)
 
-    async def _drive_tracking(
-        self,
-        flow: Generator[Lookup | Resolve | Sleep | StatusChange, Any, Tracked],
-        ledger: Ledger | None,
-        result: list[Tracked] | None = None,
-    ) -> AsyncIterator[StatusChange]:
+    async def _round(self, watch: Watch, ledger: Ledger | None) -> Tracked:
+        """One tracking round, what it saw recorded in the ledger."""
+        try:
+            tracked = await self._drive(watch.round())
+        finally:
+            self._observed(ledger, watch)  # tokens resolved, even by a round that then failed
+        self._observed(ledger, watch, tracked.changes)
+        return tracked
+
+    async def _drive(self, flow: Flow[T], *, retry_unsafe: bool = False) -> T:
+        """Run a flow, the one driver of every multi-step operation (`civic311._protocol`).
+
+        Each `Call` the flow yields runs under the retry policy (`_execute`) and its result is
+        sent back, or its error thrown in; each `Sleep` sleeps on the clock and sends back the
+        monotonic time. The flow's return value is the result.
+        """
         reply: Any = None
-        error: Civic311Error | None = None
-        while True:
-            try:
-                step = flow.throw(error) if error is not None else flow.send(reply)
-            except StopIteration as done:
-                if result is not None:
-                    result.append(done.value)
-                return
-            reply, error = None, None
-            try:
-                if isinstance(step, StatusChange):
-                    self._observed(ledger, [step.request])
-                    yield step
-                elif isinstance(step, Sleep):
+        error: BaseException | None = None
+        try:
+            while True:
+                try:
+                    step = flow.send(reply) if error is None else flow.throw(error)
+                except StopIteration as done:
+                    result: T = done.value
+                    return result
+                reply, error = None, None
+                if isinstance(step, Sleep):
                     await self._clock.asleep(step.seconds)
                     reply = self._clock.monotonic()
-                elif isinstance(step, Resolve):
-                    reply = await self.get_token(step.token)
-                    self._observed(ledger, reply)
-                else:
-                    reply = await self.get_requests(list(step.ids))
-            except Civic311Error as exc:
-                error = exc
-
-    async def _drive(self, flow: Generator[Call[Any] | Sleep, Any, T]) -> T:
-        """Run a protocol flow: execute its calls, sleep its sleeps."""
-        reply: Any = None
-        error: Civic311Error | None = None
-        while True:
-            try:
-                step = flow.throw(error) if error is not None else flow.send(reply)
-            except StopIteration as done:
-                result: T = done.value
-                return result
-            reply, error = None, None
-            if isinstance(step, Sleep):
-                await self._clock.asleep(step.seconds)
-                reply = self._clock.monotonic()
-                continue
-            try:
-                reply = await self._execute(step)
-            except Civic311Error as exc:
-                error = exc
+                    continue
+                try:
+                    reply = await self._execute(step, retry_unsafe=retry_unsafe)
+                except (Civic311Error, _Reconcile) as exc:
+                    error = exc  # thrown into the flow, which may handle it (or re-raise it)
+        finally:
+            flow.close()
 
     async def _execute(self, call: Call[T], *, retry_unsafe: bool = False) -> T:
         """Run *call* under the retry policy, failing over between endpoints."""
@@ -633,17 +594,7 @@ class AsyncClient(ClientBase):
 
     async def _submit(self, request: NewRequest, *, retry_unsafe: bool) -> Receipt:
         """POST with duplicate safety: an unknown outcome is reconciled, never re-sent."""
-        call = self._submit_call(request)
-        run = self._run(call, retry_unsafe=retry_unsafe)
-        try:
-            receipt: Receipt = await self._attempts(run)
-        except _Reconcile as pending:
-            await self._clock.asleep(pending.run.decision.wait if pending.run.decision else 0.0)
-            found = await self._drive(self._reconcile_flow(request, pending.run))
-            if found is None:
-                raise self._uncertain(request, pending.run, pending.error) from pending.error
-            return self._remember(self._reconciled_receipt(found))
-        return self._remember(receipt)
+        return await self._drive(self._submit_flow(request), retry_unsafe=retry_unsafe)
 
     async def _run_outbox(self, flow: Generator[OutboxStep, Any, T]) -> T:
         """Drive an outbox flow: its sends through `submit`'s rules, its finds by reconciling."""

@@ -12,7 +12,7 @@ import random
 import ssl
 import warnings
 from collections import deque
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -25,15 +25,16 @@ from civic311._protocol import (
     MAX_URL_LENGTH,
     Call,
     Civic311Warning,
+    Flow,
     Settings,
     Sleep,
-    Step,
     build_request,
     chunk_ids,
     get_request_call,
     get_token_call,
     list_requests_call,
     list_services_call,
+    lookup_flow,
     normalize_base_url,
     redact_text,
     redact_url,
@@ -51,17 +52,16 @@ from civic311.errors import (
     SubmissionUncertainError,
     UntrackableReceiptError,
 )
-from civic311.harvest import Emit, filter_sets, harvest_flow, keep
-from civic311.models import NewRequest, Receipt, ServiceDefinition, ServiceRequest, TokenStatus
+from civic311.harvest import Harvest, filter_sets, keep
+from civic311.models import NewRequest, Receipt, ServiceDefinition, ServiceRequest
 from civic311.profiles import PROFILES, SPEC, Profile
-from civic311.tracking import Lookup, Resolve, StatusChange, Tracked, watch_flow
+from civic311.tracking import StatusChange, Watch
 from civic311.validation import check, sendable
 
-if TYPE_CHECKING:  # outbox, ledger (sqlite3), discovery and triage load only when used
+if TYPE_CHECKING:  # outbox, ledger (sqlite3) and discovery load only when used
     from civic311.discovery import Discovery
     from civic311.ledger import Ledger
     from civic311.outbox import Outbox
-    from civic311.triage import EmergencyPolicy
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
@@ -213,10 +213,10 @@ def city_options(
     name: str, environment: str, allow_retired: bool, options: dict[str, Any]
 ) -> tuple[list[str], dict[str, Any]]:
     """The endpoints and client options of a registry city (`Client.for_city`)."""
-    from civic311 import cities
+    from civic311.cities import check_usable, get
 
-    city = cities.get(name)
-    cities.check_usable(city, allow_retired=allow_retired)
+    city = get(name)
+    check_usable(city, allow_retired=allow_retired)
     endpoints = city.endpoints(environment)  # type: ignore[arg-type]
     options.setdefault("jurisdiction_id", city.jurisdiction_id)
     if "json" not in city.formats and not city.profile.format:
@@ -298,14 +298,8 @@ class ClientBase:
         on_attempt: AttemptHook | None = None,
         profile: Profile | str | None = None,
         other_channels: Sequence[str] = (),
-        emergency: EmergencyPolicy = "warn",
     ) -> None:
         self._endpoints = _endpoints(endpoints)
-        if emergency not in ("warn", "refuse", "ignore"):
-            raise InvalidRequestError(
-                "emergency", f'must be "warn", "refuse" or "ignore", got {emergency!r}'
-            )
-        self._emergency: EmergencyPolicy = emergency
         self._profile = _check_profile(profile)
         if self._profile.force_format and self._profile.format is not None:
             if format is not None and format != self._profile.format:
@@ -432,14 +426,25 @@ class ClientBase:
             other_channels=self._other_channels,
         )
 
-    def _reconcile_flow(
-        self, request: NewRequest, run: CallRun
-    ) -> Generator[Step, Any, ServiceRequest | None]:
-        return self._find_flow(request, run.sent_at)
+    def _submit_flow(self, request: NewRequest) -> Flow[Receipt]:
+        """POST *request* with duplicate safety: an unknown outcome is reconciled, never re-sent.
 
-    def _find_flow(
-        self, request: NewRequest, sent_at: datetime
-    ) -> Generator[Step, Any, ServiceRequest | None]:
+        The driver throws `_Reconcile` in when the POST's outcome is unknown; the flow waits
+        what the retry policy decided, then looks for the request it may have created
+        (`_find_flow`), and raises `SubmissionUncertainError` if it is not there.
+        """
+        try:
+            receipt: Receipt = yield self._submit_call(request)
+        except _Reconcile as pending:
+            run = pending.run
+            yield Sleep(run.decision.wait if run.decision else 0.0)
+            found = yield from self._find_flow(request, run.sent_at)
+            if found is None:
+                raise self._uncertain(request, run, pending.error) from pending.error
+            receipt = self._reconciled_receipt(found)
+        return self._remember(receipt)
+
+    def _find_flow(self, request: NewRequest, sent_at: datetime) -> Flow[ServiceRequest | None]:
         return reconcile_flow(
             request,
             sent_at=sent_at,
@@ -552,7 +557,7 @@ class ClientBase:
     def _request_call(self, service_request_id: str) -> Call[ServiceRequest]:
         return get_request_call(service_request_id)
 
-    def _tracking_flow(
+    def _watch(
         self,
         items: object,
         ledger: Ledger | None,
@@ -560,8 +565,7 @@ class ClientBase:
         interval: float,
         max_interval: float,
         timeout: float | None,
-        once: bool,
-    ) -> Generator[Lookup | Resolve | Sleep | StatusChange, Any, Tracked]:
+    ) -> Watch:
         from civic311.ledger import Ledger
 
         if ledger is not None and not isinstance(ledger, Ledger):
@@ -576,38 +580,33 @@ class ClientBase:
             status = str(seen.status) if seen.status is not None else None
             return (status, seen.status_notes, seen.updated_datetime)
 
-        return watch_flow(
+        return Watch(
             items,
+            lookup=self._lookup_flow,
             known=known,
             now=self._clock.now,
             started=self._clock.monotonic(),
             interval=interval,
             max_interval=max_interval,
             deadline=timeout,
-            once=once,
         )
 
     def _observed(
-        self, ledger: Ledger | None, found: Sequence[ServiceRequest] | TokenStatus
+        self, ledger: Ledger | None, watch: Watch, changes: Sequence[StatusChange] = ()
     ) -> None:
-        """Record what a tracking round saw in the ledger (it keeps only changes)."""
+        """Record what a tracking round saw in the ledger: tokens it turned into ids, and the
+        requests that changed (the ledger keeps only changes)."""
+        resolved = watch.take_resolved()
         if ledger is None:
             return
         now = self._clock.now()
-        if isinstance(found, TokenStatus):
-            if found.service_request_id:
-                ledger.record_token_resolved(found.token, found.service_request_id, now)
-            return
-        for request in found:
-            ledger.record_status(request, observed_at=now)
+        for token, service_request_id in resolved:
+            ledger.record_token_resolved(token, service_request_id, now)
+        for change in changes:
+            ledger.record_status(change.request, observed_at=now)
 
     def _check_required(self, request: NewRequest) -> None:
-        """The fields this city requires in practice (its profile), and the emergency check
-        of the description (`civic311.triage`), before anything is sent."""
-        if request.description and self._emergency != "ignore":
-            from civic311.triage import check
-
-            check(request.description, self._emergency, stacklevel=5)
+        """The fields this city requires in practice (its profile), before anything is sent."""
         for name in self._settings.required_fields:
             if name == "lat_long":
                 given = request.lat is not None and request.long is not None
@@ -648,15 +647,15 @@ class ClientBase:
         high = end_date or datetime.max.replace(tzinfo=timezone.utc)
         return [r for r in found if keep(r, low, high, codes, statuses)]
 
-    def _harvest_flow(
+    def _harvest(
         self,
         start_date: datetime,
         end_date: datetime,
         service_code: str | Sequence[str] | None,
         status: str | Sequence[str] | None,
-    ) -> Generator[Call[list[ServiceRequest]] | Emit, Any, int]:
+    ) -> Harvest:
         settings = self._settings
-        return harvest_flow(
+        return Harvest(
             start=start_date,
             end=end_date,
             service_code=service_code,
@@ -670,7 +669,7 @@ class ClientBase:
             split_capped=not settings.ignores_filters,
         )
 
-    def _wait_flow(self, token: str, timeout: float) -> Generator[Step, Any, str]:
+    def _wait_flow(self, token: str, timeout: float) -> Flow[str]:
         settings = self._settings
         return wait_for_id_flow(
             token,
@@ -698,8 +697,9 @@ class ClientBase:
             date_zone=self._settings.date_zone,
         )
 
-    def _id_chunks(self, ids: object) -> tuple[list[str], list[list[str]]]:
-        """The distinct ids asked, in order, and their URL-sized chunks."""
+    def _lookup_flow(self, ids: object) -> Flow[list[ServiceRequest]]:
+        """Look *ids* up in as few GET requests as URLs of at most 2,000 characters allow; the
+        distinct ids asked, in order, that the city returned."""
         if isinstance(ids, str) or not isinstance(ids, Sequence | set | frozenset):
             raise InvalidRequestError(
                 "ids", f"must be a list of service_request_id strings, not {type(ids).__name__}"
@@ -720,12 +720,8 @@ class ClientBase:
             self._settings,
         )
         base_length = len(str(probe.url)) - 1  # the URL minus the one-character probe id
-        return wanted, chunk_ids(wanted, base_length, MAX_URL_LENGTH)
-
-    @staticmethod
-    def _in_order(wanted: list[str], found: list[ServiceRequest]) -> list[ServiceRequest]:
-        by_id = {r.service_request_id: r for r in found}
-        return [by_id[i] for i in wanted if i in by_id]
+        chunks = chunk_ids(wanted, base_length, MAX_URL_LENGTH)
+        return lookup_flow(wanted, chunks, date_zone=self._settings.date_zone)
 
     @staticmethod
     def _token_of(receipt_or_token: Receipt | str) -> tuple[str | None, str | None]:

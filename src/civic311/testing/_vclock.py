@@ -10,12 +10,11 @@ closing) pass in microseconds::
     assert clock.sleeps == [2.5] # every sleep is recorded, so tests can assert the backoff
 
 `sleep` and `asleep` advance the clock by the requested amount and return at once; `asleep`
-then yields to the event loop once, so other tasks still get a turn.
+then yields to the event loop once (asyncio or trio), so other tasks still get a turn.
 """
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from datetime import datetime, timedelta, timezone
 
@@ -66,9 +65,12 @@ class VirtualClock:
             self._elapsed += seconds
 
     async def asleep(self, seconds: float) -> None:
-        """Like `sleep`, then yield to the event loop once (``asyncio.sleep(0)``)."""
+        """Like `sleep`, then yield to the event loop once (an anyio checkpoint: asyncio or
+        trio)."""
+        import anyio.lowlevel
+
         self.sleep(seconds)
-        await asyncio.sleep(0)
+        await anyio.lowlevel.checkpoint()
 
     # -- test controls -----------------------------------------------------------------------
 
