@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import datetime, timezone
 from urllib.parse import parse_qsl
@@ -286,22 +285,17 @@ def test_client_closes_only_what_it_opened() -> None:
     assert inner.is_closed
 
 
-def test_async_client_closes_only_what_it_opened() -> None:
+@pytest.mark.anyio
+async def test_async_client_closes_only_what_it_opened() -> None:
     """AsyncClient leaves a given httpx.AsyncClient open and closes its own."""
-
-    async def run() -> None:
-        mine = httpx.AsyncClient(transport=httpx.MockTransport(respond("[]")))
-        async with civic311.AsyncClient(BASE, http_client=mine) as client:
-            await client.list_services()
-        assert not mine.is_closed
-        await mine.aclose()
-        async with civic311.AsyncClient(
-            BASE, transport=httpx.MockTransport(respond("[]"))
-        ) as client:
-            inner = client._http
-        assert inner.is_closed
-
-    asyncio.run(run())
+    mine = httpx.AsyncClient(transport=httpx.MockTransport(respond("[]")))
+    async with civic311.AsyncClient(BASE, http_client=mine) as client:
+        await client.list_services()
+    assert not mine.is_closed
+    await mine.aclose()
+    async with civic311.AsyncClient(BASE, transport=httpx.MockTransport(respond("[]"))) as client:
+        inner = client._http
+    assert inner.is_closed
 
 
 def test_wrong_http_client_types_are_refused() -> None:

@@ -16,7 +16,7 @@ import civic311.triage
 from civic311._resilience import EndpointState, RetryPolicy
 from civic311.testing._vclock import VirtualClock
 
-from helpers import Both
+from helpers import AsyncCaller, Both
 
 PRIMARY = "https://primary.example/v2"
 MIRROR = "https://mirror.example/v2"
@@ -402,17 +402,8 @@ class _SyncCaller:
         self.client.close()
 
 
-class _AsyncCaller:
-    """Drives one AsyncClient across several calls on one event loop."""
-
-    def __init__(self, client_kwargs: dict[str, Any]) -> None:
-        import asyncio
-
-        self.loop = asyncio.new_event_loop()
-        self.client = civic311.AsyncClient(**client_kwargs)
-
-    def __call__(self, method: str, *args: Any) -> Any:
-        return self.loop.run_until_complete(getattr(self.client, method)(*args))
+class _AsyncCaller(AsyncCaller):
+    """Drives one AsyncClient across several calls on one event loop (asyncio or trio)."""
 
     def health(self) -> Any:
         return self.client.health()
@@ -421,8 +412,7 @@ class _AsyncCaller:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.loop.run_until_complete(self.client.aclose())
-        self.loop.close()
+        self.close()
 
 
 def _client(both: Both, handler: Behaviour, opts: dict[str, Any]) -> Any:
@@ -431,7 +421,7 @@ def _client(both: Both, handler: Behaviour, opts: dict[str, Any]) -> Any:
     if both.flavor == "sync":
         client = civic311.Client(endpoints, transport=httpx.MockTransport(handler), **opts)
         return _SyncCaller(client)
-    return _AsyncCaller({"endpoints": endpoints, "transport": httpx.MockTransport(handler), **opts})
+    return _AsyncCaller(both.backend, endpoints, transport=httpx.MockTransport(handler), **opts)
 
 
 def test_find_submitted_finds_what_a_lost_answer_created(both: Both) -> None:
@@ -492,9 +482,7 @@ def test_a_second_identical_report_is_never_reconciled_onto_the_first(both: Both
                 with pytest.raises(civic311.SubmissionUncertainError):
                     await client.submit(NEW)
 
-        import asyncio
-
-        asyncio.run(run())
+        both.run(run)
 
 
 def test_attempt_hook_sees_a_first_time_success(both: Both) -> None:
