@@ -11,7 +11,7 @@ import time
 from datetime import datetime, timezone
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Clock", "SystemClock"]
+__all__ = ["Clock", "SystemClock", "checkpoint"]
 
 
 @runtime_checkable
@@ -55,3 +55,11 @@ class SystemClock:
 
     def __repr__(self) -> str:
         return "SystemClock()"
+
+
+async def checkpoint() -> None:
+    """Let the running event loop, asyncio or trio, run its other tasks once (anyio's
+    checkpoint: a virtual clock's sleeps take no time but must still yield)."""
+    import anyio.lowlevel
+
+    await anyio.lowlevel.checkpoint()

@@ -18,6 +18,8 @@ from __future__ import annotations
 import threading
 from datetime import datetime, timedelta, timezone
 
+from civic311._clock import checkpoint
+
 __all__ = ["VirtualClock"]
 
 #: Where a VirtualClock starts when you give it no start: a fixed, timezone-aware instant, so that
@@ -65,12 +67,9 @@ class VirtualClock:
             self._elapsed += seconds
 
     async def asleep(self, seconds: float) -> None:
-        """Like `sleep`, then yield to the event loop once (an anyio checkpoint: asyncio or
-        trio)."""
-        import anyio.lowlevel
-
+        """Like `sleep`, then yield to the event loop once (asyncio or trio)."""
         self.sleep(seconds)
-        await anyio.lowlevel.checkpoint()
+        await checkpoint()
 
     # -- test controls -----------------------------------------------------------------------
 
