@@ -65,7 +65,6 @@ PENDING: set[tuple[str, str]] = {
     ("civic311._client.base", "civic311.outbox"),
     ("civic311._client.async_client", "civic311.outbox"),
     ("civic311._client.client", "civic311.outbox"),
-    ("civic311.discovery", "civic311._client.transport"),
     ("civic311.outbox", "civic311._client.async_client"),
     ("civic311.outbox", "civic311._client.base"),
     ("civic311.outbox", "civic311._client.client"),

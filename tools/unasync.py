@@ -55,7 +55,6 @@ TOKENS = [
     ("tenacity.AsyncRetrying", "tenacity.Retrying"),
     ("AsyncIterator", "Iterator"),
     ("AsyncClient", "Client"),
-    ("afetch_discovery", "fetch_discovery"),
     ("aread_body", "read_body"),
     ("__aenter__", "__enter__"),
     ("__aexit__", "__exit__"),

@@ -44,6 +44,15 @@ from civic311._protocol import (
 )
 from civic311._resilience.retry import RetryPolicy
 from civic311._wire import Format
+from civic311.discovery import (
+    DISCOVERY_CALL,
+    Discovery,
+    DiscoveryCache,
+    default_cache,
+    discovery_request,
+    discovery_root,
+    read_discovery,
+)
 from civic311.errors import Civic311Error, InvalidRequestError, NotFoundError
 from civic311.models import (
     NewRequest,
@@ -65,6 +74,12 @@ __all__ = ["Client"]
 logger = logging.getLogger("civic311")
 
 T = TypeVar("T")
+
+#: The options that shape how a client talks HTTP: `from_discovery` fetches the document with
+#: them, before the endpoints (and so the rest of the client) are known.
+_TRANSPORT_OPTIONS = frozenset(
+    {"transport", "http_client", "ca_bundle", "timeout", "headers", "max_response_bytes", "clock"}
+)
 
 
 class Client(ClientBase):
@@ -188,23 +203,26 @@ class Client(ClientBase):
     ) -> Client:
         """A client for the GeoReport v2 endpoints a Service Discovery document lists.
 
-        Fetches the document (cached for an hour), keeps the GeoReport v2 endpoints of
-        *environment* that offer a usable format, primary first and the rest as fallbacks,
-        each asked in its best format. *options* are passed on to the client.
+        Fetches the document (`get_discovery`, cached for an hour) through the client's own
+        transport, so *options* that shape it (ca_bundle, transport or http_client, headers,
+        timeout, max_response_bytes) apply to that fetch too; then keeps the GeoReport v2
+        endpoints of *environment* that offer a usable format, primary first and the rest as
+        fallbacks, each asked in its best format. *options* are passed on to the client.
         """
-        http = options.get("http_client") or httpx.Client(
-            transport=options.get("transport"), timeout=options.get("timeout", DEFAULT_TIMEOUT)
-        )
+        shaping = {k: v for k, v in options.items() if k in _TRANSPORT_OPTIONS}
+        fetcher = cls(discovery_root(url), **shaping)
         try:
-            from civic311.discovery import fetch_discovery
-
-            discovery = fetch_discovery(url, http)
-        finally:
-            if "http_client" not in options:
-                http.close()
-        endpoints, formats = discovery_options(discovery, environment, options)
-        options.setdefault("format", formats[0])
-        client = cls(endpoints, **options)
+            discovery = fetcher.get_discovery(url)
+            endpoints, formats = discovery_options(discovery, environment, options)
+            options.setdefault("format", formats[0])
+            options.pop("transport", None)
+            options.pop("ca_bundle", None)
+            # The same httpx client goes on: the connection (and TLS set-up) is reused.
+            client = cls(endpoints, **{**options, "http_client": fetcher._http})
+        except BaseException:
+            fetcher.close()
+            raise
+        client._owns_http = fetcher._owns_http
         client._use_formats(formats)
         return client
 
@@ -403,6 +421,30 @@ class Client(ClientBase):
             yield from tracked.changes
             if not self._drive(watch.pause(tracked)):
                 return
+
+    def get_discovery(self, url: str, *, cache: DiscoveryCache | None = default_cache) -> Discovery:
+        """The Service Discovery document at *url* (`civic311.discovery`), fetched through this
+        client: its TLS settings, User-Agent, headers, timeout and response size cap apply.
+
+        Redirects are followed (no credentials go with this request). Documents are kept in
+        *cache* for an hour by default; None fetches every time.
+
+        Raises:
+            InvalidRequestError: *url* is not an http(s) URL.
+            TransportError: no answer (refused, timed out, dropped).
+            APIError: an error status (`NotFoundError` for 404, …).
+            ResponseTooLargeError: the body passed ``max_response_bytes``.
+            DecodeError: the body is not a discovery document.
+        """
+        request = discovery_request(url, self._headers)
+        target = str(request.url)
+        if cache is not None and (cached := cache.get(target)) is not None:
+            return cached
+        response, body = self._exchange(DISCOVERY_CALL, request)
+        discovery = read_discovery(response, body, self._clock.now())
+        if cache is not None:
+            cache.put(target, discovery)
+        return discovery
 
     def get_requests(self, ids: Sequence[str]) -> list[ServiceRequest]:
         """Many requests by id, in as few calls as URLs of at most 2,000 characters allow.
@@ -613,5 +655,8 @@ class Client(ClientBase):
 
     def _may_follow(self, call: Call[Any]) -> bool:
         # Never follow a redirect with credentials aboard: a POST carries the api_key, and so
-        # does a GET when the profile sends it on reads (DESIGN promise 6).
+        # does a GET when the profile sends it on reads (DESIGN promise 6). The discovery GET
+        # carries none.
+        if call is DISCOVERY_CALL:
+            return True
         return not call.is_post and not (self._settings.api_key and self._settings.api_key_on_reads)

@@ -369,13 +369,13 @@ def discover(state: State, url: str, environment: Literal["production", "test"])
 
     The chosen endpoints can be given to --endpoint (primary first).
     """
-    import httpx
-
-    from civic311.discovery import choose_endpoints, fetch_discovery
+    import civic311
+    from civic311.discovery import choose_endpoints, discovery_root
     from civic311.errors import DecodeError
 
-    with httpx.Client(timeout=state.timeout or 10.0) as http:
-        document = fetch_discovery(url, http)
+    # Fetched through a client, so the document is read like any answer (User-Agent, size cap).
+    with civic311.Client(discovery_root(url), timeout=state.timeout or 10.0) as client:
+        document = client.get_discovery(url)
     problem: DecodeError | None = None
     try:
         chosen = choose_endpoints(document, environment=environment)
