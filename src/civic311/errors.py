@@ -503,7 +503,8 @@ class ValidationFailedError(InvalidRequestError):
 
 
 class EmergencyWarning(Civic311Warning):
-    """A report's description reads like an emergency; the report was still sent.
+    """A report's description reads like an emergency (`civic311.triage.check` with the
+    ``"warn"`` policy); the report goes on.
 
     Attributes:
         signals: What was found (empty if the warning was built from a message alone).
@@ -517,10 +518,11 @@ class EmergencyWarning(Civic311Warning):
 
 
 class EmergencySuspectedError(InvalidRequestError):
-    """A report's description reads like an emergency and the policy is ``"refuse"``.
+    """A report's description reads like an emergency and the `civic311.triage.check` policy is
+    ``"refuse"``.
 
-    Nothing was sent. Ask the person (and point them to 911); resend with ``emergency="warn"``
-    or ``"ignore"`` if it is not an emergency.
+    Ask the person (and point them to 911) before sending it; if it is not an emergency, file
+    it (a check with ``"warn"`` or ``"ignore"`` lets it through).
 
     Attributes:
         signals: What was found.
