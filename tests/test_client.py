@@ -338,10 +338,11 @@ def test_transport_error_text_never_holds_the_key() -> None:
         raise httpx.ConnectError(f"refused {request.url}")
 
     from civic311._protocol import Settings
+    from civic311.profiles import Profile
 
     transport = httpx.MockTransport(handler)
     with civic311.Client(BASE, api_key=SECRET, transport=transport, retry=None) as client:
-        client._settings = Settings(api_key=SECRET, api_key_on_reads=True)
+        client._settings = Settings(api_key=SECRET, profile=Profile(api_key_on_reads=True))
         with pytest.raises(civic311.TransportError) as caught:
             client.list_services()
     assert caught.value.url.endswith("api_key=%2A%2A%2A")

@@ -22,7 +22,7 @@ import json
 import logging
 import re
 import warnings
-from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Generic, Literal, TypeVar
 from urllib.parse import quote, quote_plus, urlencode, urlsplit
@@ -65,6 +65,7 @@ from civic311.models import (
     ServiceRequest,
     TokenStatus,
 )
+from civic311.profiles import SPEC, Profile
 
 __all__ = [
     "Call",
@@ -115,53 +116,24 @@ SECRET_NAMES = frozenset({"api_key", "apikey", "key", "token_secret"})
 
 @attrs.frozen
 class Settings:
-    """Everything that shapes requests and their reading for one client: its credentials, and
-    what the city's `civic311.profiles.Profile` says about the server.
+    """What shapes requests and their reading for one client: its credentials, and how the
+    city's server deviates from the spec (its `civic311.profiles.Profile`).
 
     Attributes:
         jurisdiction_id: Sent on every call when set; never sent empty (spec §1.3, §1.5).
         api_key: Sent as a form field on POST (spec §1.4). Never shown in a repr.
-        multivalue: How multivaluelist attributes are encoded (reference §10.34).
-        date_zone: Whether query datetimes carry ``Z`` (some servers refuse it, §6.2).
-        api_key_on_reads: Also send the api_key as a query parameter on GETs.
-        paths: Resource renames (``{"requests": "issues"}``).
-        accept_encoding: An Accept-Encoding to send instead of httpx's (``"identity"``).
-        extensions: Send ``extensions=true`` on GET requests (Chicago, SF, Boston, §8.1).
-        result_cap: The most GET requests answers; an answer that size may be cut.
-        ignores_filters: The server ignores filters: re-filter answers here (§10.30).
-        token_404_pending: A 404 on tokens/{t} means "not yet" (SF, §10.4).
-        poll_interval: First wait between token look-ups; doubles up to max_poll_interval.
-        max_poll_interval: Longest wait between token look-ups.
-        required_fields: NewRequest fields the server requires in practice (§10.35).
-        media: How the city takes media: one media_url, repeated media_url, or uploads in a
-            multipart ``media`` (one file) or ``media[]`` (several) field (§10.36).
-        max_media_bytes: The most bytes of uploads one report may carry.
-        paging: How GET requests pages: "none", "page" (page, page_size), "offset".
-        page_size: The page size to ask for when paging (None: the server's default).
-        first_page: The number of the first page (1, or 0 for some servers).
-        max_window_days: The longest date span one GET requests may ask for (§2.5: 90).
+        profile: The server's quirks (paths, date style, extensions, media, paging…), read
+            where they matter rather than copied field by field.
     """
 
     jurisdiction_id: str | None = None
     api_key: str | None = attrs.field(default=None, repr=False)
-    multivalue: MultivalueStyle = "brackets"
-    date_zone: bool = True
-    api_key_on_reads: bool = False
-    paths: Mapping[str, str] = attrs.field(factory=dict, hash=False)
-    accept_encoding: str | None = None
-    extensions: bool = False
-    result_cap: int = DEFAULT_RESULT_CAP
-    ignores_filters: bool = False
-    token_404_pending: bool = True
-    poll_interval: float = 0.5
-    max_poll_interval: float = 10.0
-    required_fields: tuple[str, ...] = ()
-    media: MediaStyle = "url"
-    max_media_bytes: int = MAX_MEDIA_BYTES
-    paging: Literal["none", "page", "offset"] = "none"
-    page_size: int | None = None
-    first_page: int = 1
-    max_window_days: int = 90
+    profile: Profile = SPEC
+
+    @property
+    def date_zone(self) -> bool:
+        """Whether query datetimes carry ``Z`` (some servers refuse it, reference §6.2)."""
+        return self.profile.date_style == "utc_z"
 
 
 @attrs.frozen
@@ -279,20 +251,21 @@ def build_request(
     headers: httpx.Headers | None = None,
 ) -> httpx.Request:
     """The `httpx.Request` for *call* on the endpoint *base_url* in format *fmt*."""
+    profile = settings.profile
     resource, _, rest = call.path.partition("/")
-    path = settings.paths.get(resource, resource) + (f"/{rest}" if rest else "")
+    path = profile.paths.get(resource, resource) + (f"/{rest}" if rest else "")
     params = list(call.params)
-    if settings.extensions and call.operation in ("list_requests", "get_request"):
+    if profile.extensions and call.operation in ("list_requests", "get_request"):
         params.append(("extensions", "true"))
     request_headers = {"User-Agent": USER_AGENT, "Accept": _ACCEPT[fmt]}
-    if settings.accept_encoding is not None:
-        request_headers["Accept-Encoding"] = settings.accept_encoding
+    if profile.accept_encoding is not None:
+        request_headers["Accept-Encoding"] = profile.accept_encoding
     if headers:
         request_headers.update(headers)
     if call.form is None:
         if settings.jurisdiction_id:
             params.append(("jurisdiction_id", settings.jurisdiction_id))
-        if settings.api_key and settings.api_key_on_reads:
+        if settings.api_key and profile.api_key_on_reads:
             params.append(("api_key", settings.api_key))
         # The query is encoded here, once: httpx would parse the URL a second time to merge
         # a params= argument into it (this is on every call's path; bench/overhead.py).

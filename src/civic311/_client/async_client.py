@@ -665,4 +665,4 @@ class AsyncClient(ClientBase):
         # carries none.
         if call is DISCOVERY_CALL:
             return True
-        return not call.is_post and not (self._settings.api_key and self._settings.api_key_on_reads)
+        return not call.is_post and not (self._settings.api_key and self._profile.api_key_on_reads)

@@ -253,28 +253,7 @@ def settings_for(profile: Profile, *, jurisdiction_id: str | None, api_key: str 
         raise InvalidRequestError(
             "jurisdiction_id", f"the {profile.name!r} server refuses one; leave it None"
         )
-    return Settings(
-        jurisdiction_id=jurisdiction_id,
-        api_key=api_key,
-        multivalue=profile.multivalue,
-        date_zone=profile.date_style == "utc_z",
-        api_key_on_reads=profile.api_key_on_reads,
-        paths=dict(profile.paths),
-        accept_encoding=profile.accept_encoding,
-        extensions=profile.extensions,
-        result_cap=profile.result_cap,
-        ignores_filters=profile.ignores_filters,
-        token_404_pending=profile.token_404_pending,
-        poll_interval=profile.poll_interval,
-        max_poll_interval=profile.max_poll_interval,
-        required_fields=tuple(profile.required_fields),
-        media=profile.media,
-        max_media_bytes=profile.max_media_bytes,
-        paging=profile.paging,
-        page_size=profile.page_size,
-        first_page=profile.first_page,
-        max_window_days=profile.max_window_days,
-    )
+    return Settings(jurisdiction_id=jurisdiction_id, api_key=api_key, profile=profile)
 
 
 class ClientBase:
@@ -314,7 +293,7 @@ class ClientBase:
             jurisdiction_id=_check_optional_text(jurisdiction_id, "jurisdiction_id"),
             api_key=_check_optional_text(api_key, "api_key"),
         )
-        if self._settings.api_key and self._settings.api_key_on_reads:
+        if self._settings.api_key and self._profile.api_key_on_reads:
             guard_httpx_logs()
         self._timeout = _timeout(timeout)
         self._headers = _headers(headers)
@@ -546,9 +525,9 @@ class ClientBase:
     def _submit_call(self, request: NewRequest) -> Call[Receipt]:
         return submit_call(
             request,
-            multivalue=self._settings.multivalue,
-            media=self._settings.media,
-            max_media_bytes=self._settings.max_media_bytes,
+            multivalue=self._profile.multivalue,
+            media=self._profile.media,
+            max_media_bytes=self._profile.max_media_bytes,
         )
 
     def _token_call(self, token: str) -> Call[Any]:
@@ -607,7 +586,7 @@ class ClientBase:
 
     def _check_required(self, request: NewRequest) -> None:
         """The fields this city requires in practice (its profile), before anything is sent."""
-        for name in self._settings.required_fields:
+        for name in self._profile.required_fields:
             if name == "lat_long":
                 given = request.lat is not None and request.long is not None
             else:
@@ -633,7 +612,7 @@ class ClientBase:
         what does not match is what FixMyStreet's client does too. Ids override every other
         filter (spec §2.5), so an id lookup is not re-filtered.
         """
-        if len(found) >= self._settings.result_cap and not self._settings.ignores_filters:
+        if len(found) >= self._profile.result_cap and not self._profile.ignores_filters:
             warnings.warn(
                 f"list_requests got {len(found)} requests, the server's cap: the answer is "
                 "probably cut short; iter_requests harvests the whole span",
@@ -654,30 +633,30 @@ class ClientBase:
         service_code: str | Sequence[str] | None,
         status: str | Sequence[str] | None,
     ) -> Harvest:
-        settings = self._settings
+        profile = self._profile
         return Harvest(
             start=start_date,
             end=end_date,
             service_code=service_code,
             status=status,
-            result_cap=settings.result_cap,
-            max_window_days=settings.max_window_days,
-            paging=settings.paging,
-            page_size=settings.page_size,
-            first_page=settings.first_page,
-            date_zone=settings.date_zone,
-            split_capped=not settings.ignores_filters,
+            result_cap=profile.result_cap,
+            max_window_days=profile.max_window_days,
+            paging=profile.paging,
+            page_size=profile.page_size,
+            first_page=profile.first_page,
+            date_zone=self._settings.date_zone,
+            split_capped=not profile.ignores_filters,
         )
 
     def _wait_flow(self, token: str, timeout: float) -> Flow[str]:
-        settings = self._settings
+        profile = self._profile
         return wait_for_id_flow(
             token,
             timeout=timeout,
             started=self._clock.monotonic(),
-            first_interval=settings.poll_interval,
-            max_interval=settings.max_poll_interval,
-            pending_404=settings.token_404_pending,
+            first_interval=profile.poll_interval,
+            max_interval=profile.max_poll_interval,
+            pending_404=profile.token_404_pending,
         )
 
     def _requests_call(

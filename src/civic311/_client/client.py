@@ -659,4 +659,4 @@ class Client(ClientBase):
         # carries none.
         if call is DISCOVERY_CALL:
             return True
-        return not call.is_post and not (self._settings.api_key and self._settings.api_key_on_reads)
+        return not call.is_post and not (self._settings.api_key and self._profile.api_key_on_reads)
