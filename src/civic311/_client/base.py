@@ -30,15 +30,11 @@ from civic311._protocol import (
     Sleep,
     build_request,
     chunk_ids,
-    get_request_call,
-    get_token_call,
     list_requests_call,
-    list_services_call,
     lookup_flow,
     normalize_base_url,
     redact_text,
     redact_url,
-    service_definition_call,
     submit_call,
     wait_for_id_flow,
 )
@@ -516,12 +512,6 @@ class ClientBase:
 
     # --- call building -----------------------------------------------------------------------
 
-    def _services_call(self) -> Call[Any]:
-        return list_services_call()
-
-    def _definition_call(self, service_code: str) -> Call[Any]:
-        return service_definition_call(service_code)
-
     def _submit_call(self, request: NewRequest) -> Call[Receipt]:
         return submit_call(
             request,
@@ -529,12 +519,6 @@ class ClientBase:
             media=self._profile.media,
             max_media_bytes=self._profile.max_media_bytes,
         )
-
-    def _token_call(self, token: str) -> Call[Any]:
-        return get_token_call(token)
-
-    def _request_call(self, service_request_id: str) -> Call[ServiceRequest]:
-        return get_request_call(service_request_id)
 
     def _watch(
         self,
@@ -659,23 +643,6 @@ class ClientBase:
             pending_404=profile.token_404_pending,
         )
 
-    def _requests_call(
-        self,
-        service_request_id: str | Sequence[str] | None,
-        service_code: str | Sequence[str] | None,
-        start_date: datetime | None,
-        end_date: datetime | None,
-        status: str | Sequence[str] | None,
-    ) -> Call[list[ServiceRequest]]:
-        return list_requests_call(
-            service_request_id=service_request_id,
-            service_code=service_code,
-            start_date=start_date,
-            end_date=end_date,
-            status=status,
-            date_zone=self._settings.date_zone,
-        )
-
     def _lookup_flow(self, ids: object) -> Flow[list[ServiceRequest]]:
         """Look *ids* up in as few GET requests as URLs of at most 2,000 characters allow; the
         distinct ids asked, in order, that the city returned."""
@@ -720,7 +687,3 @@ class ClientBase:
             "receipt_or_token",
             f"must be a Receipt or a non-empty token string, not {receipt_or_token!r}",
         )
-
-    @staticmethod
-    def _check_wait_timeout(timeout: object) -> float:
-        return check_seconds(timeout, "timeout")

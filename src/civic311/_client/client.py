@@ -24,6 +24,7 @@ from civic311._client.base import (
     DEFAULT_TIMEOUT,
     ClientBase,
     _Reconcile,
+    check_seconds,
     city_options,
     discovery_options,
     tls_context,
@@ -38,9 +39,14 @@ from civic311._protocol import (
     Flow,
     Sleep,
     build_request,
+    get_request_call,
+    get_token_call,
     https_upgrade,
+    list_requests_call,
+    list_services_call,
     read_response,
     redact_url,
+    service_definition_call,
 )
 from civic311._resilience.retry import RetryPolicy
 from civic311._wire import Format
@@ -248,13 +254,11 @@ class Client(ClientBase):
 
     def list_services(self) -> list[Service]:
         """The service types the city accepts (GET services, spec §2.1)."""
-        result: list[Service] = self._execute(self._services_call())
-        return result
+        return self._execute(list_services_call())
 
     def get_service_definition(self, service_code: str) -> ServiceDefinition:
         """The attributes a service asks for (GET services/{code}, spec §2.2)."""
-        result: ServiceDefinition = self._execute(self._definition_call(service_code))
-        return result
+        return self._execute(service_definition_call(service_code))
 
     def submit(
         self,
@@ -303,8 +307,7 @@ class Client(ClientBase):
 
     def get_token(self, token: str) -> TokenStatus:
         """Look a token up (GET tokens/{token}, spec §2.4); `pending` while it has no id."""
-        result: TokenStatus = self._execute(self._token_call(token))
-        return result
+        return self._execute(get_token_call(token))
 
     def wait_for_id(self, receipt_or_token: Receipt | str, *, timeout: float = 60.0) -> str:
         """The service_request_id behind a receipt or token, polling until the city has one.
@@ -316,7 +319,7 @@ class Client(ClientBase):
             WaitTimeoutError: still pending after *timeout* (the token stays valid).
             UntrackableReceiptError: the receipt has neither id nor token (blackbox).
         """
-        seconds = self._check_wait_timeout(timeout)
+        seconds = check_seconds(timeout, "timeout")
         known_id, token = self._token_of(receipt_or_token)
         if known_id is not None:
             return known_id
@@ -341,7 +344,7 @@ class Client(ClientBase):
 
     def get_request(self, service_request_id: str) -> ServiceRequest:
         """One service request (GET requests/{id}, spec §2.6)."""
-        return self._execute(self._request_call(service_request_id))
+        return self._execute(get_request_call(service_request_id))
 
     def list_requests(
         self,
@@ -358,8 +361,15 @@ class Client(ClientBase):
         1,000 requests, so use `iter_requests` for complete harvests. Datetimes must be
         timezone-aware and are sent as ``YYYY-MM-DDTHH:MM:SSZ``.
         """
-        call = self._requests_call(service_request_id, service_code, start_date, end_date, status)
-        found: list[ServiceRequest] = self._execute(call)
+        call = list_requests_call(
+            service_request_id=service_request_id,
+            service_code=service_code,
+            start_date=start_date,
+            end_date=end_date,
+            status=status,
+            date_zone=self._settings.date_zone,
+        )
+        found = self._execute(call)
         return self._listed(found, service_request_id, service_code, status, start_date, end_date)
 
     def iter_requests(
