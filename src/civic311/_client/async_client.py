@@ -20,7 +20,9 @@ from civic311._client.base import (
     DEFAULT_RECONCILE_WAIT,
     DEFAULT_RETRY,
     DEFAULT_TIMEOUT,
+    SHARED_CACHE,
     ClientBase,
+    SharedCache,
     _Reconcile,
     check_seconds,
     city_options,
@@ -48,15 +50,6 @@ from civic311._protocol import (
 )
 from civic311._resilience.retry import RetryPolicy
 from civic311._wire import Format
-from civic311.discovery import (
-    DISCOVERY_CALL,
-    Discovery,
-    DiscoveryCache,
-    default_cache,
-    discovery_request,
-    discovery_root,
-    read_discovery,
-)
 from civic311.errors import Civic311Error, InvalidRequestError, NotFoundError
 from civic311.models import (
     NewRequest,
@@ -70,6 +63,7 @@ from civic311.profiles import Profile
 from civic311.tracking import StatusChange, Tracked, Watch
 
 if TYPE_CHECKING:  # loaded when used: keeps `import civic311` light
+    from civic311.discovery import Discovery, DiscoveryCache
     from civic311.ledger import Ledger
     from civic311.outbox import Outbox, OutboxStep
 
@@ -213,6 +207,8 @@ class AsyncClient(ClientBase):
         endpoints of *environment* that offer a usable format, primary first and the rest as
         fallbacks, each asked in its best format. *options* are passed on to the client.
         """
+        from civic311.discovery import discovery_root
+
         shaping = {k: v for k, v in options.items() if k in _TRANSPORT_OPTIONS}
         fetcher = cls(discovery_root(url), **shaping)
         try:
@@ -435,13 +431,14 @@ class AsyncClient(ClientBase):
                 return
 
     async def get_discovery(
-        self, url: str, *, cache: DiscoveryCache | None = default_cache
+        self, url: str, *, cache: DiscoveryCache | SharedCache | None = SHARED_CACHE
     ) -> Discovery:
         """The Service Discovery document at *url* (`civic311.discovery`), fetched through this
         client: its TLS settings, User-Agent, headers, timeout and response size cap apply.
 
-        Redirects are followed (no credentials go with this request). Documents are kept in
-        *cache* for an hour by default; None fetches every time.
+        Redirects are followed (no credentials go with this request). Documents are kept for
+        an hour in `civic311.discovery.default_cache`, or in a *cache* of your own; None
+        fetches every time.
 
         Raises:
             InvalidRequestError: *url* is not an http(s) URL.
@@ -450,6 +447,17 @@ class AsyncClient(ClientBase):
             ResponseTooLargeError: the body passed ``max_response_bytes``.
             DecodeError: the body is not a discovery document.
         """
+        # civic311.discovery loads here, on first use: it costs `import civic311` 4 ms otherwise
+        # (bench/import_time.py).
+        from civic311.discovery import (
+            DISCOVERY_CALL,
+            default_cache,
+            discovery_request,
+            read_discovery,
+        )
+
+        if isinstance(cache, SharedCache):
+            cache = default_cache
         request = discovery_request(url, self._headers)
         target = str(request.url)
         if cache is not None and (cached := cache.get(target)) is not None:
@@ -673,6 +681,6 @@ class AsyncClient(ClientBase):
         # Never follow a redirect with credentials aboard: a POST carries the api_key, and so
         # does a GET when the profile sends it on reads (DESIGN promise 6). The discovery GET
         # carries none.
-        if call is DISCOVERY_CALL:
+        if call.operation == "get_discovery":
             return True
         return not call.is_post and not (self._settings.api_key and self._profile.api_key_on_reads)

@@ -64,7 +64,9 @@ __all__ = [
     "DEFAULT_RECONCILE_WAIT",
     "DEFAULT_RETRY",
     "DEFAULT_TIMEOUT",
+    "SHARED_CACHE",
     "ClientBase",
+    "SharedCache",
 ]
 
 #: Four attempts within 30 s, exponential backoff from 0.5 s with full jitter: patient with a
@@ -84,6 +86,18 @@ DEFAULT_TIMEOUT = 10.0
 
 #: The response size cap (DESIGN promise 6): bigger bodies raise `ResponseTooLargeError`.
 DEFAULT_MAX_RESPONSE_BYTES = 10 * 1024 * 1024
+
+
+class SharedCache:
+    """The default of `get_discovery`'s *cache*: the process-wide
+    `civic311.discovery.default_cache` (a sentinel, like httpx's ``USE_CLIENT_DEFAULT``, so the
+    discovery module loads only when used)."""
+
+    def __repr__(self) -> str:
+        return "SHARED_CACHE"
+
+
+SHARED_CACHE = SharedCache()
 
 
 class _Reconcile(Exception):
