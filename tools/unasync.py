@@ -57,6 +57,7 @@ TOKENS = [
     ("AsyncClient", "Client"),
     ("afetch_discovery", "fetch_discovery"),
     ("aread_body", "read_body"),
+    ("arefuse_downgrade", "refuse_downgrade"),
     ("__aenter__", "__enter__"),
     ("__aexit__", "__exit__"),
     (".asleep", ".sleep"),

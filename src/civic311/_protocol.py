@@ -18,11 +18,12 @@ import warnings
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Generic, Literal, TypeVar
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlencode
 
 import attrs
 import httpx
 
+from civic311._checks import endpoint_url
 from civic311._resilience.retry import parse_retry_after
 from civic311._secrets import SECRET_NAMES, mask_bytes, mask_text, redact_text, redact_url
 from civic311._version import __version__
@@ -192,20 +193,12 @@ class Sleep:
 
 
 def normalize_base_url(url: object) -> str:
-    """Check an endpoint URL and drop any trailing slash (both spellings work).
+    """Check an endpoint URL and drop any trailing slash (`civic311._checks.endpoint_url`).
 
     Raises:
-        InvalidRequestError: not an http(s) URL with a host.
+        InvalidRequestError: not an http(s) URL with a host that httpx can send to.
     """
-    if not isinstance(url, str):
-        raise InvalidRequestError("endpoint", f"must be a URL string, not {type(url).__name__}")
-    text = url.strip()
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise InvalidRequestError("endpoint", f"must be an http(s) URL, got {text!r}")
-    if parts.query or parts.fragment:
-        raise InvalidRequestError("endpoint", f"must not carry a query or fragment: {text!r}")
-    return text.rstrip("/")
+    return endpoint_url(url)
 
 
 def encodable(value: str, field: str) -> str:
@@ -304,9 +297,17 @@ def https_upgrade(request: httpx.Request, response: httpx.Response) -> httpx.URL
     location = response.headers.get("Location")
     if not location:
         return None
-    target = request.url.join(location)
+    try:
+        target = request.url.join(location)
+    except httpx.InvalidURL:
+        return None
     same_place = target.host == request.url.host and target.path == request.url.path
-    if request.url.scheme == "http" and target.scheme == "https" and same_place:
+    # The port too (issue 12 point 4): http://host:8080 may move to https://host:8080, and
+    # the default port 80 to the default 443; any other port may be another service.
+    same_port = target.port == request.url.port or (
+        request.url.port in (None, 80) and target.port in (None, 443)
+    )
+    if request.url.scheme == "http" and target.scheme == "https" and same_place and same_port:
         return target
     return None
 

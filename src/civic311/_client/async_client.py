@@ -22,16 +22,17 @@ from civic311._client.base import (
     DEFAULT_TIMEOUT,
     ClientBase,
     _Reconcile,
+    arefuse_downgrade,
     city_options,
     discovery_options,
-    tls_context,
+    http_settings,
+    timeout_of,
 )
 from civic311._client.execution import AttemptHook, CallRun, wants_xml_fallback
 from civic311._client.transport import EncodingBroken, aread_body, transport_error
 from civic311._clock import Clock
 from civic311._protocol import (
     IDENTITY,
-    USER_AGENT,
     Call,
     Sleep,
     build_request,
@@ -81,7 +82,9 @@ class AsyncClient(ClientBase):
         transport: An httpx transport to send through (FakeCity's, `httpx.MockTransport`…).
         http_client: An `httpx.AsyncClient` to use instead of creating one. civic311 never closes a
             client it did not create.
-        ca_bundle: A PEM file of extra trusted CAs. TLS verification cannot be turned off.
+        ca_bundle: A PEM file of the CAs to trust INSTEAD of the public roots (a city behind a
+            private CA). TLS verification cannot be turned off.
+        extra_ca: A PEM file of CAs to trust IN ADDITION to the public roots.
         max_response_bytes: The body size cap; larger bodies raise `ResponseTooLargeError`.
         clock: Time source for waits (`civic311.testing.VirtualClock` in tests).
         retry: The `RetryPolicy` (attempts, one deadline across endpoints, backoff), or None
@@ -117,6 +120,7 @@ class AsyncClient(ClientBase):
         transport: httpx.AsyncBaseTransport | None = None,
         http_client: httpx.AsyncClient | None = None,
         ca_bundle: str | None = None,
+        extra_ca: str | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         clock: Clock | None = None,
         retry: RetryPolicy | None = DEFAULT_RETRY,
@@ -155,9 +159,8 @@ class AsyncClient(ClientBase):
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(
             transport=transport,
-            timeout=self._timeout,
-            verify=tls_context(ca_bundle),
-            headers={"User-Agent": USER_AGENT},
+            event_hooks={"request": [arefuse_downgrade]},
+            **http_settings(timeout=self._timeout, ca_bundle=ca_bundle, extra_ca=extra_ca),
         )
 
     @classmethod
@@ -193,8 +196,15 @@ class AsyncClient(ClientBase):
         *environment* that offer a usable format, primary first and the rest as fallbacks,
         each asked in its best format. *options* are passed on to the client.
         """
+        # The same TLS trust and downgrade refusal as the client it makes (issue 12, 4 and 10).
         http = options.get("http_client") or httpx.AsyncClient(
-            transport=options.get("transport"), timeout=options.get("timeout", DEFAULT_TIMEOUT)
+            transport=options.get("transport"),
+            event_hooks={"request": [arefuse_downgrade]},
+            **http_settings(
+                timeout=timeout_of(options.get("timeout", DEFAULT_TIMEOUT)),
+                ca_bundle=options.get("ca_bundle"),
+                extra_ca=options.get("extra_ca"),
+            ),
         )
         try:
             from civic311.discovery import afetch_discovery
@@ -614,7 +624,7 @@ class AsyncClient(ClientBase):
         except httpx.HTTPError as exc:
             raise transport_error(exc, request.method, shown, self._settings.api_key) from exc
         try:
-            body = await aread_body(response, self._max_response_bytes)
+            body = await aread_body(response, self._max_response_bytes, self._settings.api_key)
         except httpx.DecodingError:
             raise EncodingBroken(response.status_code) from None
         except httpx.HTTPError as exc:

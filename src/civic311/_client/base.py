@@ -15,14 +15,17 @@ from collections import deque
 from collections.abc import Generator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
 import attrs
 import httpx
 
+from civic311._checks import check_seconds
 from civic311._client.execution import AttemptHook, CallRun, reconcile_flow
 from civic311._clock import Clock, SystemClock
 from civic311._protocol import (
     MAX_URL_LENGTH,
+    USER_AGENT,
     Call,
     Civic311Warning,
     Settings,
@@ -65,6 +68,14 @@ if TYPE_CHECKING:  # outbox, ledger (sqlite3), discovery and triage load only wh
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
+    "DowngradeRefused",
+    "arefuse_downgrade",
+    "http_settings",
+    "key_off_plain_http",
+    "refuse_downgrade",
+    "timeout_of",
+    "tls_context",
+    "check_seconds",
     "DEFAULT_RECONCILE_WAIT",
     "DEFAULT_RETRY",
     "DEFAULT_TIMEOUT",
@@ -130,7 +141,8 @@ def _endpoints(value: object) -> tuple[str, ...]:
     return normalized
 
 
-def _timeout(value: object) -> httpx.Timeout:
+def timeout_of(value: object) -> httpx.Timeout:
+    """*value* (seconds, None or an `httpx.Timeout`) as an `httpx.Timeout`."""
     if isinstance(value, httpx.Timeout):
         return value
     if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
@@ -138,13 +150,6 @@ def _timeout(value: object) -> httpx.Timeout:
             raise InvalidRequestError("timeout", f"must be positive, got {value!r}")
         return httpx.Timeout(value)
     raise InvalidRequestError("timeout", f"must be seconds or httpx.Timeout, not {value!r}")
-
-
-def check_seconds(value: object, field: str) -> float:
-    """*value* as seconds ≥ 0, or an `InvalidRequestError` naming *field*."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise InvalidRequestError(field, f"must be seconds ≥ 0, got {value!r}")
-    return float(value)
 
 
 def _headers(value: object) -> httpx.Headers:
@@ -158,19 +163,84 @@ def _headers(value: object) -> httpx.Headers:
     return httpx.Headers(dict(value))
 
 
-def tls_context(ca_bundle: object) -> ssl.SSLContext | Literal[True]:
-    """TLS settings: always verifying; *ca_bundle* (a PEM path) adds a private CA.
+def _pem(value: object, field: str) -> str:
+    if not isinstance(value, str | os.PathLike):
+        raise InvalidRequestError(field, "must be a path to a PEM file")
+    return os.fspath(value)
 
-    There is deliberately no way to turn verification off (DESIGN promise 6).
+
+def tls_context(ca_bundle: object, extra_ca: object = None) -> ssl.SSLContext | Literal[True]:
+    """TLS settings: always verifying (issue 12 point 10).
+
+    *ca_bundle* (a PEM path) REPLACES the public roots: only the CAs in it are trusted (a
+    city behind a private CA, with nothing public to reach). *extra_ca* (a PEM path) ADDS its
+    CAs to the public roots (certifi's, as httpx uses by default). Given both, the bundle's CAs
+    and the extra ones are trusted. There is deliberately no way to turn verification off
+    (DESIGN promise 6).
+
+    Raises:
+        InvalidRequestError: naming the option whose file is missing or holds no certificate.
     """
-    if ca_bundle is None:
+    if ca_bundle is None and extra_ca is None:
         return True
-    if not isinstance(ca_bundle, str | os.PathLike):
-        raise InvalidRequestError("ca_bundle", "must be a path to a PEM file")
     try:
-        return ssl.create_default_context(cafile=os.fspath(ca_bundle))
+        if ca_bundle is not None:
+            path = _pem(ca_bundle, "ca_bundle")
+            context = ssl.create_default_context(cafile=path)
+        else:
+            context = httpx.create_ssl_context()  # certifi's roots, what verify=True means
     except (OSError, ssl.SSLError) as exc:
         raise InvalidRequestError("ca_bundle", f"cannot load {ca_bundle!r}: {exc}") from exc
+    if extra_ca is not None:
+        path = _pem(extra_ca, "extra_ca")
+        try:
+            context.load_verify_locations(cafile=path)
+        except (OSError, ssl.SSLError) as exc:
+            raise InvalidRequestError("extra_ca", f"cannot load {extra_ca!r}: {exc}") from exc
+    return context
+
+
+class DowngradeRefused(httpx.UnsupportedProtocol):
+    """A redirect from https to http, refused before anything is sent over plain http."""
+
+
+#: Set on a request sent over https; httpx hands a request's extensions on to the requests
+#: it builds to follow redirects, so every later hop knows where the chain began.
+_BEGAN_HTTPS = "civic311.began_https"
+
+
+def refuse_downgrade(request: httpx.Request) -> None:
+    """An httpx request hook: no redirect leads from https to http (issue 12 point 4).
+
+    Raises:
+        DowngradeRefused: before the plain-http request is sent (a `TransportError` that
+            never reached a server, once the client maps it).
+    """
+    if request.url.scheme == "https":
+        request.extensions[_BEGAN_HTTPS] = True
+    elif request.extensions.get(_BEGAN_HTTPS):
+        raise DowngradeRefused(
+            f"refused a redirect from https to plain http ({redact_url(request.url)})",
+            request=request,
+        )
+
+
+async def arefuse_downgrade(request: httpx.Request) -> None:
+    """`refuse_downgrade` for an `httpx.AsyncClient`."""
+    refuse_downgrade(request)
+
+
+def http_settings(
+    *, timeout: httpx.Timeout, ca_bundle: object = None, extra_ca: object = None
+) -> dict[str, Any]:
+    """The keyword arguments of every httpx client civic311 creates: the client's own and the
+    one that fetches a discovery document (`from_discovery`), so both trust the same CAs and
+    refuse the same downgrades (issue 12 points 4 and 10)."""
+    return {
+        "timeout": timeout,
+        "verify": tls_context(ca_bundle, extra_ca),
+        "headers": {"User-Agent": USER_AGENT},
+    }
 
 
 class _RedactKeys(logging.Filter):
@@ -217,7 +287,11 @@ def city_options(
 
     city = cities.get(name)
     cities.check_usable(city, allow_retired=allow_retired)
-    endpoints = city.endpoints(environment)  # type: ignore[arg-type]
+    endpoints = key_off_plain_http(
+        city.endpoints(environment),  # type: ignore[arg-type]
+        options,
+        f"the registry entry {city.key!r}",
+    )
     options.setdefault("jurisdiction_id", city.jurisdiction_id)
     if "json" not in city.formats and not city.profile.format:
         options.setdefault("format", "xml")  # the registry lists it as XML-only
@@ -233,9 +307,53 @@ def discovery_options(
     from civic311.discovery import choose_endpoints
 
     chosen = choose_endpoints(discovery, environment=environment)  # type: ignore[arg-type]
+    kept = key_off_plain_http([url for url, _ in chosen], options, "the discovery document")
+    chosen = [(url, fmt) for url, fmt in chosen if url in kept]
     if discovery.contact and "other_channels" not in options:
         options["other_channels"] = [f"contact: {discovery.contact}"]
     return [url for url, _ in chosen], [fmt for _, fmt in chosen]
+
+
+def _plain_http_off_machine(url: str) -> bool:
+    # Loopback never leaves the machine (a FakeCity, a local proxy): nothing to intercept.
+    host = (urlsplit(url).hostname or "").lower()
+    loopback = host == "localhost" or host.startswith("127.") or host == "::1"
+    return url.lower().startswith("http://") and not loopback
+
+
+def key_off_plain_http(
+    endpoints: Sequence[str], options: Mapping[str, Any], source: str
+) -> list[str]:
+    """*endpoints* from a registry or discovery document, fit to carry the caller's api_key.
+
+    An api_key goes to a plain-http endpoint only when the caller named that endpoint
+    (``Client("http://…", api_key=…)``), never because a document listed it (issue 12 point
+    4): with a key, plain-http endpoints (off this machine: loopback is exempt) are dropped when https ones remain, with a warning,
+    and refused when none do.
+
+    Raises:
+        InvalidRequestError: an api_key, and only plain-http endpoints.
+    """
+    if not options.get("api_key"):
+        return list(endpoints)
+    plain = [url for url in endpoints if _plain_http_off_machine(url)]
+    if not plain:
+        return list(endpoints)
+    kept = [url for url in endpoints if url not in plain]
+    if not kept:
+        raise InvalidRequestError(
+            "api_key",
+            f"{source} lists only plain-http endpoints ({', '.join(plain)}), where the key "
+            "would travel unencrypted; to send it there anyway, name the endpoint yourself: "
+            "Client(endpoint, api_key=…)",
+        )
+    warnings.warn(
+        f"{source} lists plain-http endpoints ({', '.join(plain)}); they are left out so the "
+        "api_key never travels unencrypted",
+        Civic311Warning,
+        stacklevel=4,
+    )
+    return kept
 
 
 def settings_for(profile: Profile, *, jurisdiction_id: str | None, api_key: str | None) -> Settings:
@@ -322,7 +440,7 @@ class ClientBase:
         )
         if self._settings.api_key and self._settings.api_key_on_reads:
             guard_httpx_logs()
-        self._timeout = _timeout(timeout)
+        self._timeout = timeout_of(timeout)
         self._headers = _headers(headers)
         if (
             isinstance(max_response_bytes, bool)

@@ -26,14 +26,15 @@ from civic311._client.base import (
     _Reconcile,
     city_options,
     discovery_options,
-    tls_context,
+    http_settings,
+    refuse_downgrade,
+    timeout_of,
 )
 from civic311._client.execution import AttemptHook, CallRun, wants_xml_fallback
 from civic311._client.transport import EncodingBroken, read_body, transport_error
 from civic311._clock import Clock
 from civic311._protocol import (
     IDENTITY,
-    USER_AGENT,
     Call,
     Sleep,
     build_request,
@@ -83,7 +84,9 @@ class Client(ClientBase):
         transport: An httpx transport to send through (FakeCity's, `httpx.MockTransport`…).
         http_client: An `httpx.Client` to use instead of creating one. civic311 never closes a
             client it did not create.
-        ca_bundle: A PEM file of extra trusted CAs. TLS verification cannot be turned off.
+        ca_bundle: A PEM file of the CAs to trust INSTEAD of the public roots (a city behind a
+            private CA). TLS verification cannot be turned off.
+        extra_ca: A PEM file of CAs to trust IN ADDITION to the public roots.
         max_response_bytes: The body size cap; larger bodies raise `ResponseTooLargeError`.
         clock: Time source for waits (`civic311.testing.VirtualClock` in tests).
         retry: The `RetryPolicy` (attempts, one deadline across endpoints, backoff), or None
@@ -119,6 +122,7 @@ class Client(ClientBase):
         transport: httpx.BaseTransport | None = None,
         http_client: httpx.Client | None = None,
         ca_bundle: str | None = None,
+        extra_ca: str | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         clock: Clock | None = None,
         retry: RetryPolicy | None = DEFAULT_RETRY,
@@ -157,9 +161,8 @@ class Client(ClientBase):
         self._owns_http = http_client is None
         self._http = http_client or httpx.Client(
             transport=transport,
-            timeout=self._timeout,
-            verify=tls_context(ca_bundle),
-            headers={"User-Agent": USER_AGENT},
+            event_hooks={"request": [refuse_downgrade]},
+            **http_settings(timeout=self._timeout, ca_bundle=ca_bundle, extra_ca=extra_ca),
         )
 
     @classmethod
@@ -195,8 +198,15 @@ class Client(ClientBase):
         *environment* that offer a usable format, primary first and the rest as fallbacks,
         each asked in its best format. *options* are passed on to the client.
         """
+        # The same TLS trust and downgrade refusal as the client it makes (issue 12, 4 and 10).
         http = options.get("http_client") or httpx.Client(
-            transport=options.get("transport"), timeout=options.get("timeout", DEFAULT_TIMEOUT)
+            transport=options.get("transport"),
+            event_hooks={"request": [refuse_downgrade]},
+            **http_settings(
+                timeout=timeout_of(options.get("timeout", DEFAULT_TIMEOUT)),
+                ca_bundle=options.get("ca_bundle"),
+                extra_ca=options.get("extra_ca"),
+            ),
         )
         try:
             from civic311.discovery import fetch_discovery
@@ -610,7 +620,7 @@ class Client(ClientBase):
         except httpx.HTTPError as exc:
             raise transport_error(exc, request.method, shown, self._settings.api_key) from exc
         try:
-            body = read_body(response, self._max_response_bytes)
+            body = read_body(response, self._max_response_bytes, self._settings.api_key)
         except httpx.DecodingError:
             raise EncodingBroken(response.status_code) from None
         except httpx.HTTPError as exc:
