@@ -328,8 +328,8 @@ def key_off_plain_http(
 
     An api_key goes to a plain-http endpoint only when the caller named that endpoint
     (``Client("http://…", api_key=…)``), never because a document listed it (issue 12 point
-    4): with a key, plain-http endpoints (off this machine: loopback is exempt) are dropped when https ones remain, with a warning,
-    and refused when none do.
+    4): with a key, plain-http endpoints off this machine (loopback is exempt) are dropped
+    when https ones remain, with a warning, and refused when none do.
 
     Raises:
         InvalidRequestError: an api_key, and only plain-http endpoints.
