@@ -27,7 +27,7 @@ from civic311._checks import endpoint_url
 from civic311._resilience.retry import parse_retry_after
 from civic311._secrets import SECRET_NAMES, mask_bytes, mask_text, redact_text, redact_url
 from civic311._version import __version__
-from civic311._wire import Decoded, Format, decode
+from civic311._wire import Decoded, Format, decode, looks_html
 from civic311._wire.converter import converter, format_datetime
 from civic311._wire.errors import error_details, error_document, implied_status
 from civic311._wire.form import (
@@ -362,7 +362,10 @@ def _read_response(
 ) -> tuple[T, Format]:
     status = response.status_code
     if not 200 <= status < 300:
-        raise api_error(response, scrub(body, secret), fmt, now, secret)
+        error = api_error(response, scrub(body, secret), fmt, now, secret)
+        if status == 404 and call.operation == "list_services":
+            error.add_hint(WRONG_BASE_URL)
+        raise error
     try:
         if not body.strip() and call.is_post:
             # A 2xx with no body to a POST: accepted, nothing to report (blackbox, spec §3.1).
@@ -374,14 +377,25 @@ def _read_response(
             raise _document_error(call, response, body, decoded, secret)
         return call.parse(decoded), decoded.format
     except DecodeError as exc:
-        url = redact_url(response.request.url)  # only on the error path: it costs a parse
-        exc = DecodeError(scrub_text(str(exc), secret))
-        raise DecodeError(
-            f"{call.method} {url} → HTTP {status}: {exc}",
-            body=scrub(body, secret),
-            url=url,
-            status_code=status,
-        ) from exc
+        said = scrub_text(str(exc), secret)
+    url = redact_url(response.request.url)  # only on the error path: it costs a parse
+    if call.operation == "list_services" and looks_html(body[:512].lstrip()):
+        said += f" ({WRONG_BASE_URL})"
+    # Raised outside the except block: the unmasked inner error must not ride along as the
+    # new one's __context__ (its body is the raw one).
+    raise DecodeError(
+        f"{call.method} {url} → HTTP {status}: {said}",
+        body=scrub(body, secret),
+        url=url,
+        status_code=status,
+    )
+
+
+#: Said when the services list at a base URL is a 404 or an HTML page (issue 14 point 5).
+WRONG_BASE_URL = (
+    "is this the GeoReport v2 base URL? it usually ends in …/open311/v2, the part before "
+    "services.json"
+)
 
 
 def scrub(body: bytes, secret: str | None) -> bytes:

@@ -190,7 +190,13 @@ class APIError(Civic311Error):
         self.url = url
         self.retry_after = retry_after
         self.http_status = status_code if http_status is None else http_status
+        self.hint = ""
         super().__init__(self._message())
+
+    def add_hint(self, hint: str) -> None:
+        """Append what the caller may have got wrong to the message (a wrong base URL…)."""
+        self.hint = hint
+        self.args = (self._message(),)
 
     def _message(self) -> str:
         asked = f"{self.method} {self.url} " if self.url else ""
@@ -203,7 +209,8 @@ class APIError(Civic311Error):
             )
         else:
             said = page_summary(self.body) or "(empty body)"
-        return f"{asked}→ {status}: {said}"
+        hint = f" ({self.hint})" if getattr(self, "hint", "") else ""
+        return f"{asked}→ {status}: {said}{hint}"
 
 
 class BadRequestError(APIError):

@@ -291,6 +291,7 @@ def city_options(
         city.endpoints(environment),  # type: ignore[arg-type]
         options,
         f"the registry entry {city.key!r}",
+        curated=True,
     )
     options.setdefault("jurisdiction_id", city.jurisdiction_id)
     if "json" not in city.formats and not city.profile.format:
@@ -322,7 +323,7 @@ def _plain_http_off_machine(url: str) -> bool:
 
 
 def key_off_plain_http(
-    endpoints: Sequence[str], options: Mapping[str, Any], source: str
+    endpoints: Sequence[str], options: Mapping[str, Any], source: str, *, curated: bool = False
 ) -> list[str]:
     """*endpoints* from a registry or discovery document, fit to carry the caller's api_key.
 
@@ -331,8 +332,12 @@ def key_off_plain_http(
     4): with a key, plain-http endpoints off this machine (loopback is exempt) are dropped
     when https ones remain, with a warning, and refused when none do.
 
+    A *curated* source (the bundled registry: chosen by the caller by the city's name, and
+    reviewed like the code) is used as listed: naming the city is naming its endpoints, and
+    some cities offer no https at all (Chicago, Québec). Fetched documents are never curated.
+
     Raises:
-        InvalidRequestError: an api_key, and only plain-http endpoints.
+        InvalidRequestError: an api_key, and only plain-http endpoints, from a fetched document.
     """
     if not options.get("api_key"):
         return list(endpoints)
@@ -340,6 +345,8 @@ def key_off_plain_http(
     if not plain:
         return list(endpoints)
     kept = [url for url in endpoints if url not in plain]
+    if curated:
+        return list(endpoints)
     if not kept:
         raise InvalidRequestError(
             "api_key",
