@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import inspect
 import io
+import json
 import logging
+import re
 import socket
 import ssl
 import sysconfig
@@ -22,9 +25,10 @@ import traceback
 import tracemalloc
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, quote_plus
+from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
 
 import httpx
 import pytest
@@ -1175,3 +1179,411 @@ def test_untrusted_certificate_is_refused_on_loopback() -> None:
     assert [s.service_code for s in services] == ["001"]
     assert server.refused >= 1
     assert server.handshakes == 1
+
+
+# --- 6. hostile answers: error documents with 2xx, echoed keys (issue 12) ---------------------
+
+
+class Scripted:
+    """A GeoReport server on 127.0.0.1 that answers every request with one scripted answer.
+
+    *body* may be a function of the request's form and query (to echo what it was sent, the
+    api_key included). Each answer is counted; the server stops at the end of the block.
+    """
+
+    def __init__(
+        self,
+        body: bytes | Callable[[dict[str, str]], bytes],
+        *,
+        status: int = 200,
+        content_type: str = "application/json; charset=utf-8",
+        base_path: str = "/open311/v2",
+    ) -> None:
+        self.body = body
+        self.status = status
+        self.content_type = content_type
+        self.base_path = base_path
+        self.seen: list[tuple[str, str]] = []
+
+    def _answer(self, handler: BaseHTTPRequestHandler) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        raw = handler.rfile.read(min(length, 1 << 20)).decode("utf-8", "replace")
+        fields = dict(parse_qsl(urlsplit(handler.path).query)) | dict(parse_qsl(raw))
+        self.seen.append((handler.command, handler.path))
+        body = self.body(fields) if callable(self.body) else self.body
+        handler.send_response(self.status)
+        handler.send_header("Content-Type", self.content_type)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.send_header("Connection", "close")
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    @contextlib.contextmanager
+    def serve(self) -> Iterator[str]:
+        """Serve on a free port of 127.0.0.1; yield the base URL."""
+        scripted = self
+
+        class Handler(BaseHTTPRequestHandler):
+            timeout = 5
+
+            def do_GET(self) -> None:
+                scripted._answer(self)
+
+            def do_POST(self) -> None:
+                scripted._answer(self)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}{self.base_path}"
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=10)
+            assert not thread.is_alive()
+
+
+def run_on(flavor: str, url: str, method: str, *args: Any, **options: Any) -> Any:
+    """Call *method* on a Client or AsyncClient (by *flavor*) for *url*; return the result and
+    the client's endpoint health."""
+    options = {"retry": None, "timeout": 5, "reconcile_wait": 0.0, **options}
+    if flavor == "sync":
+        with Client(url, **options) as client:
+            try:
+                return getattr(client, method)(*args)
+            finally:
+                run_on.health = client.health()  # type: ignore[attr-defined]
+
+    async def go() -> Any:
+        async with AsyncClient(url, **options) as client:
+            try:
+                return await getattr(client, method)(*args)
+            finally:
+                run_on.health = client.health()  # type: ignore[attr-defined]
+
+    return asyncio.run(go())
+
+
+def echo(template: str) -> Callable[[dict[str, str]], bytes]:
+    """A body built from *template* with ``{key}`` replaced by the api_key the server got,
+    JSON-escaped (``{key_json}``) or as XML text (``{key_xml}``)."""
+
+    def body(fields: dict[str, str]) -> bytes:
+        key = fields.get("api_key", "")
+        return (
+            template.replace("{key_json}", json.dumps(key)[1:-1])
+            .replace("{key_xml}", html.escape(key))
+            .replace("{key}", key)
+            .encode()
+        )
+
+    return body
+
+
+#: (name, body, expected error class): the six error shapes seen in the wild, and more, as a
+#: city answers them with HTTP 200 — each echoing the key it refused.
+ERROR_DOCUMENTS_200: list[tuple[str, Callable[[dict[str, str]], bytes], type[APIError]]] = [
+    (
+        "fixmystreet-field-map",
+        echo('{"errors":{"api_key":"Invalid api_key {key_json}"}}'),
+        civic311.ForbiddenError,
+    ),
+    (
+        "spec-list",
+        echo('[{"code":403,"description":"Invalid api_key received: {key_json}"}]'),
+        civic311.ForbiddenError,
+    ),
+    (
+        "fixmystreet-record",
+        echo('{"errors":{"code":400,"description":"Bad request: lat {key_json}"}}'),
+        civic311.BadRequestError,
+    ),
+    (
+        "mark-a-spot",
+        echo('{"error":{"code":400,"message":"service_code missing; key {key_json}"}}'),
+        civic311.BadRequestError,
+    ),
+    (
+        "6aika",
+        echo('{"code":403,"detail":["Invalid API key {key_json}"]}'),
+        civic311.ForbiddenError,
+    ),
+    (
+        "ureport",
+        echo('[{"description":"Invalid api_key {key_json}"}]'),
+        civic311.ForbiddenError,
+    ),
+    (
+        "errors-list",
+        echo('{"errors":["no such service","key {key_json}"]}'),
+        civic311.BadRequestError,
+    ),
+    (
+        "xml-errors",
+        echo(
+            '<?xml version="1.0"?><errors><error><code>403</code>'
+            "<description>Invalid api_key {key_xml}</description></error></errors>"
+        ),
+        civic311.ForbiddenError,
+    ),
+]
+
+
+def _said_by(error: BaseException) -> str:
+    """Everything an error shows: text, repr, body, parsed errors, attributes, cause chain."""
+    return "\n".join(
+        [_everything_said(error), repr(getattr(error, "errors", ""))]
+        + [getattr(error, "body", b"").decode("utf-8", "replace")]
+    )
+
+
+@pytest.mark.parametrize("flavor", ["sync", "async"])
+@pytest.mark.parametrize(
+    ("name", "body", "expected"), ERROR_DOCUMENTS_200, ids=[e[0] for e in ERROR_DOCUMENTS_200]
+)
+def test_error_document_with_200_is_a_refusal_not_a_receipt(
+    flavor: str, name: str, body: Callable[[dict[str, str]], bytes], expected: type[APIError]
+) -> None:
+    """A POST answered 200 with an error document raises the APIError its codes imply: no
+    Receipt, one attempt, the endpoint still up, and the echoed key nowhere in the error."""
+    xml = name.startswith("xml")
+    server = Scripted(body, content_type="text/xml" if xml else "application/json")
+    with server.serve() as url:
+        with pytest.raises(APIError) as caught:
+            run_on(
+                flavor,
+                url,
+                "submit",
+                REQUEST,
+                api_key=KEY,
+                format="xml" if xml else "json",
+                retry=civic311.RetryPolicy(attempts=3),
+            )
+    error = caught.value
+    assert type(error) is expected
+    assert error.http_status == 200
+    assert error.status_code == (403 if expected is civic311.ForbiddenError else 400)
+    assert error.errors, "the parsed error entries are kept"
+    assert len(server.seen) == 1, "a refusal is not retried"
+    assert [h.state.value for h in run_on.health] == ["up"]  # type: ignore[attr-defined]
+    assert not leaks(_said_by(error))
+    assert "***" in _said_by(error)
+
+
+@pytest.mark.parametrize("flavor", ["sync", "async"])
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+def test_error_document_with_200_on_a_read_is_an_api_error(flavor: str, fmt: str) -> None:
+    """A GET answered 200 with an error document raises too (never an empty list)."""
+    body = (
+        b'<?xml version="1.0"?><errors><error><code>404</code><description>unknown jurisdiction'
+        b"</description></error></errors>"
+        if fmt == "xml"
+        else b'[{"code":404,"description":"unknown jurisdiction"}]'
+    )
+    with Scripted(body).serve() as url:
+        with pytest.raises(civic311.NotFoundError) as caught:
+            run_on(flavor, url, "list_requests", format=fmt)
+    assert caught.value.http_status == 200
+    assert "unknown jurisdiction" in str(caught.value)
+
+
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+def test_answers_that_look_like_errors_but_carry_data_are_data(fmt: str) -> None:
+    """A receipt or request list that merely has a description field is not an error."""
+    json_body = b'[{"service_request_id":"7","description":"error: pothole","code":"x"}]'
+    xml_body = (
+        b"<service_requests><request><service_request_id>7</service_request_id>"
+        b"<description>error</description></request></service_requests>"
+    )
+    with Scripted(xml_body if fmt == "xml" else json_body).serve() as url:
+        receipt = run_on("sync", url, "submit", REQUEST, api_key=KEY, format=fmt)
+    assert receipt.service_request_id == "7"
+
+
+def test_cli_exits_1_on_an_error_document_with_200(tmp_path: Path) -> None:
+    """civic311 submit against an XML <errors> 200 exits 1 (refused), not 3 (unreachable),
+    and prints no spelling of the echoed key, with --json or --debug."""
+    group = _click_group()
+    from click.testing import CliRunner
+
+    key_file = tmp_path / "key.txt"
+    key_file.write_text(KEY + "\n")
+    key_file.chmod(0o600)
+    body = echo(
+        '<?xml version="1.0"?><errors><error><code>403</code>'
+        "<description>Invalid api_key {key_xml} ({key_json})</description></error></errors>"
+    )
+    submit = ["submit", "--service-code", "001", "--lat", "41.3", "--long", "-72.9"]
+    with Scripted(body, content_type="text/xml").serve() as url:
+        common = ["--endpoint", url, "--api-key-file", str(key_file)]
+        common += ["--ledger", str(tmp_path / "l.sqlite"), "--format", "xml"]
+        plain = CliRunner().invoke(group, [*common, *submit])
+        as_json = CliRunner().invoke(group, ["--json", *common, *submit])
+        debug = CliRunner().invoke(group, ["--debug", *common, *submit])
+    for result in (plain, as_json):
+        assert result.exit_code == 1, result.output
+        assert "ForbiddenError" in result.output + result.stderr
+        assert not leaks(result.output + result.stderr)
+    assert isinstance(debug.exception, civic311.ForbiddenError)
+    traced = "".join(traceback.format_exception(debug.exception))
+    assert not leaks(traced + debug.output)
+
+
+# --- 7. the one masking rule (issue 11 point 14, issue 12 points 3 and 8) -------------------
+
+
+def test_short_keys_are_masked_only_where_they_stand_as_values() -> None:
+    """api_key="test" leaves "a test service" and "get_token" alone, masks api_key=test."""
+    from civic311._secrets import mask_text
+
+    assert mask_text("This is a test service", "test") == "This is a test service"
+    assert mask_text("GET /tokens/get_token.json", "test") == "GET /tokens/get_token.json"
+    assert mask_text("POST a?api_key=test&x=1", "test") == "POST a?api_key=***&x=1"
+    assert mask_text('{"api_key": "test"}', "test") == '{"api_key": "***"}'
+    assert mask_text("<key>test</key>", "test") == "<key>***</key>"
+    assert mask_text("test", "test") == "***"
+
+
+def test_long_keys_are_masked_everywhere_in_every_spelling() -> None:
+    """A key of 8+ characters is masked inside words too, raw, URL-, form-, JSON-, XML-escaped."""
+    from civic311._secrets import mask_bytes, mask_text
+
+    key = 'k"e\\y/+é&<7f3a9c'
+    spellings = [
+        key,
+        quote(key, safe=""),
+        quote_plus(key),
+        json.dumps(key)[1:-1],
+        json.dumps(key, ensure_ascii=False)[1:-1],
+        json.dumps(key)[1:-1].replace("/", "\\/"),
+        html.escape(key),
+        repr(json.dumps(key))[2:-2],
+    ]
+    for spelling in spellings:
+        text = f"x{spelling}y and {spelling}"
+        assert spelling not in mask_text(text, key), spelling
+        assert spelling.encode() not in mask_bytes(text.encode(), key), spelling
+
+
+def test_cli_short_key_does_not_corrupt_output(tmp_path: Path) -> None:
+    """With api_key "test", the CLI prints a city's "test" words as they are."""
+    group = _click_group()
+    from click.testing import CliRunner
+
+    key_file = tmp_path / "key.txt"
+    key_file.write_text("test\n")
+    key_file.chmod(0o600)
+    body = (
+        b'[{"service_code":"001","service_name":"Pothole","description":"This is a test service"}]'
+    )
+    with Scripted(body).serve() as url:
+        result = CliRunner().invoke(
+            group, ["--json", "--endpoint", url, "--api-key-file", str(key_file), "services"]
+        )
+    assert result.exit_code == 0, result.output
+    assert "This is a test service" in result.output
+
+
+def test_cli_masks_a_json_escaped_key_in_json_output(tmp_path: Path) -> None:
+    """A key holding '"' and '\\' that a city echoes in a field never shows in --json output,
+    raw or JSON-escaped (issue 12 point 8)."""
+    group = _click_group()
+    from click.testing import CliRunner
+
+    key = 'quo"te\\back/slash-7f3a'
+    key_file = tmp_path / "key.txt"
+    key_file.write_text(key + "\n")
+    key_file.chmod(0o600)
+    body = json.dumps(
+        [{"service_request_id": "1", "status": "open", "status_notes": f"you sent {key}"}]
+    ).encode()
+    with Scripted(body).serve() as url:
+        result = CliRunner().invoke(
+            group,
+            ["--json", "--endpoint", url, "--api-key-file", str(key_file), "request", "1"],
+        )
+    assert result.exit_code == 0, result.output
+    assert "you sent ***" in result.output
+    for spelling in (key, json.dumps(key)[1:-1], quote(key, safe="")):
+        assert spelling not in result.output + result.stderr
+
+
+@pytest.mark.parametrize("flavor", ["sync", "async"])
+def test_echoed_key_absent_from_debug_log_of_an_error_document(
+    flavor: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The DEBUG log of a call refused by a 200 error document echoing the key holds no key."""
+    caplog.set_level(logging.DEBUG)
+    with Scripted(echo('{"errors":{"api_key":"bad key {key_json}"}}')).serve() as url:
+        with pytest.raises(civic311.ForbiddenError):
+            run_on(flavor, url, "submit", REQUEST, api_key=KEY)
+    texts = _log_texts(caplog.records)
+    assert any("attempt" in text for text in texts)
+    assert [text for text in texts if leaks(text)] == []
+
+
+class EchoThenFlood(_Loopback):
+    """Answers 200 with the request's form (api_key and all) echoed, then an endless body."""
+
+    def serve(self, conn: socket.socket) -> None:
+        head = self.read_head(conn)
+        _, _, rest = head.partition(b"\r\n\r\n")
+        length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+        while len(rest) < length:
+            chunk = conn.recv(4096)
+            if not chunk:
+                break
+            rest += chunk
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
+        conn.sendall(b"Connection: close\r\n\r\n")
+        conn.sendall(b'{"echo": "' + rest + b'", "pad": "')
+        with contextlib.suppress(OSError):
+            for _ in range(64):
+                conn.sendall(b"x" * 16384)
+
+
+@pytest.mark.parametrize("flavor", ["sync", "async"])
+def test_echoed_key_absent_from_response_too_large_body(flavor: str) -> None:
+    """ResponseTooLargeError.body (the first KiB) never holds the key a city echoed."""
+    with EchoThenFlood() as server:
+        url = f"http://127.0.0.1:{server.port}/open311/v2"
+        with pytest.raises(Civic311Error) as caught:
+            run_on(flavor, url, "submit", REQUEST, api_key=KEY, max_response_bytes=4096)
+    error = caught.value
+    too_large = [
+        e
+        for e in (error, error.__cause__, getattr(error, "__context__", None))
+        if isinstance(e, ResponseTooLargeError)
+    ]
+    attempts = getattr(error, "attempts", [])
+    too_large += [a.error for a in attempts if isinstance(a.error, ResponseTooLargeError)]
+    assert too_large, f"expected a ResponseTooLargeError, got {error!r}"
+    for found in too_large:
+        assert b"api_key=***" in found.body
+        assert not leaks(found.body.decode("utf-8", "replace"))
+    assert not leaks(_everything_said(error))
+
+
+def test_html_error_page_is_named_by_its_title_not_its_markup() -> None:
+    """An HTML error page is named by status and <title> in the message; the body stays."""
+    page = (
+        b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title><style>body{}</style>"
+        b"</head><body><center><h1>502 Bad Gateway</h1></center><hr>nginx</body></html>"
+    )
+    for status in (502, 200):
+        with Scripted(page, status=status, content_type="text/html").serve() as url:
+            with pytest.raises(Civic311Error) as caught:
+                run_on("sync", url, "get_request", "1")
+        error = caught.value
+        if isinstance(error, civic311.AllEndpointsFailedError):
+            error = error.last_error  # type: ignore[assignment]
+        text = str(error)
+        assert f"HTTP {status}" in text
+        assert "'502 Bad Gateway'" in text
+        assert "<center>" not in text and "style" not in text
+        assert error.body == page  # type: ignore[union-attr]

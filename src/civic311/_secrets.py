@@ -66,7 +66,7 @@ def spellings(secret: str) -> list[str]:
 
     Echoes come raw, percent-encoded (in a URL), form-encoded (in a POST body), escaped inside
     a JSON string (PHP writes ``/`` as ``\\/``; ``ensure_ascii`` writes ``\\uXXXX``), or
-    escaped in XML or HTML text.
+    escaped in XML or HTML text; and any of those shown again by ``repr`` or escaped twice.
     """
     escaped = json.dumps(secret, ensure_ascii=False)[1:-1]
     ascii_escaped = json.dumps(secret)[1:-1]
@@ -82,7 +82,11 @@ def spellings(secret: str) -> list[str]:
         html.escape(secret, quote=True),
         html.escape(secret, quote=False),
         # JSON-escaped text shown again with repr() or escaped twice (a body inside a log).
-        json.dumps(escaped)[1:-1],
+        json.dumps(escaped, ensure_ascii=False)[1:-1],
+        json.dumps(ascii_escaped)[1:-1],
+        repr(secret)[1:-1],  # an error's repr quotes its text with Python's escapes
+        repr(escaped)[1:-1],
+        repr(ascii_escaped)[1:-1],
     }
     return sorted((s for s in found if s), key=len, reverse=True)
 

@@ -84,6 +84,7 @@ class BodyCap:
     def add(self, chunk: bytes) -> None:
         self._size += len(chunk)
         if self._size > self._limit:
+            self._parts.append(chunk[:1024])  # the error keeps the body's first KiB
             self._refuse(f"passed {self._limit:,} bytes")
         self._parts.append(chunk)
 
