@@ -205,8 +205,9 @@ class StreamingServer(_Loopback):
 class TLSServer(_Loopback):
     """Serves a services list over TLS with *certfile* (certificate and key)."""
 
-    def __init__(self, certfile: Path) -> None:
+    def __init__(self, certfile: Path, bodies: dict[str, bytes] | None = None) -> None:
         super().__init__()
+        self.bodies = bodies or {}  # path suffix → body; SERVICES_JSON otherwise
         self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self.context.load_cert_chain(certfile)
         self.handshakes = 0
@@ -220,11 +221,14 @@ class TLSServer(_Loopback):
             return
         with tls:
             self.handshakes += 1
-            self.read_head(tls)
+            path = self.read_head(tls).split(b" ")[1].decode()
+            body = next(
+                (b for suffix, b in self.bodies.items() if path.endswith(suffix)), SERVICES_JSON
+            )
             tls.sendall(
                 b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
-                + f"Content-Length: {len(SERVICES_JSON)}\r\n\r\n".encode()
-                + SERVICES_JSON
+                + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
             )
 
 
@@ -1587,3 +1591,375 @@ def test_html_error_page_is_named_by_its_title_not_its_markup() -> None:
         assert "'502 Bad Gateway'" in text
         assert "<center>" not in text and "style" not in text
         assert error.body == page  # type: ignore[union-attr]
+
+
+# --- 8. downgrades: discovery, redirects, the https upgrade (issue 12 point 4) ---------------
+
+_DISCOVERIES = iter(range(10**6))
+
+
+def _discovery(*urls: str) -> bytes:
+    """A discovery document listing *urls* as GeoReport v2 production JSON endpoints."""
+    return json.dumps(
+        {
+            "endpoints": [
+                {
+                    "specification": "http://wiki.open311.org/GeoReport_v2",
+                    "url": url,
+                    "type": "production",
+                    "formats": ["application/json"],
+                }
+                for url in urls
+            ]
+        }
+    ).encode()
+
+
+def _from_discovery(flavor: str, url: str, hosts: Hosts, **options: Any) -> tuple[str, ...]:
+    """The endpoints of a client built by from_discovery (sync or async), after one submit
+    (whose errors are ignored: what matters is where it went)."""
+    options = {"transport": httpx.MockTransport(hosts), "retry": None, **options}
+    options["reconcile_wait"] = 0.0
+    if flavor == "sync":
+        with Client.from_discovery(url, **options) as client:
+            with contextlib.suppress(Civic311Error):
+                client.submit(REQUEST)
+            return client.endpoints
+
+    async def go() -> tuple[str, ...]:
+        async with await AsyncClient.from_discovery(url, **options) as client:
+            with contextlib.suppress(Civic311Error):
+                await client.submit(REQUEST)
+            return client.endpoints
+
+    return asyncio.run(go())
+
+
+def _document_host(body: bytes) -> Callable[[httpx.Request], httpx.Response]:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith(".json") and "discovery" in request.url.path:
+            return httpx.Response(200, content=body)
+        return httpx.Response(200, json=[{"service_request_id": "1"}])
+
+    return handler
+
+
+@pytest.mark.parametrize("flavor", ["sync", "async"])
+def test_discovery_over_https_never_yields_http_endpoints(flavor: str) -> None:
+    """A document read over https that lists http endpoints yields them over https (warned);
+    the POST and its key never travel over plain http."""
+    doc = _discovery("http://api.city.example/open311/v2")
+    hosts = Hosts({"city.example": _document_host(doc), "api.city.example": _document_host(doc)})
+    url = f"https://city.example/open311/discovery-{next(_DISCOVERIES)}.json"
+    with pytest.warns(civic311.Civic311Warning, match="plain-http endpoint"):
+        endpoints = _from_discovery(flavor, url, hosts, api_key=KEY)
+    assert endpoints == ("https://api.city.example/open311/v2",)
+    assert all(url.startswith("https://") for _, _, url, _ in hosts.seen)
+    assert hosts.saw_key("api.city.example")
+
+
+@pytest.mark.parametrize("flavor", ["sync", "async"])
+def test_discovery_redirected_from_https_to_http_is_refused(flavor: str) -> None:
+    """A discovery URL given as https that redirects to http is refused before the http
+    request is sent; no endpoint it names is ever asked."""
+    doc = _discovery("http://evil.example/open311/v2")
+    hosts = Hosts(
+        {
+            "city.example": lambda request: (
+                _redirect(302, "http://city.example/open311/discovery.json")(request)
+                if request.url.scheme == "https"
+                else httpx.Response(200, content=doc)
+            ),
+            "evil.example": _document_host(doc),
+        }
+    )
+    url = f"https://city.example/open311/discovery-{next(_DISCOVERIES)}.json"
+    with pytest.raises(TransportError) as caught:
+        _from_discovery(flavor, url, hosts, api_key=KEY)
+    assert "https to plain http" in str(caught.value)
+    assert caught.value.sent is False
+    assert [scheme for _, _, scheme, _ in hosts.seen if scheme.startswith("http://")] == []
+    assert "evil.example" not in hosts.hosts()
+
+
+def test_fetch_discovery_refuses_a_document_read_after_a_downgrade() -> None:
+    """fetch_discovery over a caller's own httpx client refuses a document whose https fetch
+    ended on plain http (what TLS vouched for is not what came back)."""
+    from civic311.discovery import fetch_discovery
+
+    hosts = Hosts(
+        {
+            "city.example": lambda request: (
+                _redirect(301, "http://city.example/d.json")(request)
+                if request.url.scheme == "https"
+                else httpx.Response(200, content=_discovery("http://city.example/v2"))
+            )
+        }
+    )
+    with httpx.Client(transport=httpx.MockTransport(hosts)) as http:
+        with pytest.raises(DecodeError, match="redirected to plain http"):
+            fetch_discovery("https://city.example/d.json", http, cache=None)
+
+
+@pytest.mark.parametrize("flavor", ["sync", "async"])
+def test_plain_http_document_gets_no_key_on_plain_http_endpoints(flavor: str) -> None:
+    """From a document read over http, an api_key goes to no plain-http endpoint: they are
+    dropped beside https ones (warned), refused when alone, kept when there is no key."""
+    mixed = _discovery("http://a.example/v2", "https://b.example/v2")
+    alone = _discovery("http://a.example/v2")
+    hosts = Hosts(
+        {
+            "city.example": lambda request: httpx.Response(
+                200, content=mixed if "mixed" in request.url.path else alone
+            ),
+            "a.example": _document_host(b""),
+            "b.example": _document_host(b""),
+        }
+    )
+    n = next(_DISCOVERIES)
+    with pytest.warns(civic311.Civic311Warning, match="never travels unencrypted"):
+        kept = _from_discovery(flavor, f"http://city.example/mixed-{n}.json", hosts, api_key=KEY)
+    assert kept == ("https://b.example/v2",)
+    with pytest.raises(InvalidRequestError) as caught:
+        _from_discovery(flavor, f"http://city.example/alone-{n}.json", hosts, api_key=KEY)
+    assert caught.value.field == "api_key"
+    assert "Client(endpoint, api_key=" in str(caught.value)
+    assert not hosts.saw_key("a.example")
+    assert _from_discovery(flavor, f"http://city.example/alone-{n}.json", hosts) == (
+        "http://a.example/v2",
+    )
+
+
+def test_get_redirect_from_https_to_http_is_refused(both: Both) -> None:
+    """A GET redirected from https to http is refused before anything goes over http."""
+    hosts = Hosts(
+        {
+            "city.example": lambda request: (
+                _redirect(301, "http://city.example/open311/v2/services.json")(request)
+                if request.url.scheme == "https"
+                else httpx.Response(200, content=SERVICES_JSON)
+            )
+        }
+    )
+    with pytest.raises(TransportError, match="https to plain http"):
+        both(hosts, "list_services", client={"retry": None})
+    assert [url for _, _, url, _ in hosts.seen] == ["https://city.example/open311/v2/services.json"]
+
+
+@pytest.mark.parametrize(
+    ("start", "location", "followed"),
+    [
+        (
+            "http://city.example:8080/open311/v2",
+            "https://city.example:8443/open311/v2/requests.json",
+            False,
+        ),
+        (
+            "http://city.example:8080/open311/v2",
+            "https://city.example:8080/open311/v2/requests.json",
+            True,
+        ),
+        ("http://city.example/open311/v2", "https://city.example/open311/v2/requests.json", True),
+        (
+            "http://city.example/open311/v2",
+            "https://city.example:8443/open311/v2/requests.json",
+            False,
+        ),
+    ],
+    ids=["other-port", "same-port", "default-ports", "default-to-other"],
+)
+def test_post_https_upgrade_keeps_the_port(
+    both: Both, start: str, location: str, followed: bool
+) -> None:
+    """A POST follows an http→https upgrade only to the same port (or 80 → 443)."""
+    hosts = Hosts(
+        {
+            "city.example": lambda request: (
+                _redirect(301, location)(request)
+                if request.url.scheme == "http"
+                else httpx.Response(200, json=[{"service_request_id": "5"}])
+            )
+        }
+    )
+    options = {"endpoints": start, "api_key": KEY, "retry": None, "reconcile_wait": 0.0}
+    if followed:
+        assert both(hosts, "submit", REQUEST, client=options).service_request_id == "5"
+    else:
+        with pytest.raises(Civic311Error):
+            both(hosts, "submit", REQUEST, client=options)
+    posts = [url for method, _, url, _ in hosts.seen if method == "POST"]
+    assert len(posts) == (2 if followed else 1)
+
+
+# --- 9. lone surrogates (issue 12 point 5) -----------------------------------------------------
+
+SURROGATE_JSON = (
+    b'[{"service_request_id":"1","status":"open","status_notes":"x \\ud800 y",'
+    b'"description":"\\udfff","service_name":"ok \\ud83d\\ude00"}]'
+)
+
+
+@pytest.mark.parametrize("flavor", ["sync", "async"])
+def test_lone_surrogates_decode_to_replacement_characters(flavor: str, tmp_path: Path) -> None:
+    """A city's lone surrogate escapes arrive as U+FFFD (pairs stay whole), and tracking them
+    into a ledger (sqlite) works."""
+    with Scripted(SURROGATE_JSON).serve() as url, Ledger(tmp_path / "l.sqlite") as ledger:
+        request = run_on(flavor, url, "get_request", "1")
+        if flavor == "sync":
+            with Client(url, retry=None, timeout=5) as client:
+                tracked = client.track(["1"], ledger=ledger)
+        else:
+
+            async def go() -> Any:
+                async with AsyncClient(url, retry=None, timeout=5) as client:
+                    return await client.track(["1"], ledger=ledger)
+
+            tracked = asyncio.run(go())
+        assert tracked
+        assert "\ufffd" in repr(ledger.history("1"))
+    assert request.status_notes == "x \ufffd y"
+    assert request.description == "\ufffd"
+    assert request.service_name == "ok \U0001f600"
+
+
+def test_lone_surrogates_do_not_crash_the_cli(tmp_path: Path) -> None:
+    """civic311 request on a city sending lone surrogates prints them as U+FFFD, exit 0."""
+    group = _click_group()
+    from click.testing import CliRunner
+
+    with Scripted(SURROGATE_JSON).serve() as url:
+        for mode in ([], ["--json"]):
+            result = CliRunner().invoke(
+                group,
+                [*mode, "--endpoint", url, "--ledger", str(tmp_path / "l.db"), "request", "1"],
+            )
+            assert result.exit_code == 0, result.output + result.stderr
+            assert "\ufffd" in result.output
+
+
+# --- 10. endpoint URLs (issue 12 point 6, issue 14 point 5) ---------------------------------
+
+BAD_ENDPOINTS = {
+    "crlf": "https://city.example/open311/v2\r\nX-Injected: 1",
+    "lf-in-host": "https://city.exa\nmple/open311/v2",
+    "tab": "https://city.example/open\t311/v2",
+    "nul": "https://city.example/\x00/v2",
+    "del": "https://city.example/\x7f/v2",
+    "long-label": f"https://{'a' * 300}.example/open311/v2",
+    "long-host": "https://" + ".".join(["a" * 60] * 5) + "/v2",
+    "space": "https://city example/open311/v2",
+    "bad-port": "https://city.example:99999/open311/v2",
+    "no-host": "https:///open311/v2",
+    "ftp": "ftp://city.example/open311/v2",
+    "query": "https://city.example/open311/v2?x=1",
+    "bad-idna": "https://xn--a.example/v2",
+    "empty-label": "https://city..example/v2",
+}
+
+
+@pytest.mark.parametrize("cls", [Client, AsyncClient])
+@pytest.mark.parametrize("name", list(BAD_ENDPOINTS))
+def test_bad_endpoint_urls_are_refused_in_the_constructor(
+    cls: type[Client] | type[AsyncClient], name: str
+) -> None:
+    """CR/LF, control characters, a 300-character label and any URL httpx cannot send to are
+    an InvalidRequestError in the constructor, never an httpx error on a call."""
+    with pytest.raises(InvalidRequestError) as caught:
+        cls(BAD_ENDPOINTS[name])
+    assert caught.value.field == "endpoint"
+    assert "\r" not in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("cls", [Client, AsyncClient])
+@pytest.mark.parametrize("document", ["services.json", "services.xml", "discovery.json"])
+def test_base_url_ending_in_a_document_is_trimmed_with_a_warning(
+    cls: type[Client] | type[AsyncClient], document: str
+) -> None:
+    """A base URL given with services.json or discovery.json is trimmed, with a warning."""
+    with pytest.warns(civic311.Civic311Warning, match="using the base URL"):
+        client = cls(f"https://city.example/open311/v2/{document}")
+    assert client.endpoints == ("https://city.example/open311/v2",)
+    if isinstance(client, Client):
+        client.close()
+    else:
+        asyncio.run(client.aclose())
+
+
+NGINX_404 = (
+    b"<html>\r\n<head><title>404 Not Found</title></head>\r\n<body>\r\n<center><h1>404 Not "
+    b"Found</h1></center>\r\n<hr><center>nginx/1.24.0</center>\r\n</body>\r\n</html>\r\n"
+)
+
+
+@pytest.mark.parametrize("flavor", ["sync", "async"])
+@pytest.mark.parametrize("status", [404, 200])
+def test_wrong_base_url_says_where_the_base_url_usually_ends(flavor: str, status: int) -> None:
+    """A services list answered by a 404 or an HTML page asks whether the base URL is right."""
+    with Scripted(NGINX_404, status=status, content_type="text/html").serve() as url:
+        with pytest.raises(Civic311Error) as caught:
+            run_on(flavor, url.replace("/open311/v2", ""), "list_services")
+    error = caught.value
+    if isinstance(error, civic311.AllEndpointsFailedError):
+        error = error.last_error  # type: ignore[assignment]
+    assert isinstance(error, civic311.NotFoundError if status == 404 else DecodeError)
+    assert "is this the GeoReport v2 base URL? it usually ends in …/open311/v2" in str(error)
+    assert "'404 Not Found'" in str(error)
+
+
+# --- 11. TLS: ca_bundle replaces, extra_ca adds (issue 12 point 10) --------------------------
+
+
+def _ca_count(client: Client) -> int:
+    return int(_ssl_context(client).cert_store_stats()["x509_ca"])
+
+
+def test_ca_bundle_replaces_the_public_roots_and_extra_ca_adds_to_them() -> None:
+    """ca_bundle trusts only its CAs; extra_ca trusts the public roots and its CAs."""
+    certs = _certdata()
+    with Client(BASE) as default:
+        default_context = _ssl_context(default)
+    public = int(httpx.create_ssl_context().cert_store_stats()["x509_ca"])
+    assert public > 10
+    with Client(BASE, ca_bundle=str(certs / "pycacert.pem")) as replaced:
+        assert _ca_count(replaced) == 1
+    with Client(BASE, extra_ca=str(certs / "pycacert.pem")) as added:
+        assert _ca_count(added) == public + 1
+    assert default_context.verify_mode == ssl.CERT_REQUIRED
+
+
+def test_bad_extra_ca_is_refused(tmp_path: Path) -> None:
+    """A missing or empty extra_ca raises InvalidRequestError naming extra_ca."""
+    empty = tmp_path / "empty.pem"
+    empty.write_text("")
+    for bad in (tmp_path / "missing.pem", empty):
+        for cls in (Client, AsyncClient):
+            with pytest.raises(InvalidRequestError) as caught:
+                cls(BASE, extra_ca=str(bad))
+            assert caught.value.field == "extra_ca"
+
+
+@pytest.mark.parametrize("option", ["ca_bundle", "extra_ca"])
+@pytest.mark.parametrize("flavor", ["sync", "async"])
+def test_from_discovery_honours_the_tls_options(option: str, flavor: str) -> None:
+    """Real TLS on 127.0.0.1: from_discovery fetches the document trusting ca_bundle or
+    extra_ca, and the client it makes trusts the same."""
+    certs = _certdata()
+    with TLSServer(certs / "allsans.pem") as server:
+        base = f"https://127.0.0.1:{server.port}/open311/v2"
+        server.bodies = {"discovery.json": _discovery(base)}
+        url = f"https://127.0.0.1:{server.port}/d{next(_DISCOVERIES)}/discovery.json"
+        options = {option: str(certs / "pycacert.pem"), "retry": None, "timeout": 5}
+        if flavor == "sync":
+            with Client.from_discovery(url, **options) as client:
+                services = client.list_services()
+        else:
+
+            async def go() -> list[Any]:
+                async with await AsyncClient.from_discovery(url, **options) as client:
+                    return await client.list_services()
+
+            services = asyncio.run(go())
+        with pytest.raises(TransportError):
+            Client.from_discovery(url.replace("/d", "/e"), retry=None, timeout=5)
+    assert server.errors == []
+    assert [s.service_code for s in services] == ["001"]

@@ -55,7 +55,7 @@ def endpoint_url(url: object, field: str = "endpoint") -> str:
     try:
         parsed = httpx.URL(text)
         parsed.host.encode("idna")  # what httpx will send (an IDN host is encoded then)
-        _ = parsed.port  # an out-of-range port raises here
+        _ = parts.port  # an out-of-range port (over 65535) raises here
     except (httpx.InvalidURL, UnicodeError, ValueError) as exc:
         raise InvalidRequestError(field, f"is not a usable URL: {text!r} ({exc})") from None
     if not parsed.host:
