@@ -1341,8 +1341,11 @@ ERROR_DOCUMENTS_200: list[tuple[str, Callable[[dict[str, str]], bytes], type[API
 def _said_by(error: BaseException) -> str:
     """Everything an error shows: text, repr, body, parsed errors, attributes, cause chain."""
     return "\n".join(
-        [_everything_said(error), repr(getattr(error, "errors", ""))]
-        + [getattr(error, "body", b"").decode("utf-8", "replace")]
+        [
+            _everything_said(error),
+            repr(getattr(error, "errors", "")),
+            getattr(error, "body", b"").decode("utf-8", "replace"),
+        ]
     )
 
 
@@ -1357,17 +1360,16 @@ def test_error_document_with_200_is_a_refusal_not_a_receipt(
     Receipt, one attempt, the endpoint still up, and the echoed key nowhere in the error."""
     xml = name.startswith("xml")
     server = Scripted(body, content_type="text/xml" if xml else "application/json")
-    with server.serve() as url:
-        with pytest.raises(APIError) as caught:
-            run_on(
-                flavor,
-                url,
-                "submit",
-                REQUEST,
-                api_key=KEY,
-                format="xml" if xml else "json",
-                retry=civic311.RetryPolicy(attempts=3),
-            )
+    with server.serve() as url, pytest.raises(APIError) as caught:
+        run_on(
+            flavor,
+            url,
+            "submit",
+            REQUEST,
+            api_key=KEY,
+            format="xml" if xml else "json",
+            retry=civic311.RetryPolicy(attempts=3),
+        )
     error = caught.value
     assert type(error) is expected
     assert error.http_status == 200
@@ -1389,9 +1391,8 @@ def test_error_document_with_200_on_a_read_is_an_api_error(flavor: str, fmt: str
         if fmt == "xml"
         else b'[{"code":404,"description":"unknown jurisdiction"}]'
     )
-    with Scripted(body).serve() as url:
-        with pytest.raises(civic311.NotFoundError) as caught:
-            run_on(flavor, url, "list_requests", format=fmt)
+    with Scripted(body).serve() as url, pytest.raises(civic311.NotFoundError) as caught:
+        run_on(flavor, url, "list_requests", format=fmt)
     assert caught.value.http_status == 200
     assert "unknown jurisdiction" in str(caught.value)
 
@@ -1523,9 +1524,9 @@ def test_echoed_key_absent_from_debug_log_of_an_error_document(
 ) -> None:
     """The DEBUG log of a call refused by a 200 error document echoing the key holds no key."""
     caplog.set_level(logging.DEBUG)
-    with Scripted(echo('{"errors":{"api_key":"bad key {key_json}"}}')).serve() as url:
-        with pytest.raises(civic311.ForbiddenError):
-            run_on(flavor, url, "submit", REQUEST, api_key=KEY)
+    body = echo('{"errors":{"api_key":"bad key {key_json}"}}')
+    with Scripted(body).serve() as url, pytest.raises(civic311.ForbiddenError):
+        run_on(flavor, url, "submit", REQUEST, api_key=KEY)
     texts = _log_texts(caplog.records)
     assert any("attempt" in text for text in texts)
     assert [text for text in texts if leaks(text)] == []
@@ -1580,16 +1581,17 @@ def test_html_error_page_is_named_by_its_title_not_its_markup() -> None:
         b"</head><body><center><h1>502 Bad Gateway</h1></center><hr>nginx</body></html>"
     )
     for status in (502, 200):
-        with Scripted(page, status=status, content_type="text/html").serve() as url:
-            with pytest.raises(Civic311Error) as caught:
-                run_on("sync", url, "get_request", "1")
+        server = Scripted(page, status=status, content_type="text/html")
+        with server.serve() as url, pytest.raises(Civic311Error) as caught:
+            run_on("sync", url, "get_request", "1")
         error = caught.value
         if isinstance(error, civic311.AllEndpointsFailedError):
             error = error.last_error  # type: ignore[assignment]
         text = str(error)
         assert f"HTTP {status}" in text
         assert "'502 Bad Gateway'" in text
-        assert "<center>" not in text and "style" not in text
+        assert "<center>" not in text
+        assert "style" not in text
         assert error.body == page  # type: ignore[union-attr]
 
 
@@ -1696,9 +1698,11 @@ def test_fetch_discovery_refuses_a_document_read_after_a_downgrade() -> None:
             )
         }
     )
-    with httpx.Client(transport=httpx.MockTransport(hosts)) as http:
-        with pytest.raises(DecodeError, match="redirected to plain http"):
-            fetch_discovery("https://city.example/d.json", http, cache=None)
+    with (
+        httpx.Client(transport=httpx.MockTransport(hosts)) as http,
+        pytest.raises(DecodeError, match="redirected to plain http"),
+    ):
+        fetch_discovery("https://city.example/d.json", http, cache=None)
 
 
 @pytest.mark.parametrize("flavor", ["sync", "async"])
@@ -1867,7 +1871,8 @@ def test_bad_endpoint_urls_are_refused_in_the_constructor(
     with pytest.raises(InvalidRequestError) as caught:
         cls(BAD_ENDPOINTS[name])
     assert caught.value.field == "endpoint"
-    assert "\r" not in str(caught.value) and "\n" not in str(caught.value)
+    assert "\r" not in str(caught.value)
+    assert "\n" not in str(caught.value)
 
 
 @pytest.mark.parametrize("cls", [Client, AsyncClient])
@@ -1895,9 +1900,9 @@ NGINX_404 = (
 @pytest.mark.parametrize("status", [404, 200])
 def test_wrong_base_url_says_where_the_base_url_usually_ends(flavor: str, status: int) -> None:
     """A services list answered by a 404 or an HTML page asks whether the base URL is right."""
-    with Scripted(NGINX_404, status=status, content_type="text/html").serve() as url:
-        with pytest.raises(Civic311Error) as caught:
-            run_on(flavor, url.replace("/open311/v2", ""), "list_services")
+    server = Scripted(NGINX_404, status=status, content_type="text/html")
+    with server.serve() as url, pytest.raises(Civic311Error) as caught:
+        run_on(flavor, url.replace("/open311/v2", ""), "list_services")
     error = caught.value
     if isinstance(error, civic311.AllEndpointsFailedError):
         error = error.last_error  # type: ignore[assignment]

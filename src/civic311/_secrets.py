@@ -57,7 +57,7 @@ _SECRET_IN_BYTES = re.compile(rb"(?i)\b(" + _NAMES.encode() + rb")=([^&\s'\"<>]+
 
 # Where a short key stands as a value: after "=" (a form or query field), or as a whole quoted
 # string, element text or text.
-_VALUE_BEFORE = r"(?:^|(?<=[=\"'>]))"
+_VALUE_BEFORE = r"(?<=[=\"'>])"
 _VALUE_AFTER = r"(?=$|[&\"'<\s;,)\]}])"
 
 
@@ -103,6 +103,7 @@ def _pattern(secrets: Iterable[str]) -> re.Pattern[str] | None:
     if short_parts:
         shorts = "|".join(sorted(set(short_parts), key=len, reverse=True))
         alternatives.append(f"{_VALUE_BEFORE}(?:{shorts}){_VALUE_AFTER}")
+        alternatives.append(f"^(?:{shorts})$")  # the whole text
     if not alternatives:
         return None
     return re.compile("|".join(f"(?:{a})" for a in alternatives))
