@@ -1968,3 +1968,42 @@ def test_from_discovery_honours_the_tls_options(option: str, flavor: str) -> Non
             Client.from_discovery(url.replace("/d", "/e"), retry=None, timeout=5)
     assert server.errors == []
     assert [s.service_code for s in services] == ["001"]
+
+
+@pytest.mark.parametrize("flavor", ["sync", "async"])
+def test_probe_calls_every_endpoint_and_a_wrong_url_is_not_up(flavor: str) -> None:
+    """probe() asks each endpoint for its services: a real city is up, a wrong base URL (an
+    nginx 404) is not, and its last error says what the base URL usually ends in."""
+    city = FakeCity(seed=3)
+    wrong = Scripted(NGINX_404, status=404, content_type="text/html", base_path="")
+    with city.serve() as good, wrong.serve() as bad:
+        if flavor == "sync":
+            with Client([good, bad], timeout=5) as client:
+                before = client.health()
+                report = client.probe()
+        else:
+
+            async def go() -> tuple[Any, Any]:
+                async with AsyncClient([good, bad], timeout=5) as client:
+                    return client.health(), await client.probe()
+
+            before, report = asyncio.run(go())
+    assert [h.state.value for h in before] == ["up", "up"]  # remembered state: nothing asked
+    assert [h.state.value for h in report] == ["up", "degraded"]
+    assert "usually ends in …/open311/v2" in (report[1].last_error or "")
+    assert len(wrong.seen) == 1
+
+
+def test_cli_health_shows_a_wrong_url_as_not_up() -> None:
+    """civic311 health against a wrong base URL fails and does not report it "up"."""
+    group = _click_group()
+    from click.testing import CliRunner
+
+    wrong = Scripted(NGINX_404, status=404, content_type="text/html", base_path="")
+    with wrong.serve() as bad:
+        result = CliRunner().invoke(group, ["--json", "--endpoint", bad, "health"])
+    assert result.exit_code == 1, result.output
+    shown = json.loads(result.stdout)
+    assert shown["ok"] is False
+    assert [e["state"] for e in shown["endpoints"]] == ["degraded"]
+    assert "is this the GeoReport v2 base URL" in result.stderr

@@ -20,6 +20,7 @@ from civic311._client.base import (
     DEFAULT_RECONCILE_WAIT,
     DEFAULT_RETRY,
     DEFAULT_TIMEOUT,
+    PROBE_SECONDS,
     ClientBase,
     _Reconcile,
     arefuse_downgrade,
@@ -40,6 +41,7 @@ from civic311._protocol import (
     read_response,
     redact_url,
 )
+from civic311._resilience.pool import EndpointHealth
 from civic311._resilience.retry import RetryPolicy
 from civic311._wire import Format
 from civic311.errors import Civic311Error, InvalidRequestError, NotFoundError
@@ -236,6 +238,25 @@ class AsyncClient(ClientBase):
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+    async def probe(self) -> list[EndpointHealth]:
+        """Ask every endpoint for its services list, once each, and return `health`.
+
+        A real call, not the remembered state: an endpoint is up only when it answers with a
+        services list. A 404, an HTML page, an error document or no answer is recorded as a
+        failure naming what came back, so a wrong base URL is not "up" (issue 14 point 5).
+        Each endpoint is asked once, without retries, down or not.
+        """
+        call = self._services_call()
+        for endpoint in self._pool.endpoints():
+            started = self._clock.monotonic()
+            error: Civic311Error | None = None
+            try:
+                await self._send(call, endpoint.url, self._probe_format(endpoint), PROBE_SECONDS)
+            except Civic311Error as exc:
+                error = exc
+            self._probed(endpoint, error, self._clock.monotonic() - started)
+        return self.health()
 
     # --- GeoReport v2 ------------------------------------------------------------------------
 

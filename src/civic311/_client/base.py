@@ -44,7 +44,7 @@ from civic311._protocol import (
     submit_call,
     wait_for_id_flow,
 )
-from civic311._resilience.pool import EndpointHealth, EndpointPool
+from civic311._resilience.pool import Endpoint, EndpointHealth, EndpointPool
 from civic311._resilience.retry import RetryPolicy
 from civic311._wire import Format
 from civic311.errors import (
@@ -79,6 +79,7 @@ __all__ = [
     "DEFAULT_RECONCILE_WAIT",
     "DEFAULT_RETRY",
     "DEFAULT_TIMEOUT",
+    "PROBE_SECONDS",
     "ClientBase",
 ]
 
@@ -89,6 +90,9 @@ DEFAULT_RETRY = RetryPolicy()
 #: How long to look for the request an ambiguous POST may have created before declaring the
 #: submission uncertain.
 DEFAULT_RECONCILE_WAIT = 15.0
+
+#: Seconds one endpoint may take to answer `probe` (the client's timeout bounds each phase).
+PROBE_SECONDS = 30.0
 
 #: A policy of one attempt, for ``retry=None``.
 _NO_RETRY = RetryPolicy(attempts=1, initial_wait=0.0, max_wait=0.0)
@@ -542,8 +546,22 @@ class ClientBase:
 
     def health(self) -> list[EndpointHealth]:
         """Each endpoint's health: state (up, degraded, down), since when, the last error,
-        consecutive failures, average latency and the format in use."""
+        consecutive failures, average latency and the format in use.
+
+        This is what calls so far have seen; `probe` asks every endpoint now."""
         return self._pool.health()
+
+    def _probed(self, endpoint: Endpoint, error: Civic311Error | None, latency: float) -> None:
+        """Record one endpoint's answer to `probe`: only a services list counts as up."""
+        now, wall = self._clock.monotonic(), self._clock.now()
+        if error is None:
+            self._pool.record_success(endpoint, latency=latency, now=now, wall=wall)
+            return
+        text = (str(error).splitlines() or [type(error).__name__])[0]
+        self._pool.record_failure(endpoint, error=text[:300], now=now, wall=wall)
+
+    def _probe_format(self, endpoint: Endpoint) -> Format:
+        return "xml" if self._pool.format_of(endpoint) == "xml" else "json"
 
     def _run(self, call: Call[Any], *, retry_unsafe: bool = False) -> CallRun:
         return CallRun(
