@@ -1202,7 +1202,9 @@ class Scripted:
         status: int = 200,
         content_type: str = "application/json; charset=utf-8",
         base_path: str = "/open311/v2",
+        headers: dict[str, str] | None = None,
     ) -> None:
+        self.headers = headers or {}
         self.body = body
         self.status = status
         self.content_type = content_type
@@ -1219,6 +1221,8 @@ class Scripted:
         handler.send_header("Content-Type", self.content_type)
         handler.send_header("Content-Length", str(len(body)))
         handler.send_header("Connection", "close")
+        for name, value in self.headers.items():
+            handler.send_header(name, value)
         handler.end_headers()
         handler.wfile.write(body)
 
@@ -2007,3 +2011,23 @@ def test_cli_health_shows_a_wrong_url_as_not_up() -> None:
     assert shown["ok"] is False
     assert [e["state"] for e in shown["endpoints"]] == ["degraded"]
     assert "is this the GeoReport v2 base URL" in result.stderr
+
+
+@pytest.mark.parametrize("flavor", ["sync", "async"])
+def test_redirect_to_an_unusable_host_is_a_transport_error(flavor: str) -> None:
+    """A GET redirected to a host label of 300 characters is a TransportError (never sent),
+    not a bare UnicodeError from the IDNA codec."""
+    target = f"http://{'a' * 300}.example/open311/v2/services.json"
+    server = Scripted(b"", status=302, headers={"Location": target})
+    with server.serve() as url, pytest.raises(TransportError) as caught:
+        run_on(flavor, url, "list_services")
+    assert caught.value.sent is False
+    # Sync: the IDNA codec's UnicodeError, mapped; async: anyio's resolver refuses the name.
+    assert ("not a usable URL" if flavor == "sync" else "could not connect") in str(caught.value)
+
+
+def test_build_request_maps_an_unusable_url_to_invalid_request() -> None:
+    """build_request on a base URL httpx refuses raises InvalidRequestError, not InvalidURL."""
+    with pytest.raises(InvalidRequestError) as caught:
+        build_request(list_services_call(), "https://city.example/a\nb", "json", Settings())
+    assert caught.value.field == "endpoint"

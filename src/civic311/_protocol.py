@@ -233,7 +233,29 @@ def build_request(
     settings: Settings,
     headers: httpx.Headers | None = None,
 ) -> httpx.Request:
-    """The `httpx.Request` for *call* on the endpoint *base_url* in format *fmt*."""
+    """The `httpx.Request` for *call* on the endpoint *base_url* in format *fmt*.
+
+    Raises:
+        InvalidRequestError: a URL httpx refuses (issue 12 point 6: never ``httpx.InvalidURL``
+            or ``UnicodeError`` out of a call).
+    """
+    try:
+        return _build_request(call, base_url, fmt, settings, headers)
+    except (httpx.InvalidURL, UnicodeError) as exc:
+        shown = mask_text(str(exc), settings.api_key)
+        raise InvalidRequestError(
+            "endpoint",
+            f"{call.method} {redact_text(base_url)}/{call.path}: not a usable URL ({shown})",
+        ) from None
+
+
+def _build_request(
+    call: Call[Any],
+    base_url: str,
+    fmt: Format,
+    settings: Settings,
+    headers: httpx.Headers | None,
+) -> httpx.Request:
     resource, _, rest = call.path.partition("/")
     path = settings.paths.get(resource, resource) + (f"/{rest}" if rest else "")
     params = list(call.params)

@@ -28,6 +28,7 @@ from civic311._client.base import (
     discovery_options,
     http_settings,
     timeout_of,
+    url_error,
 )
 from civic311._client.execution import AttemptHook, CallRun, wants_xml_fallback
 from civic311._client.transport import EncodingBroken, aread_body, transport_error
@@ -644,6 +645,8 @@ class AsyncClient(ClientBase):
             raise EncodingBroken(None) from None  # transports that decode eagerly
         except httpx.HTTPError as exc:
             raise transport_error(exc, request.method, shown, self._settings.api_key) from exc
+        except (httpx.InvalidURL, UnicodeError) as exc:
+            raise url_error(exc, request.method, shown, self._settings.api_key) from None
         try:
             body = await aread_body(response, self._max_response_bytes, self._settings.api_key)
         except httpx.DecodingError:

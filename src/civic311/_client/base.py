@@ -46,12 +46,14 @@ from civic311._protocol import (
 )
 from civic311._resilience.pool import Endpoint, EndpointHealth, EndpointPool
 from civic311._resilience.retry import RetryPolicy
+from civic311._secrets import mask_text
 from civic311._wire import Format
 from civic311.errors import (
     Civic311Error,
     DecodeError,
     InvalidRequestError,
     SubmissionUncertainError,
+    TransportError,
     UntrackableReceiptError,
 )
 from civic311.harvest import Emit, filter_sets, harvest_flow, keep
@@ -75,6 +77,7 @@ __all__ = [
     "refuse_downgrade",
     "timeout_of",
     "tls_context",
+    "url_error",
     "check_seconds",
     "DEFAULT_RECONCILE_WAIT",
     "DEFAULT_RETRY",
@@ -202,6 +205,20 @@ def tls_context(ca_bundle: object, extra_ca: object = None) -> ssl.SSLContext | 
         except (OSError, ssl.SSLError) as exc:
             raise InvalidRequestError("extra_ca", f"cannot load {extra_ca!r}: {exc}") from exc
     return context
+
+
+def url_error(exc: Exception, method: str, url: str, secret: str | None) -> TransportError:
+    """The `TransportError` for a URL httpx or the resolver refuses mid-call (a redirect to a
+    host label over 63 characters raises a bare ``UnicodeError`` from the IDNA codec; issue
+    12 point 6). Nothing was sent to it."""
+    detail = mask_text(str(exc).strip(), secret)
+    return TransportError(
+        f"not a usable URL ({type(exc).__name__}: {detail})",
+        method=method,
+        url=url,
+        sent=False,
+        cause_name=type(exc).__name__,
+    )
 
 
 class DowngradeRefused(httpx.UnsupportedProtocol):

@@ -30,6 +30,7 @@ from civic311._client.base import (
     http_settings,
     refuse_downgrade,
     timeout_of,
+    url_error,
 )
 from civic311._client.execution import AttemptHook, CallRun, wants_xml_fallback
 from civic311._client.transport import EncodingBroken, read_body, transport_error
@@ -640,6 +641,8 @@ class Client(ClientBase):
             raise EncodingBroken(None) from None  # transports that decode eagerly
         except httpx.HTTPError as exc:
             raise transport_error(exc, request.method, shown, self._settings.api_key) from exc
+        except (httpx.InvalidURL, UnicodeError) as exc:
+            raise url_error(exc, request.method, shown, self._settings.api_key) from None
         try:
             body = read_body(response, self._max_response_bytes, self._settings.api_key)
         except httpx.DecodingError:
