@@ -2031,3 +2031,46 @@ def test_build_request_maps_an_unusable_url_to_invalid_request() -> None:
     with pytest.raises(InvalidRequestError) as caught:
         build_request(list_services_call(), "https://city.example/a\nb", "json", Settings())
     assert caught.value.field == "endpoint"
+
+
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+def test_bulk_and_outbox_never_count_a_200_refusal_as_filed(fmt: str, tmp_path: Path) -> None:
+    """Bulk marks a row refused by a 200 error document failed, and the Outbox marks it
+    failed, never filed or sent; neither stores the key the city echoed."""
+    from civic311 import bulk
+
+    body = (
+        echo(
+            '<?xml version="1.0"?><errors><error><code>403</code>'
+            "<description>Invalid api_key {key_xml}</description></error></errors>"
+        )
+        if fmt == "xml"
+        else echo('{"errors":{"api_key":"Invalid api_key {key_json}"}}')
+    )
+    rows = list(
+        bulk.read_rows(
+            io.StringIO("service_code,lat,long,description\n001,41.3,-72.9,pothole\n"),
+            format="csv",
+        )
+    )
+    ledger_path, outbox_path = tmp_path / "ledger.sqlite", tmp_path / "outbox.sqlite"
+
+    async def run(url: str) -> Any:
+        async with AsyncClient(url, api_key=KEY, format=fmt, retry=None, timeout=5) as client:
+            with Ledger(ledger_path) as ledger:
+                return await bulk.submit_all(client, rows, ledger=ledger, validate=False)
+
+    with Scripted(body).serve() as url:
+        summary = asyncio.run(run(url))
+        with (
+            Outbox(outbox_path) as box,
+            Client(url, api_key=KEY, format=fmt, retry=None, timeout=5) as client,
+            pytest.raises(civic311.ForbiddenError),
+        ):
+            client.submit(REQUEST, outbox=box)
+        with Outbox(outbox_path) as box:
+            states = [entry.state for entry in box.entries()]
+    assert [r.outcome for r in summary.results] == ["failed"]
+    assert states == ["failed"]
+    _assert_no_key_in_files(ledger_path)
+    _assert_no_key_in_files(outbox_path)
