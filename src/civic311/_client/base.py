@@ -70,7 +70,6 @@ if TYPE_CHECKING:  # outbox, ledger (sqlite3), discovery and triage load only wh
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
-    "DowngradeRefused",
     "arefuse_downgrade",
     "http_settings",
     "key_off_plain_http",
@@ -221,10 +220,6 @@ def url_error(exc: Exception, method: str, url: str, secret: str | None) -> Tran
     )
 
 
-class DowngradeRefused(httpx.UnsupportedProtocol):
-    """A redirect from https to http, refused before anything is sent over plain http."""
-
-
 #: Set on a request sent over https; httpx hands a request's extensions on to the requests
 #: it builds to follow redirects, so every later hop knows where the chain began.
 _BEGAN_HTTPS = "civic311.began_https"
@@ -234,13 +229,14 @@ def refuse_downgrade(request: httpx.Request) -> None:
     """An httpx request hook: no redirect leads from https to http (issue 12 point 4).
 
     Raises:
-        DowngradeRefused: before the plain-http request is sent (a `TransportError` that
-            never reached a server, once the client maps it).
+        httpx.UnsupportedProtocol: before the plain-http request is sent (plain http is not a
+            protocol this chain may use); the client maps it to a `TransportError` that never
+            reached a server.
     """
     if request.url.scheme == "https":
         request.extensions[_BEGAN_HTTPS] = True
     elif request.extensions.get(_BEGAN_HTTPS):
-        raise DowngradeRefused(
+        raise httpx.UnsupportedProtocol(
             f"refused a redirect from https to plain http ({redact_url(request.url)})",
             request=request,
         )
