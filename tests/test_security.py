@@ -2074,3 +2074,20 @@ def test_bulk_and_outbox_never_count_a_200_refusal_as_filed(fmt: str, tmp_path: 
     assert states == ["failed"]
     _assert_no_key_in_files(ledger_path)
     _assert_no_key_in_files(outbox_path)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"code": 201, "message": "request received"}',
+        b'[{"code": "200", "description": "ok"}]',
+        b'[{"status": "open", "description": "no id, but not an error either"}]',
+    ],
+    ids=["success-code", "success-list", "status-record"],
+)
+def test_documents_with_success_codes_are_not_refusals(body: bytes) -> None:
+    """A 2xx status document whose codes are all 2xx, or a record with a status, is no error
+    document (it may be an odd answer, but not a refusal)."""
+    from civic311._wire.errors import error_document
+
+    assert error_document(json.loads(body)) is False

@@ -510,7 +510,8 @@ def fetch_discovery(
 ) -> Discovery:
     """GET the discovery document at *url* over *http* and parse it (cached).
 
-    Redirects are followed (http→https moves are common, §10.37); at most *max_bytes* are
+    Redirects are followed (http→https moves are common, §10.37), but a document asked for
+    over https that ends on plain http is refused (issue 12 point 4); at most *max_bytes* are
     read. *cache* None fetches every time. *clock* reads Retry-After dates (default: the
     cache's clock).
 
@@ -519,7 +520,8 @@ def fetch_discovery(
         TransportError: no answer (refused, timed out, dropped).
         APIError: an error status (`NotFoundError` for 404, …).
         ResponseTooLargeError: the body passed *max_bytes*.
-        DecodeError: the body is not a discovery document.
+        DecodeError: the body is not a discovery document, or an https fetch was redirected
+            to plain http.
     """
     url = _check_url(url)
     if cache is not None:

@@ -92,7 +92,7 @@ def error_details(data: Any, _depth: int = 0) -> list[ErrorDetail]:
 
 
 #: Keys an error record may have; a record with any other key is not an error record.
-_ERROR_KEYS = frozenset({"code", "description", "message", "detail", "error", "msg", "status"})
+_ERROR_KEYS = frozenset({"code", "description", "message", "detail", "error", "msg"})
 #: Fields of GeoReport data: a document holding one is an answer, never an error document.
 _DATA_KEYS = frozenset(
     {
@@ -127,8 +127,16 @@ def error_document(data: Any, root: str | None = None) -> bool:
     The six shapes seen in the wild (module docstring): the spec's list (``[{"code",
     "description"}]``, ``<errors>``), ``{"errors": {…} or […]}`` (FixMyStreet), ``{"error":
     {"code", "message"}}`` (Mark-a-Spot), ``{"code", "detail"}`` (6aika) and ``[{"description"}]``
-    (uReport), plus Klarschiff's ``error_messages``.
+    (uReport), plus Klarschiff's ``error_messages``. A document whose codes are all 2xx or 3xx
+    (``{"code": 201, "message": "received"}``) reports success, not an error.
     """
+    if not _error_shape(data, root):
+        return False
+    codes = [d.code for d in error_details(data) if d.code and d.code.isdigit()]
+    return not codes or not all(200 <= int(code) < 400 for code in codes)
+
+
+def _error_shape(data: Any, root: str | None) -> bool:
     if root is not None:
         return root in ERROR_ROOTS
     if isinstance(data, list):
