@@ -28,6 +28,8 @@ FLOORS: dict[str, int] = {
     "civic311.errors": 0,
     # leaves: time, datetimes, files a user holds, profiles (plain data), storage
     "civic311._w3c": 1,
+    "civic311._checks": 1,
+    "civic311._secrets": 1,
     "civic311._clock": 1,
     "civic311._sqlite": 1,
     "civic311.media": 1,

@@ -1106,10 +1106,10 @@ def test_key_masked_even_when_the_city_echoes_it(key_file: Path) -> None:
 
 
 def test_scrubbed_masks_every_secret() -> None:
-    """The output stream masks each secret, longest first."""
+    """The output stream masks each secret, longest first (short keys: tests/test_security.py)."""
     sink = io.StringIO()
-    stream = Scrubbed(sink, ["abc", "abcdef"])
-    stream.write("x abcdef y abc z")
+    stream = Scrubbed(sink, ["abcdefgh", "abcdefghijkl"])
+    stream.write("x abcdefghijkl y abcdefgh z")
     assert sink.getvalue() == "x *** y *** z"
 
 

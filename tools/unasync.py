@@ -56,6 +56,7 @@ TOKENS = [
     ("AsyncIterator", "Iterator"),
     ("AsyncClient", "Client"),
     ("aread_body", "read_body"),
+    ("arefuse_downgrade", "refuse_downgrade"),
     ("__aenter__", "__enter__"),
     ("__aexit__", "__exit__"),
     (".asleep", ".sleep"),

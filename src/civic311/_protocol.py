@@ -18,23 +18,23 @@ sleep.
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 import warnings
 from collections.abc import Callable, Generator, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Generic, Literal, TypeVar
-from urllib.parse import quote, quote_plus, urlencode, urlsplit
+from urllib.parse import quote, urlencode
 
 import attrs
 import httpx
 
+from civic311._checks import endpoint_url
 from civic311._resilience.retry import parse_retry_after
+from civic311._secrets import SECRET_NAMES, mask_bytes, mask_text, redact_text, redact_url
 from civic311._version import __version__
-from civic311._wire import Decoded, Format, decode
+from civic311._wire import Decoded, Format, decode, looks_html
 from civic311._wire.converter import converter, format_datetime
-from civic311._wire.errors import error_details
+from civic311._wire.errors import error_details, error_document, implied_status
 from civic311._wire.form import (
     FORM_CONTENT_TYPE,
     FilePart,
@@ -71,6 +71,7 @@ __all__ = [
     "Call",
     "Civic311Warning",
     "MAX_URL_LENGTH",
+    "SECRET_NAMES",
     "Settings",
     "Sleep",
     "build_request",
@@ -109,9 +110,6 @@ MAX_SPAN = timedelta(days=90)
 DEFAULT_RESULT_CAP = 1000
 
 USER_AGENT = f"civic311/{__version__}"
-
-#: Query and form names whose values never reach a log, repr or error message.
-SECRET_NAMES = frozenset({"api_key", "apikey", "key", "token_secret"})
 
 
 @attrs.frozen
@@ -175,47 +173,12 @@ class Sleep:
 
 
 def normalize_base_url(url: object) -> str:
-    """Check an endpoint URL and drop any trailing slash (both spellings work).
+    """Check an endpoint URL and drop any trailing slash (`civic311._checks.endpoint_url`).
 
     Raises:
-        InvalidRequestError: not an http(s) URL with a host.
+        InvalidRequestError: not an http(s) URL with a host that httpx can send to.
     """
-    if not isinstance(url, str):
-        raise InvalidRequestError("endpoint", f"must be a URL string, not {type(url).__name__}")
-    text = url.strip()
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise InvalidRequestError("endpoint", f"must be an http(s) URL, got {text!r}")
-    if parts.query or parts.fragment:
-        raise InvalidRequestError("endpoint", f"must not carry a query or fragment: {text!r}")
-    return text.rstrip("/")
-
-
-def redact_url(url: str | httpx.URL) -> str:
-    """*url* with the values of secret query parameters replaced by ``***``."""
-    parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
-    query = parsed.query
-    if not query or not _SECRET_IN_QUERY.search(query):
-        return str(parsed)  # the common case: nothing to hide, no re-parsing
-    params = [
-        (k, "***" if k.lower() in SECRET_NAMES else v) for k, v in parsed.params.multi_items()
-    ]
-    return str(parsed.copy_with(query=urlencode(params).encode("ascii")))
-
-
-_SECRET_IN_QUERY = re.compile(
-    rb"(?:^|&)(?:" + "|".join(sorted(SECRET_NAMES)).encode() + rb")=", re.IGNORECASE
-)
-_SECRET_IN_BODY = re.compile(
-    rb"(?i)\b(" + "|".join(sorted(SECRET_NAMES)).encode() + rb")=([^&\s'\"<>]+)"
-)
-_SECRET_IN_TEXT = re.compile(r"(?i)\b(" + "|".join(sorted(SECRET_NAMES)) + r")=([^&\s'\"]+)")
-
-
-def redact_text(text: str) -> str:
-    """*text* with ``api_key=…``-style query values replaced by ``***`` (exception texts that
-    quote a URL)."""
-    return _SECRET_IN_TEXT.sub(r"\1=***", text)
+    return endpoint_url(url)
 
 
 def encodable(value: str, field: str) -> str:
@@ -250,7 +213,29 @@ def build_request(
     settings: Settings,
     headers: httpx.Headers | None = None,
 ) -> httpx.Request:
-    """The `httpx.Request` for *call* on the endpoint *base_url* in format *fmt*."""
+    """The `httpx.Request` for *call* on the endpoint *base_url* in format *fmt*.
+
+    Raises:
+        InvalidRequestError: a URL httpx refuses (issue 12 point 6: never ``httpx.InvalidURL``
+            or ``UnicodeError`` out of a call).
+    """
+    try:
+        return _build_request(call, base_url, fmt, settings, headers)
+    except (httpx.InvalidURL, UnicodeError) as exc:
+        shown = mask_text(str(exc), settings.api_key)
+        raise InvalidRequestError(
+            "endpoint",
+            f"{call.method} {redact_text(base_url)}/{call.path}: not a usable URL ({shown})",
+        ) from None
+
+
+def _build_request(
+    call: Call[Any],
+    base_url: str,
+    fmt: Format,
+    settings: Settings,
+    headers: httpx.Headers | None,
+) -> httpx.Request:
     profile = settings.profile
     resource, _, rest = call.path.partition("/")
     path = profile.paths.get(resource, resource) + (f"/{rest}" if rest else "")
@@ -315,9 +300,17 @@ def https_upgrade(request: httpx.Request, response: httpx.Response) -> httpx.URL
     location = response.headers.get("Location")
     if not location:
         return None
-    target = request.url.join(location)
+    try:
+        target = request.url.join(location)
+    except httpx.InvalidURL:
+        return None
     same_place = target.host == request.url.host and target.path == request.url.path
-    if request.url.scheme == "http" and target.scheme == "https" and same_place:
+    # The port too (issue 12 point 4): http://host:8080 may move to https://host:8080, and
+    # the default port 80 to the default 443; any other port may be another service.
+    same_port = target.port == request.url.port or (
+        request.url.port in (None, 80) and target.port in (None, 443)
+    )
+    if request.url.scheme == "http" and target.scheme == "https" and same_place and same_port:
         return target
     return None
 
@@ -372,67 +365,84 @@ def _read_response(
 ) -> tuple[T, Format]:
     status = response.status_code
     if not 200 <= status < 300:
-        raise api_error(response, scrub(body, secret), fmt, now, secret)
+        error = api_error(response, scrub(body, secret), fmt, now, secret)
+        if status == 404 and call.operation == "list_services":
+            error.add_hint(WRONG_BASE_URL)
+        raise error
     try:
         if not body.strip() and call.is_post:
             # A 2xx with no body to a POST: accepted, nothing to report (blackbox, spec §3.1).
             return call.parse(Decoded(None, fmt)), fmt
         decoded = decode(body, fmt)
-        if decoded.root == "errors" or decoded.root == "error_messages":
-            # An error document served with 2xx: an error all the same.
-            raise error_for_status(400)(
-                status_code=status,
-                errors=error_details(decoded.data),
-                body=body,
-                method=call.method,
-                url=redact_url(response.request.url),
-            )
+        if error_document(decoded.data, decoded.root):
+            # An error document served with 2xx is a refusal all the same, of the kind its
+            # codes imply; never an empty Receipt, never an outage (issue 12 points 1-2).
+            raise _document_error(call, response, body, decoded, secret)
         return call.parse(decoded), decoded.format
     except DecodeError as exc:
-        url = redact_url(response.request.url)  # only on the error path: it costs a parse
-        exc = DecodeError(scrub_text(str(exc), secret))
-        raise DecodeError(
-            f"{call.method} {url} → HTTP {status}: {exc}",
-            body=scrub(body, secret),
-            url=url,
-            status_code=status,
-        ) from exc
+        said = scrub_text(str(exc), secret)
+    url = redact_url(response.request.url)  # only on the error path: it costs a parse
+    if call.operation == "list_services" and looks_html(body[:512].lstrip()):
+        said += f" ({WRONG_BASE_URL})"
+    # Raised outside the except block: the unmasked inner error must not ride along as the
+    # new one's __context__ (its body is the raw one).
+    raise DecodeError(
+        f"{call.method} {url} → HTTP {status}: {said}",
+        body=scrub(body, secret),
+        url=url,
+        status_code=status,
+    )
+
+
+#: Said when the services list at a base URL is a 404 or an HTML page (issue 14 point 5).
+WRONG_BASE_URL = (
+    "is this the GeoReport v2 base URL? it usually ends in …/open311/v2, the part before "
+    "services.json"
+)
 
 
 def scrub(body: bytes, secret: str | None) -> bytes:
-    """*body* with every occurrence of *secret* replaced by ``***``.
+    """*body* with *secret* masked (`civic311._secrets.mask_bytes`).
 
     Some servers echo the request back in their error bodies, api_key included; an error's
     message, parsed errors and kept body must not carry it (DESIGN promise 6).
     """
-    if not secret:
-        return body
-    for spelling in _spellings(secret):
-        body = body.replace(spelling.encode("utf-8"), b"***")
-    return _SECRET_IN_BODY.sub(rb"\1=***", body)
+    return mask_bytes(body, secret)
 
 
 def scrub_text(text: str, secret: str | None) -> str:
     """`scrub` for text: *secret*, in any spelling, and ``api_key=…`` values become ``***``."""
-    if secret:
-        for spelling in _spellings(secret):
-            text = text.replace(spelling, "***")
-    return redact_text(text)
+    return mask_text(text, secret)
 
 
-def _spellings(secret: str) -> list[str]:
-    # Echoes come raw, percent-encoded (in a URL), form-encoded (in a POST body), or escaped
-    # inside a JSON string (PHP writes "/" as "\/").
-    escaped = json.dumps(secret)[1:-1]
-    spellings = {
-        secret,
-        quote(secret, safe=""),
-        quote(secret),
-        quote_plus(secret),
-        escaped,
-        escaped.replace("/", "\\/"),
-    }
-    return sorted(spellings, key=len, reverse=True)
+def _document_error(
+    call: Call[Any],
+    response: httpx.Response,
+    body: bytes,
+    decoded: Decoded,
+    secret: str | None,
+) -> APIError:
+    details = _masked_details(error_details(decoded.data), secret)
+    implied = implied_status(details)
+    return error_for_status(implied)(
+        status_code=implied,
+        http_status=response.status_code,
+        errors=details,
+        body=scrub(body, secret),
+        method=call.method,
+        url=redact_url(response.request.url),
+    )
+
+
+def _masked_details(details: list[ErrorDetail], secret: str | None) -> list[ErrorDetail]:
+    # Parsing may reveal a spelling the raw body hid (a JSON escape): mask after parsing too.
+    return [
+        ErrorDetail(
+            code=scrub_text(d.code, secret) if d.code else d.code,
+            description=scrub_text(d.description, secret),
+        )
+        for d in details
+    ]
 
 
 def api_error(
@@ -452,14 +462,7 @@ def api_error(
         details = error_details(decode(body, fmt).data) if body.strip() else []
     except DecodeError:
         details = []  # an HTML or text error page: the raw body is kept on the error
-    if secret:
-        details = [
-            ErrorDetail(
-                code=scrub_text(d.code, secret) if d.code else d.code,
-                description=scrub_text(d.description, secret),
-            )
-            for d in details
-        ]
+    details = _masked_details(details, secret)
     cls = error_for_status(response.status_code)
     return cls(
         status_code=response.status_code,

@@ -33,12 +33,13 @@ flags changes, but only a fresh fetch can reveal a new one, so the cache simply 
 from __future__ import annotations
 
 import threading
+import warnings
 from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 import httpx
@@ -47,7 +48,7 @@ from civic311._clock import Clock, SystemClock
 from civic311._protocol import USER_AGENT, Call, api_error, redact_url
 from civic311._w3c import parse_datetime
 from civic311._wire import Decoded, decode
-from civic311.errors import DecodeError, InvalidRequestError, snippet
+from civic311.errors import Civic311Warning, DecodeError, InvalidRequestError, snippet
 
 __all__ = [
     "DISCOVERY_CALL",
@@ -144,6 +145,8 @@ class Discovery:
         key_service: Human-readable information on getting an API key.
         endpoints: Every endpoint listed, whatever its specification, in document order.
         extras: Top-level keys the spec does not define (FixMyStreet's ``max_requests``).
+        source: The URL the document was read from, after redirects (None when parsed from
+            bytes alone). A document read over https yields only https endpoints.
     """
 
     changeset: datetime | None = None
@@ -153,6 +156,7 @@ class Discovery:
     extras: Mapping[str, Any] = attrs.field(
         factory=dict, converter=_frozen_extras, hash=False, repr=_extras_repr
     )
+    source: str | None = attrs.field(default=None, eq=False)
 
 
 # -- parsing -----------------------------------------------------------------------------------
@@ -321,7 +325,10 @@ def choose_endpoints(
 
     An endpoint qualifies when its specification is GeoReport v2 (`GEOREPORT_V2`, ignoring
     scheme, case and a trailing slash), its ``type`` is *environment* (ignoring case), its URL
-    is http(s), and it offers a GeoReport format. JSON is chosen where offered, else XML
+    is http(s), and it offers a GeoReport format. A document read over https (`Discovery.source`)
+    never yields a plain-http endpoint: each is asked over https instead, with a
+    `Civic311Warning` (issue 12 point 4: a document whose integrity TLS vouched for must not
+    send the api_key somewhere in clear text). JSON is chosen where offered, else XML
     (``text/xml`` or ``application/xml``). An endpoint that lists no formats at all is taken to
     speak XML, which the spec requires of every GeoReport v2 endpoint (§1.2).
 
@@ -340,6 +347,7 @@ def choose_endpoints(
         )
     chosen: list[tuple[str, FormatName]] = []
     seen: set[str] = set()
+    secure = (discovery.source or "").lower().startswith("https://")
     for endpoint in discovery.endpoints:
         if not endpoint.is_georeport_v2 or endpoint.type.strip().lower() != environment:
             continue
@@ -347,6 +355,15 @@ def choose_endpoints(
         parts = urlsplit(url)
         if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
             continue
+        if secure and parts.scheme.lower() == "http":
+            upgraded = urlunsplit(parts._replace(scheme="https"))
+            warnings.warn(
+                f"the discovery document, read over https, lists the plain-http endpoint "
+                f"{url}; asking {upgraded} instead",
+                Civic311Warning,
+                stacklevel=2,
+            )
+            url = upgraded
         names = endpoint.format_names
         if not endpoint.formats:
             names = ("xml",)
@@ -505,11 +522,22 @@ def read_discovery(response: httpx.Response, body: bytes, now: datetime) -> Disc
         DecodeError: the body is not a discovery document; it carries the URL and status.
     """
     url = str(response.request.url)
+    asked = str(response.history[0].request.url) if response.history else url
+    if asked.lower().startswith("https://") and response.url.scheme != "https":
+        # A redirect took an https fetch to plain http (issue 12 point 4): what came back is
+        # not what TLS vouched for. (Clients civic311 makes refuse this before sending.)
+        shown = redact_url(response.url)
+        raise DecodeError(
+            f"GET {redact_url(asked)} was redirected to plain http ({shown}); a discovery "
+            "document asked for over https is only read over https",
+            url=shown,
+            status_code=response.status_code,
+        )
     if not 200 <= response.status_code < 300:
         fmt: FormatName = "xml" if url.lower().split("?")[0].endswith(".xml") else "json"
         raise api_error(response, body, fmt, now)
     try:
-        return parse_discovery(body)
+        return attrs.evolve(parse_discovery(body), source=str(response.url))
     except DecodeError as exc:
         shown = redact_url(response.request.url)
         raise DecodeError(

@@ -42,6 +42,8 @@ line carries the api_key: URLs are redacted before they reach an error (`redact_
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -95,6 +97,33 @@ def snippet(body: bytes, limit: int = _SNIPPET) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+_TITLE = re.compile(rb"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(rb"<[^>]*>")
+_INVISIBLE = re.compile(rb"<(script|style|head)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+_HTML_HEAD = re.compile(
+    rb"^\s*(?:<\?xml[^>]*\?>\s*)?(?:<!--.*?-->\s*)*(?:<!doctype\s+html|<html[\s>/])",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def page_summary(body: bytes) -> str:
+    """What an error message quotes of *body*: an HTML page by its ``<title>`` (issue 11 point
+    13: 300 characters of markup say nothing), anything else as a `snippet`."""
+    head = body[:4096].lstrip(b"\xef\xbb\xbf")
+    if not _HTML_HEAD.match(head):
+        return snippet(body)
+    size = f"{len(body):,} bytes"
+    found = _TITLE.search(body[:65536])
+    if found is not None:
+        title = snippet(html.unescape(found.group(1).decode("utf-8", "replace")).encode(), 120)
+        if title:
+            return f"an HTML page titled {title!r} ({size})"
+    # No title: its first words, without the markup.
+    text = _TAG.sub(b" ", _INVISIBLE.sub(b" ", body[:8192]))
+    words = snippet(html.unescape(text.decode("utf-8", "replace")).encode(), 120)
+    return f"an HTML page saying {words!r} ({size})" if words else f"an HTML page ({size})"
+
+
 class Civic311Error(Exception):
     """Base of every error civic311 raises on purpose.
 
@@ -138,6 +167,9 @@ class APIError(Civic311Error):
         method: The HTTP method asked.
         url: The URL asked, with any api_key removed.
         retry_after: Seconds the server asked us to wait (Retry-After), when it said so.
+        http_status: The status the server really sent. It differs from `status_code` only for
+            an error document served with a 2xx (issue 12 points 1-2): `status_code` is then
+            the refusal its codes imply (400, 403…), and the error's class follows it.
     """
 
     def __init__(
@@ -149,6 +181,7 @@ class APIError(Civic311Error):
         method: str = "",
         url: str = "",
         retry_after: float | None = None,
+        http_status: int | None = None,
     ) -> None:
         self.status_code = status_code
         self.errors = list(errors)
@@ -156,17 +189,28 @@ class APIError(Civic311Error):
         self.method = method
         self.url = url
         self.retry_after = retry_after
+        self.http_status = status_code if http_status is None else http_status
+        self.hint = ""
         super().__init__(self._message())
+
+    def add_hint(self, hint: str) -> None:
+        """Append what the caller may have got wrong to the message (a wrong base URL…)."""
+        self.hint = hint
+        self.args = (self._message(),)
 
     def _message(self) -> str:
         asked = f"{self.method} {self.url} " if self.url else ""
+        status = f"HTTP {self.http_status}"
+        if self.http_status != self.status_code:
+            status += f" with an error document (read as {self.status_code})"
         if self.errors:
             said = "; ".join(
                 f"[{e.code}] {e.description}" if e.code else e.description for e in self.errors
             )
         else:
-            said = snippet(self.body) or "(empty body)"
-        return f"{asked}→ HTTP {self.status_code}: {said}"
+            said = page_summary(self.body) or "(empty body)"
+        hint = f" ({self.hint})" if getattr(self, "hint", "") else ""
+        return f"{asked}→ {status}: {said}{hint}"
 
 
 class BadRequestError(APIError):

@@ -20,21 +20,23 @@ from civic311._client.base import (
     DEFAULT_RECONCILE_WAIT,
     DEFAULT_RETRY,
     DEFAULT_TIMEOUT,
+    PROBE_SECONDS,
     SHARED_CACHE,
     ClientBase,
     SharedCache,
     _Reconcile,
+    arefuse_downgrade,
     check_seconds,
     city_options,
     discovery_options,
-    tls_context,
+    http_settings,
+    url_error,
 )
 from civic311._client.execution import AttemptHook, CallRun, wants_xml_fallback
 from civic311._client.transport import EncodingBroken, aread_body, transport_error
 from civic311._clock import Clock
 from civic311._protocol import (
     IDENTITY,
-    USER_AGENT,
     Call,
     Flow,
     Sleep,
@@ -48,6 +50,7 @@ from civic311._protocol import (
     redact_url,
     service_definition_call,
 )
+from civic311._resilience.pool import EndpointHealth
 from civic311._resilience.retry import RetryPolicy
 from civic311._wire import Format
 from civic311.errors import Civic311Error, InvalidRequestError, NotFoundError
@@ -76,7 +79,16 @@ T = TypeVar("T")
 #: The options that shape how a client talks HTTP: `from_discovery` fetches the document with
 #: them, before the endpoints (and so the rest of the client) are known.
 _TRANSPORT_OPTIONS = frozenset(
-    {"transport", "http_client", "ca_bundle", "timeout", "headers", "max_response_bytes", "clock"}
+    {
+        "transport",
+        "http_client",
+        "ca_bundle",
+        "extra_ca",
+        "timeout",
+        "headers",
+        "max_response_bytes",
+        "clock",
+    }
 )
 
 
@@ -95,7 +107,9 @@ class AsyncClient(ClientBase):
         transport: An httpx transport to send through (FakeCity's, `httpx.MockTransport`…).
         http_client: An `httpx.AsyncClient` to use instead of creating one. civic311 never closes a
             client it did not create.
-        ca_bundle: A PEM file of extra trusted CAs. TLS verification cannot be turned off.
+        ca_bundle: A PEM file of the CAs to trust INSTEAD of the public roots (a city behind a
+            private CA). TLS verification cannot be turned off.
+        extra_ca: A PEM file of CAs to trust IN ADDITION to the public roots.
         max_response_bytes: The body size cap; larger bodies raise `ResponseTooLargeError`.
         clock: Time source for waits (`civic311.testing.VirtualClock` in tests).
         retry: The `RetryPolicy` (attempts, one deadline across endpoints, backoff), or None
@@ -131,6 +145,7 @@ class AsyncClient(ClientBase):
         transport: httpx.AsyncBaseTransport | None = None,
         http_client: httpx.AsyncClient | None = None,
         ca_bundle: str | None = None,
+        extra_ca: str | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         clock: Clock | None = None,
         retry: RetryPolicy | None = DEFAULT_RETRY,
@@ -167,9 +182,8 @@ class AsyncClient(ClientBase):
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(
             transport=transport,
-            timeout=self._timeout,
-            verify=tls_context(ca_bundle),
-            headers={"User-Agent": USER_AGENT},
+            event_hooks={"request": [arefuse_downgrade]},
+            **http_settings(timeout=self._timeout, ca_bundle=ca_bundle, extra_ca=extra_ca),
         )
 
     @classmethod
@@ -217,6 +231,7 @@ class AsyncClient(ClientBase):
             options.setdefault("format", formats[0])
             options.pop("transport", None)
             options.pop("ca_bundle", None)
+            options.pop("extra_ca", None)
             # The same httpx client goes on: the connection (and TLS set-up) is reused.
             client = cls(endpoints, **{**options, "http_client": fetcher._http})
         except BaseException:
@@ -243,6 +258,25 @@ class AsyncClient(ClientBase):
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+    async def probe(self) -> list[EndpointHealth]:
+        """Ask every endpoint for its services list, once each, and return `health`.
+
+        A real call, not the remembered state: an endpoint is up only when it answers with a
+        services list. A 404, an HTML page, an error document or no answer is recorded as a
+        failure naming what came back, so a wrong base URL is not "up" (issue 14 point 5).
+        Each endpoint is asked once, without retries, down or not.
+        """
+        call = list_services_call()
+        for endpoint in self._pool.endpoints():
+            started = self._clock.monotonic()
+            error: Civic311Error | None = None
+            try:
+                await self._send(call, endpoint.url, self._probe_format(endpoint), PROBE_SECONDS)
+            except Civic311Error as exc:
+                error = exc
+            self._probed(endpoint, error, self._clock.monotonic() - started)
+        return self.health()
 
     # --- GeoReport v2 ------------------------------------------------------------------------
 
@@ -636,8 +670,10 @@ class AsyncClient(ClientBase):
             raise EncodingBroken(None) from None  # transports that decode eagerly
         except httpx.HTTPError as exc:
             raise transport_error(exc, request.method, shown, self._settings.api_key) from exc
+        except (httpx.InvalidURL, UnicodeError) as exc:
+            raise url_error(exc, request.method, shown, self._settings.api_key) from None
         try:
-            body = await aread_body(response, self._max_response_bytes)
+            body = await aread_body(response, self._max_response_bytes, self._settings.api_key)
         except httpx.DecodingError:
             raise EncodingBroken(response.status_code) from None
         except httpx.HTTPError as exc:

@@ -15,14 +15,17 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
 import attrs
 import httpx
 
+from civic311._checks import check_seconds
 from civic311._client.execution import AttemptHook, CallRun, reconcile_flow
 from civic311._clock import Clock, SystemClock
 from civic311._protocol import (
     MAX_URL_LENGTH,
+    USER_AGENT,
     Call,
     Civic311Warning,
     Flow,
@@ -38,14 +41,16 @@ from civic311._protocol import (
     submit_call,
     wait_for_id_flow,
 )
-from civic311._resilience.pool import EndpointHealth, EndpointPool
+from civic311._resilience.pool import Endpoint, EndpointHealth, EndpointPool
 from civic311._resilience.retry import RetryPolicy
+from civic311._secrets import mask_text
 from civic311._wire import Format
 from civic311.errors import (
     Civic311Error,
     DecodeError,
     InvalidRequestError,
     SubmissionUncertainError,
+    TransportError,
     UntrackableReceiptError,
 )
 from civic311.harvest import Harvest, filter_sets, keep
@@ -61,10 +66,19 @@ if TYPE_CHECKING:  # outbox, ledger (sqlite3) and discovery load only when used
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
+    "arefuse_downgrade",
+    "http_settings",
+    "key_off_plain_http",
+    "refuse_downgrade",
+    "timeout_of",
+    "tls_context",
+    "url_error",
+    "check_seconds",
     "DEFAULT_RECONCILE_WAIT",
     "DEFAULT_RETRY",
     "DEFAULT_TIMEOUT",
     "SHARED_CACHE",
+    "PROBE_SECONDS",
     "ClientBase",
     "SharedCache",
 ]
@@ -76,6 +90,9 @@ DEFAULT_RETRY = RetryPolicy()
 #: How long to look for the request an ambiguous POST may have created before declaring the
 #: submission uncertain.
 DEFAULT_RECONCILE_WAIT = 15.0
+
+#: Seconds one endpoint may take to answer `probe` (the client's timeout bounds each phase).
+PROBE_SECONDS = 30.0
 
 #: A policy of one attempt, for ``retry=None``.
 _NO_RETRY = RetryPolicy(attempts=1, initial_wait=0.0, max_wait=0.0)
@@ -140,7 +157,8 @@ def _endpoints(value: object) -> tuple[str, ...]:
     return normalized
 
 
-def _timeout(value: object) -> httpx.Timeout:
+def timeout_of(value: object) -> httpx.Timeout:
+    """*value* (seconds, None or an `httpx.Timeout`) as an `httpx.Timeout`."""
     if isinstance(value, httpx.Timeout):
         return value
     if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
@@ -148,13 +166,6 @@ def _timeout(value: object) -> httpx.Timeout:
             raise InvalidRequestError("timeout", f"must be positive, got {value!r}")
         return httpx.Timeout(value)
     raise InvalidRequestError("timeout", f"must be seconds or httpx.Timeout, not {value!r}")
-
-
-def check_seconds(value: object, field: str) -> float:
-    """*value* as seconds ≥ 0, or an `InvalidRequestError` naming *field*."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise InvalidRequestError(field, f"must be seconds ≥ 0, got {value!r}")
-    return float(value)
 
 
 def _headers(value: object) -> httpx.Headers:
@@ -168,19 +179,95 @@ def _headers(value: object) -> httpx.Headers:
     return httpx.Headers(dict(value))
 
 
-def tls_context(ca_bundle: object) -> ssl.SSLContext | Literal[True]:
-    """TLS settings: always verifying; *ca_bundle* (a PEM path) adds a private CA.
+def _pem(value: object, field: str) -> str:
+    if not isinstance(value, str | os.PathLike):
+        raise InvalidRequestError(field, "must be a path to a PEM file")
+    return os.fspath(value)
 
-    There is deliberately no way to turn verification off (DESIGN promise 6).
+
+def tls_context(ca_bundle: object, extra_ca: object = None) -> ssl.SSLContext | Literal[True]:
+    """TLS settings: always verifying (issue 12 point 10).
+
+    *ca_bundle* (a PEM path) REPLACES the public roots: only the CAs in it are trusted (a
+    city behind a private CA, with nothing public to reach). *extra_ca* (a PEM path) ADDS its
+    CAs to the public roots (certifi's, as httpx uses by default). Given both, the bundle's CAs
+    and the extra ones are trusted. There is deliberately no way to turn verification off
+    (DESIGN promise 6).
+
+    Raises:
+        InvalidRequestError: naming the option whose file is missing or holds no certificate.
     """
-    if ca_bundle is None:
+    if ca_bundle is None and extra_ca is None:
         return True
-    if not isinstance(ca_bundle, str | os.PathLike):
-        raise InvalidRequestError("ca_bundle", "must be a path to a PEM file")
     try:
-        return ssl.create_default_context(cafile=os.fspath(ca_bundle))
+        if ca_bundle is not None:
+            path = _pem(ca_bundle, "ca_bundle")
+            context = ssl.create_default_context(cafile=path)
+        else:
+            context = httpx.create_ssl_context()  # certifi's roots, what verify=True means
     except (OSError, ssl.SSLError) as exc:
         raise InvalidRequestError("ca_bundle", f"cannot load {ca_bundle!r}: {exc}") from exc
+    if extra_ca is not None:
+        path = _pem(extra_ca, "extra_ca")
+        try:
+            context.load_verify_locations(cafile=path)
+        except (OSError, ssl.SSLError) as exc:
+            raise InvalidRequestError("extra_ca", f"cannot load {extra_ca!r}: {exc}") from exc
+    return context
+
+
+def url_error(exc: Exception, method: str, url: str, secret: str | None) -> TransportError:
+    """The `TransportError` for a URL httpx or the resolver refuses mid-call (a redirect to a
+    host label over 63 characters raises a bare ``UnicodeError`` from the IDNA codec; issue
+    12 point 6). Nothing was sent to it."""
+    detail = mask_text(str(exc).strip(), secret)
+    return TransportError(
+        f"not a usable URL ({type(exc).__name__}: {detail})",
+        method=method,
+        url=url,
+        sent=False,
+        cause_name=type(exc).__name__,
+    )
+
+
+#: Set on a request sent over https; httpx hands a request's extensions on to the requests
+#: it builds to follow redirects, so every later hop knows where the chain began.
+_BEGAN_HTTPS = "civic311.began_https"
+
+
+def refuse_downgrade(request: httpx.Request) -> None:
+    """An httpx request hook: no redirect leads from https to http (issue 12 point 4).
+
+    Raises:
+        httpx.UnsupportedProtocol: before the plain-http request is sent (plain http is not a
+            protocol this chain may use); the client maps it to a `TransportError` that never
+            reached a server.
+    """
+    if request.url.scheme == "https":
+        request.extensions[_BEGAN_HTTPS] = True
+    elif request.extensions.get(_BEGAN_HTTPS):
+        raise httpx.UnsupportedProtocol(
+            f"refused a redirect from https to plain http ({redact_url(request.url)})",
+            request=request,
+        )
+
+
+async def arefuse_downgrade(request: httpx.Request) -> None:
+    """`refuse_downgrade` for an `httpx.AsyncClient`."""
+    refuse_downgrade(request)
+
+
+def http_settings(
+    *, timeout: httpx.Timeout, ca_bundle: object = None, extra_ca: object = None
+) -> dict[str, Any]:
+    """The keyword arguments of every httpx client civic311 creates: the client's own and the
+    one that fetches a discovery document (`from_discovery`), so both trust the same CAs and
+    refuse the same downgrades (issue 12 points 4 and 10)."""
+    return {
+        "timeout": timeout,
+        "verify": tls_context(ca_bundle, extra_ca),
+        "headers": {"User-Agent": USER_AGENT},
+    }
 
 
 class _RedactKeys(logging.Filter):
@@ -227,7 +314,12 @@ def city_options(
 
     city = get(name)
     check_usable(city, allow_retired=allow_retired)
-    endpoints = city.endpoints(environment)  # type: ignore[arg-type]
+    endpoints = key_off_plain_http(
+        city.endpoints(environment),  # type: ignore[arg-type]
+        options,
+        f"the registry entry {city.key!r}",
+        curated=True,
+    )
     options.setdefault("jurisdiction_id", city.jurisdiction_id)
     if "json" not in city.formats and not city.profile.format:
         options.setdefault("format", "xml")  # the registry lists it as XML-only
@@ -243,9 +335,59 @@ def discovery_options(
     from civic311.discovery import choose_endpoints
 
     chosen = choose_endpoints(discovery, environment=environment)  # type: ignore[arg-type]
+    kept = key_off_plain_http([url for url, _ in chosen], options, "the discovery document")
+    chosen = [(url, fmt) for url, fmt in chosen if url in kept]
     if discovery.contact and "other_channels" not in options:
         options["other_channels"] = [f"contact: {discovery.contact}"]
     return [url for url, _ in chosen], [fmt for _, fmt in chosen]
+
+
+def _plain_http_off_machine(url: str) -> bool:
+    # Loopback never leaves the machine (a FakeCity, a local proxy): nothing to intercept.
+    host = (urlsplit(url).hostname or "").lower()
+    loopback = host == "localhost" or host.startswith("127.") or host == "::1"
+    return url.lower().startswith("http://") and not loopback
+
+
+def key_off_plain_http(
+    endpoints: Sequence[str], options: Mapping[str, Any], source: str, *, curated: bool = False
+) -> list[str]:
+    """*endpoints* from a registry or discovery document, fit to carry the caller's api_key.
+
+    An api_key goes to a plain-http endpoint only when the caller named that endpoint
+    (``Client("http://…", api_key=…)``), never because a document listed it (issue 12 point
+    4): with a key, plain-http endpoints off this machine (loopback is exempt) are dropped
+    when https ones remain, with a warning, and refused when none do.
+
+    A *curated* source (the bundled registry: chosen by the caller by the city's name, and
+    reviewed like the code) is used as listed: naming the city is naming its endpoints, and
+    some cities offer no https at all (Chicago, Québec). Fetched documents are never curated.
+
+    Raises:
+        InvalidRequestError: an api_key, and only plain-http endpoints, from a fetched document.
+    """
+    if not options.get("api_key"):
+        return list(endpoints)
+    plain = [url for url in endpoints if _plain_http_off_machine(url)]
+    if not plain:
+        return list(endpoints)
+    kept = [url for url in endpoints if url not in plain]
+    if curated:
+        return list(endpoints)
+    if not kept:
+        raise InvalidRequestError(
+            "api_key",
+            f"{source} lists only plain-http endpoints ({', '.join(plain)}), where the key "
+            "would travel unencrypted; to send it there anyway, name the endpoint yourself: "
+            "Client(endpoint, api_key=…)",
+        )
+    warnings.warn(
+        f"{source} lists plain-http endpoints ({', '.join(plain)}); they are left out so the "
+        "api_key never travels unencrypted",
+        Civic311Warning,
+        stacklevel=4,
+    )
+    return kept
 
 
 def settings_for(profile: Profile, *, jurisdiction_id: str | None, api_key: str | None) -> Settings:
@@ -305,7 +447,7 @@ class ClientBase:
         )
         if self._settings.api_key and self._profile.api_key_on_reads:
             guard_httpx_logs()
-        self._timeout = _timeout(timeout)
+        self._timeout = timeout_of(timeout)
         self._headers = _headers(headers)
         if (
             isinstance(max_response_bytes, bool)
@@ -400,8 +542,22 @@ class ClientBase:
 
     def health(self) -> list[EndpointHealth]:
         """Each endpoint's health: state (up, degraded, down), since when, the last error,
-        consecutive failures, average latency and the format in use."""
+        consecutive failures, average latency and the format in use.
+
+        This is what calls so far have seen; `probe` asks every endpoint now."""
         return self._pool.health()
+
+    def _probed(self, endpoint: Endpoint, error: Civic311Error | None, latency: float) -> None:
+        """Record one endpoint's answer to `probe`: only a services list counts as up."""
+        now, wall = self._clock.monotonic(), self._clock.now()
+        if error is None:
+            self._pool.record_success(endpoint, latency=latency, now=now, wall=wall)
+            return
+        text = (str(error).splitlines() or [type(error).__name__])[0]
+        self._pool.record_failure(endpoint, error=text[:300], now=now, wall=wall)
+
+    def _probe_format(self, endpoint: Endpoint) -> Format:
+        return "xml" if self._pool.format_of(endpoint) == "xml" else "json"
 
     def _run(self, call: Call[Any], *, retry_unsafe: bool = False) -> CallRun:
         return CallRun(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import httpx
 
 from civic311._protocol import scrub_text
+from civic311._secrets import mask_bytes
 from civic311.errors import ResponseTooLargeError, TransportError
 
 __all__ = ["BodyCap", "EncodingBroken", "aread_body", "read_body", "transport_error"]
@@ -70,9 +71,10 @@ def transport_error(
 class BodyCap:
     """Accumulates a body and stops at *limit* bytes (DESIGN promise 6: sizes are capped)."""
 
-    def __init__(self, response: httpx.Response, limit: int) -> None:
+    def __init__(self, response: httpx.Response, limit: int, secret: str | None = None) -> None:
         self._response = response
         self._limit = limit
+        self._secret = secret
         self._parts: list[bytes] = []
         self._size = 0
         declared = response.headers.get("Content-Length", "")
@@ -82,6 +84,7 @@ class BodyCap:
     def add(self, chunk: bytes) -> None:
         self._size += len(chunk)
         if self._size > self._limit:
+            self._parts.append(chunk[:1024])  # the error keeps the body's first KiB
             self._refuse(f"passed {self._limit:,} bytes")
         self._parts.append(chunk)
 
@@ -94,23 +97,25 @@ class BodyCap:
             f"{self._response.request.method} {url} → HTTP {self._response.status_code}: "
             f"the body {what}, over the cap of {self._limit:,} bytes (max_response_bytes); "
             "reading stopped",
-            body=b"".join(self._parts)[:1024],
+            # The first KiB may echo the key (issue 12 point 3): masked like any error body.
+            body=mask_bytes(b"".join(self._parts)[:1024], self._secret),
             url=url,
             status_code=self._response.status_code,
         )
 
 
-def read_body(response: httpx.Response, limit: int) -> bytes:
-    """Read a streamed *response* body, raising `ResponseTooLargeError` past *limit*."""
-    cap = BodyCap(response, limit)
+def read_body(response: httpx.Response, limit: int, secret: str | None = None) -> bytes:
+    """Read a streamed *response* body, raising `ResponseTooLargeError` past *limit* (its
+    body with *secret* masked)."""
+    cap = BodyCap(response, limit, secret)
     for chunk in response.iter_bytes():
         cap.add(chunk)
     return cap.body()
 
 
-async def aread_body(response: httpx.Response, limit: int) -> bytes:
+async def aread_body(response: httpx.Response, limit: int, secret: str | None = None) -> bytes:
     """`read_body` for an async response."""
-    cap = BodyCap(response, limit)
+    cap = BodyCap(response, limit, secret)
     async for chunk in response.aiter_bytes():
         cap.add(chunk)
     return cap.body()

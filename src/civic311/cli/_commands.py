@@ -439,7 +439,7 @@ def health(state: State) -> None:
             client.list_services()
         except Civic311Error as exc:
             error = exc
-        report = client.health()
+        report = client.probe()  # each endpoint asked: a wrong base URL is not "up"
     if state.json:
         state.out.json(
             {"ok": error is None, "error": str(error) if error else None, "endpoints": report}
