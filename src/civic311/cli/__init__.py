@@ -98,14 +98,36 @@ point and returns the exit code.
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import Sequence
 
-__all__ = ["main"]
+__all__ = ["NEEDS_CLI_EXTRA", "main"]
+
+#: What the console script says, on stderr with exit code 2, when click or rich is missing:
+#: ``pip install civic311`` installs the script but not the ``[cli]`` extra (issue 14.1).
+NEEDS_CLI_EXTRA = "the civic311 command needs the cli extra: pip install 'civic311[cli]'"
+
+
+def _cli_extra_missing() -> bool:
+    """Whether click or rich cannot be imported. Only click is imported here (the command
+    needs it at once); rich is looked up, not imported, so ``civic311 --help`` stays fast."""
+    try:
+        import click  # noqa: F401
+    except ImportError:
+        return True
+    try:
+        return importlib.util.find_spec("rich") is None
+    except (ImportError, ValueError):
+        return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``civic311`` command with *argv* (default: ``sys.argv[1:]``); return the exit
-    code."""
+    code. Without the ``[cli]`` extra it prints `NEEDS_CLI_EXTRA` on stderr and returns 2."""
+    if _cli_extra_missing():
+        sys.stderr.write(NEEDS_CLI_EXTRA + "\n")
+        return 2
     from civic311.cli._app import cli
 
     try:

@@ -7,8 +7,8 @@ from typing import Any
 
 import click
 
+import civic311.cli._commands as _commands
 from civic311._version import __version__
-from civic311.cli import _commands
 from civic311.cli._bulk import bulk
 from civic311.cli._errors import USAGE, report
 from civic311.cli._ledger_cmd import ledger
