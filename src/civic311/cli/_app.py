@@ -175,5 +175,6 @@ for command in (
     ledger,
     _commands.stats,
     _commands.demo,
+    _commands.fake_city,
 ):
     cli.add_command(command)
