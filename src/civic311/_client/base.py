@@ -52,7 +52,14 @@ from civic311.errors import (
     UntrackableReceiptError,
 )
 from civic311.harvest import Emit, filter_sets, harvest_flow, keep
-from civic311.models import NewRequest, Receipt, ServiceDefinition, ServiceRequest, TokenStatus
+from civic311.models import (
+    NewRequest,
+    Receipt,
+    Service,
+    ServiceDefinition,
+    ServiceRequest,
+    TokenStatus,
+)
 from civic311.profiles import PROFILES, SPEC, Profile
 from civic311.tracking import Lookup, Resolve, StatusChange, Tracked, watch_flow
 from civic311.validation import check, sendable
@@ -467,6 +474,19 @@ class ClientBase:
     def _cache_definition(self, definition: ServiceDefinition) -> ServiceDefinition:
         self._definitions[definition.service_code] = (self._clock.monotonic(), definition)
         return definition
+
+    @staticmethod
+    def _check_offered(service_code: str, services: Sequence[Service]) -> None:
+        """Refuse a service code the city's service list does not hold (``validate=True``)."""
+        codes = [service.service_code for service in services]
+        if service_code in codes:
+            return
+        shown = ", ".join(codes[:12]) + (", …" if len(codes) > 12 else "")
+        raise InvalidRequestError(
+            "service_code",
+            f"{service_code!r} is not one of the city's {len(codes)} services ({shown}); "
+            "list_services() (civic311 services) shows them. Nothing was sent.",
+        )
 
     @staticmethod
     def _validated(request: NewRequest, definition: ServiceDefinition) -> NewRequest:
