@@ -107,9 +107,12 @@ class _Reconcile(Exception):
 
 
 def _check_format(value: object) -> Format:
-    if value not in ("json", "xml"):
+    # "XML" and "Json" are what people type (and what discovery documents and config files
+    # spell); the case carries no meaning (issue 14.8).
+    folded = value.strip().lower() if isinstance(value, str) else value
+    if folded not in ("json", "xml"):
         raise InvalidRequestError("format", f'must be "json" or "xml", got {value!r}')
-    return "json" if value == "json" else "xml"
+    return "json" if folded == "json" else "xml"
 
 
 def _check_optional_text(value: object, field: str) -> str | None:

@@ -106,7 +106,7 @@ class Civic311Group(click.Group):
 @click.option(
     "--format",
     "format_",
-    type=click.Choice(["json", "xml"]),
+    type=click.Choice(["json", "xml"], case_sensitive=False),
     help="The format asked of the city (default: the city's profile, else json).",
 )
 @click.option(

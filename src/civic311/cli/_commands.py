@@ -359,7 +359,7 @@ def harvest(
 @click.argument("url")
 @click.option(
     "--environment",
-    type=click.Choice(["production", "test"]),
+    type=click.Choice(["production", "test"], case_sensitive=False),
     default="production",
     show_default=True,
     help="Which endpoints to choose.",
