@@ -1,7 +1,8 @@
 """The ``civic311`` command: a GeoReport v2 client for the terminal and for scripts.
 
-Install it with the ``cli`` extra (``pip install 'civic311[cli]'``: click and rich). Global
-options come before the sub-command::
+Install it with the ``cli`` extra (``pip install 'civic311[cli]'``: click and rich); without
+it the console script says so in one line and exits 2. Global options come before the
+sub-command::
 
     civic311 cities bloom                           # the bundled registry
     civic311 --city bloomington services            # what the city takes reports for
@@ -33,6 +34,9 @@ Commands:
 ``ledger list`` / ``export``   your record of submissions and statuses
 ``stats``                      time to close per service, from a harvest or a file
 ``demo``                       the whole job against two local fake cities, offline
+``fake-city``                  serve a FakeCity on 127.0.0.1 until Ctrl-C (``--port``,
+                               ``--seed``, ``--dialect``, ``--uploads``, ``--fault``…); its
+                               URL is the first line on stdout
 =============================  ==========================================================
 
 Global options: ``--city NAME`` (the registry picks endpoints, jurisdiction and quirk
