@@ -114,3 +114,45 @@ def test_cli_photo_needs_a_profile_that_takes_files(
     assert 'profile="helsinki"' in refused.stderr
     assert filed.exit_code == 0, filed.output
     assert [m.filename for m in city.created[0].media] == ["pothole.jpg"]
+
+
+def test_cli_photo_as_a_process(tmp_path: Path) -> None:
+    """The console script: --photo at a spec city exits 2 naming the profiles, sends nothing."""
+    import os
+    import subprocess
+    import sys
+
+    script = Path(sys.executable).with_name("civic311")
+    if not script.exists():
+        pytest.skip("the console script is not installed next to this Python")
+    photo = tmp_path / "pothole.jpg"
+    photo.write_bytes(JPEG)
+    city = FakeCity()
+    env = {**os.environ, "CIVIC311_LEDGER": str(tmp_path / "ledger.sqlite")}
+    env.pop("CIVIC311_API_KEY", None)
+    with city.serve() as url:
+        done = subprocess.run(
+            [
+                str(script),
+                "--endpoint",
+                url,
+                "submit",
+                "--service-code",
+                "001",
+                "--lat",
+                "39.1",
+                "--long",
+                "-86.5",
+                "--photo",
+                str(photo),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env=env,
+        )
+    assert done.returncode == 2, done.stderr
+    assert "takes no uploads" in done.stderr
+    assert 'profile="bloomington"' in done.stderr
+    assert [c for c in city.calls if c.method == "POST"] == []

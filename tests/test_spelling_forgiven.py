@@ -136,3 +136,20 @@ def test_pyproject_names_the_project_urls() -> None:
     assert urls["Changelog"].endswith("/CHANGELOG.md")
     assert (ROOT / "CHANGELOG.md").exists()
     assert (ROOT / "LICENSE").exists()
+
+
+def test_cli_choices_in_capitals_as_a_process(served: tuple[FakeCity, str], tmp_path: Path) -> None:
+    """``civic311 --format XML … health`` from the console script asks for XML, exit 0."""
+    if not CONSOLE_SCRIPT.exists():
+        pytest.skip("the console script is not installed next to this Python")
+    _, url = served
+    done = subprocess.run(
+        [str(CONSOLE_SCRIPT), "--format", "XML", "--endpoint", url, "--json", "health"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "CIVIC311_LEDGER": str(tmp_path / "l.sqlite")},
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["endpoints"][0]["format"] == "xml"
