@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import selectors
 import signal
 import subprocess
 import sys
@@ -25,6 +26,17 @@ LOOPBACK = "http://127.0.0.1:"
 
 
 # --- the shared parts ------------------------------------------------------------------------
+
+
+def _first_line(proc: subprocess.Popen[str], timeout: float = 30.0) -> str:
+    """The process's first line of stdout, waiting at most *timeout* seconds for it."""
+    assert proc.stdout is not None
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        if not selector.select(timeout):
+            proc.kill()
+            raise AssertionError(f"no line on stdout within {timeout} s")
+    return proc.stdout.readline().strip()
 
 
 def test_fault_syntax() -> None:
@@ -185,9 +197,7 @@ def _start(*command: str) -> tuple[subprocess.Popen[str], str]:
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
-    assert proc.stdout is not None
-    url = proc.stdout.readline().strip()  # the first line; the process prints it at once
-    return proc, url
+    return proc, _first_line(proc)
 
 
 def _stop(proc: subprocess.Popen[str], how: signal.Signals) -> tuple[int, str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+import selectors
 import signal
 import socket
 import subprocess
@@ -24,6 +25,17 @@ DOC_PORT = "8311"
 INSTALL = "pip install 'civic311[cli]'"
 
 _FENCE = re.compile(r'^```console title="(?P<title>[^"]+)"\n(?P<body>.*?)^```$', re.S | re.M)
+
+
+def _first_line(proc: subprocess.Popen[str], timeout: float = 30.0) -> str:
+    """The process's first line of stdout, waiting at most *timeout* seconds for it."""
+    assert proc.stdout is not None
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        if not selector.select(timeout):
+            proc.kill()
+            raise AssertionError(f"no line on stdout within {timeout} s")
+    return proc.stdout.readline().strip()
 
 
 def _blocks(prefix: str) -> list[str]:
@@ -74,8 +86,7 @@ def test_first_hour_from_the_docs(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     try:
-        assert city.stdout is not None
-        url = city.stdout.readline().strip()
+        url = _first_line(city)
         assert url == f"http://127.0.0.1:{port}/open311/v2"
         script = "set -euo pipefail\n" + "\n".join(_blocks("first-hour: terminal 2"))
         done = subprocess.run(
