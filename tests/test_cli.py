@@ -27,7 +27,7 @@ from civic311.cli._app import cli
 from civic311.cli._output import Scrubbed, jsonable
 from civic311.cli._state import default_ledger_path
 from civic311.ledger import Ledger
-from civic311.testing import FakeCity
+from civic311.testing import Dialect, FakeCity
 
 KEY = "k3y-SeCrEt-0d1e-9f7a"
 CONSOLE_SCRIPT = Path(sys.executable).with_name("civic311")
@@ -410,7 +410,7 @@ def test_submit_wait_turns_the_token_into_an_id(
 
 def test_submit_photo(tmp_path: Path, url: str, key_file: Path) -> None:
     """--photo uploads a file where the profile takes uploads."""
-    city = FakeCity(seed=1, api_key=KEY)
+    city = FakeCity(seed=1, api_key=KEY, dialect=Dialect(media="array"))  # default: no uploads
     photo = tmp_path / "pothole.jpg"
     photo.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     with city.serve() as base:

@@ -423,16 +423,23 @@ class UnknownCityError(Civic311Error, LookupError):
     Attributes:
         query: What was asked for.
         suggestions: Keys of cities whose key, name or alias is close to it.
+
+    *advice* replaces the closing hint for Python callers (the command line points at
+    ``civic311 cities`` instead).
     """
 
-    def __init__(self, query: str, suggestions: Sequence[str] = ()) -> None:
+    def __init__(
+        self, query: str, suggestions: Sequence[str] = (), *, advice: str | None = None
+    ) -> None:
         self.query = query
         self.suggestions = list(suggestions)
         hint = f"; did you mean {', '.join(self.suggestions)}?" if self.suggestions else ""
-        super().__init__(
-            f"no city {query!r} in the registry{hint} (civic311.cities.search() finds by part "
-            "of a name; civic311.cities.register() adds your own)"
-        )
+        if advice is None:
+            advice = (
+                "civic311.cities.search() finds by part of a name; civic311.cities.register() "
+                "adds your own"
+            )
+        super().__init__(f"no city {query!r} in the registry{hint} ({advice})")
 
 
 class RetiredCityError(Civic311Error):

@@ -314,6 +314,8 @@ class AsyncClient(ClientBase):
             validate: Check the request against the service's definition first (required
                 attributes, datatypes, list keys, unknown codes; one `ValidationFailedError`
                 lists every problem), and leave out informational (variable=false) attributes.
+                A service the city does not offer is an `InvalidRequestError` naming
+                ``service_code``.
 
         Returns:
             A `Receipt` with the service_request_id (realtime), a token (batch; see
@@ -519,6 +521,10 @@ class AsyncClient(ClientBase):
         try:
             definition = await self.get_service_definition(service_code)
         except NotFoundError:
+            # A 404 is "no definition" on some servers (6aika answers 404 for every code,
+            # reference/real-servers A_definition_001) and "no such service" on others
+            # (open311-adapter, B_definition_NOPE): the service list tells which (issue 14.6).
+            self._check_offered(service_code, await self.list_services())
             definition = ServiceDefinition(service_code=service_code)  # metadata=false
         return self._cache_definition(definition)
 

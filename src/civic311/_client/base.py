@@ -54,7 +54,7 @@ from civic311.errors import (
     UntrackableReceiptError,
 )
 from civic311.harvest import Harvest, filter_sets, keep
-from civic311.models import NewRequest, Receipt, ServiceDefinition, ServiceRequest
+from civic311.models import NewRequest, Receipt, Service, ServiceDefinition, ServiceRequest
 from civic311.profiles import PROFILES, SPEC, Profile
 from civic311.tracking import StatusChange, Watch
 from civic311.validation import check, sendable
@@ -127,9 +127,12 @@ class _Reconcile(Exception):
 
 
 def _check_format(value: object) -> Format:
-    if value not in ("json", "xml"):
+    # "XML" and "Json" are what people type (and what discovery documents and config files
+    # spell); the case carries no meaning (issue 14.8).
+    folded = value.strip().lower() if isinstance(value, str) else value
+    if folded not in ("json", "xml"):
         raise InvalidRequestError("format", f'must be "json" or "xml", got {value!r}')
-    return "json" if value == "json" else "xml"
+    return "json" if folded == "json" else "xml"
 
 
 def _check_optional_text(value: object, field: str) -> str | None:
@@ -617,6 +620,19 @@ class ClientBase:
     def _cache_definition(self, definition: ServiceDefinition) -> ServiceDefinition:
         self._definitions[definition.service_code] = (self._clock.monotonic(), definition)
         return definition
+
+    @staticmethod
+    def _check_offered(service_code: str, services: Sequence[Service]) -> None:
+        """Refuse a service code the city's service list does not hold (``validate=True``)."""
+        codes = [service.service_code for service in services]
+        if service_code in codes:
+            return
+        shown = ", ".join(codes[:12]) + (", …" if len(codes) > 12 else "")
+        raise InvalidRequestError(
+            "service_code",
+            f"{service_code!r} is not one of the city's {len(codes)} services ({shown}); "
+            "list_services() (civic311 services) shows them. Nothing was sent.",
+        )
 
     @staticmethod
     def _validated(request: NewRequest, definition: ServiceDefinition) -> NewRequest:

@@ -7,8 +7,8 @@ from typing import Any
 
 import click
 
+import civic311.cli._commands as _commands
 from civic311._version import __version__
-from civic311.cli import _commands
 from civic311.cli._bulk import bulk
 from civic311.cli._errors import USAGE, mask_exception, report
 from civic311.cli._ledger_cmd import ledger
@@ -107,7 +107,7 @@ class Civic311Group(click.Group):
 @click.option(
     "--format",
     "format_",
-    type=click.Choice(["json", "xml"]),
+    type=click.Choice(["json", "xml"], case_sensitive=False),
     help="The format asked of the city (default: the city's profile, else json).",
 )
 @click.option(
@@ -176,5 +176,6 @@ for command in (
     ledger,
     _commands.stats,
     _commands.demo,
+    _commands.fake_city,
 ):
     cli.add_command(command)

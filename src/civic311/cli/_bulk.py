@@ -119,7 +119,7 @@ def _warn_emergencies(state: State, rows: list[Row]) -> None:
 )
 @click.option(
     "--input-format",
-    type=click.Choice(["csv", "jsonl"]),
+    type=click.Choice(["csv", "jsonl"], case_sensitive=False),
     help="The file's format [default: from its name; .jsonl/.ndjson is JSON Lines].",
 )
 @click.option("--dry-run", is_flag=True, help="Check every row (and the city's definitions) only.")

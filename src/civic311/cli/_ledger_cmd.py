@@ -82,7 +82,7 @@ def _short(text: str | None, limit: int = 40) -> str | None:
 @click.option(
     "--state",
     "submission_state",
-    type=click.Choice(_STATES),
+    type=click.Choice(_STATES, case_sensitive=False),
     help="Only submissions in this state.",
 )
 @pass_state
@@ -132,7 +132,7 @@ def ledger_list(
 @click.option(
     "--format",
     "export_format",
-    type=click.Choice(["csv", "jsonl"]),
+    type=click.Choice(["csv", "jsonl"], case_sensitive=False),
     default="csv",
     show_default=True,
     help="CSV (a header row first) or JSON Lines.",

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from civic311.cli import _state
+import civic311.cli._state as _state
 from civic311.cli._errors import USAGE
 from civic311.cli._state import State, now
 
