@@ -35,6 +35,8 @@ FLOORS: dict[str, int] = {
     "civic311.models": 2,
     # pure checks of a request against its definition (submit's validate=True uses them)
     "civic311.validation": 3,
+    # the journal's storage: its interface and the SQLite store (no client, no feature)
+    "civic311._journal": 3,
     "civic311._wire": 4,
     "civic311._resilience": 5,
     "civic311._protocol": 6,
