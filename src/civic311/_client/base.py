@@ -12,11 +12,10 @@ import random
 import ssl
 import warnings
 from collections import deque
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Collection, Generator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
-import attrs
 import httpx
 
 from civic311._client.execution import AttemptHook, CallRun, reconcile_flow
@@ -54,13 +53,11 @@ from civic311.errors import (
 from civic311.harvest import Emit, filter_sets, harvest_flow, keep
 from civic311.models import NewRequest, Receipt, ServiceDefinition, ServiceRequest, TokenStatus
 from civic311.profiles import PROFILES, SPEC, Profile
-from civic311.tracking import Lookup, Resolve, StatusChange, Tracked, watch_flow
+from civic311.tracking import Lookup, Resolve, StatusChange, StatusStore, Tracked, watch_flow
 from civic311.validation import check, sendable
 
-if TYPE_CHECKING:  # outbox, ledger (sqlite3), discovery and triage load only when used
+if TYPE_CHECKING:  # discovery and triage load only when used
     from civic311.discovery import Discovery
-    from civic311.ledger import Ledger
-    from civic311.outbox import Outbox
     from civic311.triage import EmergencyPolicy
 
 __all__ = [
@@ -438,7 +435,7 @@ class ClientBase:
         return self._find_flow(request, run.sent_at)
 
     def _find_flow(
-        self, request: NewRequest, sent_at: datetime
+        self, request: NewRequest, sent_at: datetime, exclude: frozenset[str] = frozenset()
     ) -> Generator[Step, Any, ServiceRequest | None]:
         return reconcile_flow(
             request,
@@ -446,8 +443,16 @@ class ClientBase:
             started=self._clock.monotonic(),
             budget=self._reconcile_wait,
             now=self._clock.now,
-            exclude=frozenset(self._filed),
+            exclude=frozenset(self._filed) | exclude,
         )
+
+    @staticmethod
+    def _check_exclude(exclude: object) -> frozenset[str]:
+        if isinstance(exclude, str) or not isinstance(exclude, Collection):
+            raise InvalidRequestError("exclude", "must be a collection of request ids")
+        if not all(isinstance(item, str) for item in exclude):
+            raise InvalidRequestError("exclude", "must hold request ids (strings)")
+        return frozenset(exclude)
 
     def _remember(self, receipt: Receipt) -> Receipt:
         """Note an id this client was given, so reconciliation never takes it for another."""
@@ -474,25 +479,6 @@ class ClientBase:
         return sendable(definition, request)
 
     @staticmethod
-    def _outbox_receipt(
-        outbox: Outbox, local_id: str, state: str, outcome: Receipt | Civic311Error | None
-    ) -> Receipt:
-        """What `submit(…, outbox=)` returns for the state the entry ended in."""
-        if state == "sent" and isinstance(outcome, Receipt):
-            return attrs.evolve(outcome, local_id=local_id)
-        if state == "failed" and isinstance(outcome, Civic311Error):
-            raise outcome
-        return Receipt(queued=True, local_id=local_id)
-
-    @staticmethod
-    def _check_outbox(outbox: object) -> Outbox:
-        from civic311.outbox import Outbox
-
-        if not isinstance(outbox, Outbox):
-            raise InvalidRequestError("outbox", f"must be a civic311.Outbox, not {outbox!r}")
-        return outbox
-
-    @staticmethod
     def _reconciled_receipt(found: ServiceRequest) -> Receipt:
         return Receipt(
             service_request_id=found.service_request_id,
@@ -507,7 +493,7 @@ class ClientBase:
         return SubmissionUncertainError(
             f"submit: the city may or may not have filed this request ({error}); it was not "
             f"found on the server within {self._reconcile_wait:g}s and was not sent again. "
-            "Keep the request (error.request) and check later, or use an Outbox.",
+            "Keep the request (error.request) and check later, or use a civic311.Outbox.",
             request,
             run.attempts,
         )
@@ -555,26 +541,24 @@ class ClientBase:
     def _tracking_flow(
         self,
         items: object,
-        ledger: Ledger | None,
+        ledger: StatusStore | None,
         *,
         interval: float,
         max_interval: float,
         timeout: float | None,
         once: bool,
     ) -> Generator[Lookup | Resolve | Sleep | StatusChange, Any, Tracked]:
-        from civic311.ledger import Ledger
-
-        if ledger is not None and not isinstance(ledger, Ledger):
-            raise InvalidRequestError("ledger", f"must be a civic311.Ledger, not {ledger!r}")
+        if ledger is not None and not isinstance(ledger, StatusStore):
+            raise InvalidRequestError(
+                "ledger", f"must be a civic311.Ledger (a tracking.StatusStore), not {ledger!r}"
+            )
         if timeout is not None and (isinstance(timeout, bool) or timeout < 0):
             raise InvalidRequestError("timeout", f"must be seconds ≥ 0 or None, not {timeout!r}")
 
+        endpoint = self._endpoints[0]
+
         def known(rid: str) -> tuple[str | None, str | None, datetime | None] | None:
-            seen = ledger.latest_status(rid) if ledger is not None else None
-            if seen is None:
-                return None
-            status = str(seen.status) if seen.status is not None else None
-            return (status, seen.status_notes, seen.updated_datetime)
+            return ledger.last_seen(endpoint, rid) if ledger is not None else None
 
         return watch_flow(
             items,
@@ -588,18 +572,19 @@ class ClientBase:
         )
 
     def _observed(
-        self, ledger: Ledger | None, found: Sequence[ServiceRequest] | TokenStatus
+        self, ledger: StatusStore | None, found: Sequence[ServiceRequest] | TokenStatus
     ) -> None:
-        """Record what a tracking round saw in the ledger (it keeps only changes)."""
+        """Record what a tracking round saw in the status store (the ledger keeps changes)."""
         if ledger is None:
             return
         now = self._clock.now()
+        endpoint = self._endpoints[0]
         if isinstance(found, TokenStatus):
             if found.service_request_id:
-                ledger.record_token_resolved(found.token, found.service_request_id, now)
+                ledger.record_resolved(endpoint, found.token, found.service_request_id, now)
             return
         for request in found:
-            ledger.record_status(request, observed_at=now)
+            ledger.record_seen(endpoint, request, now)
 
     def _check_required(self, request: NewRequest) -> None:
         """The fields this city requires in practice (its profile), and the emergency check

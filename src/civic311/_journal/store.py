@@ -195,6 +195,7 @@ class StoredRow:
     claim_token: str | None = None
     claim_owner: str | None = None
     heartbeat_at: datetime | None = None
+    tries: int = 0  # how many times it was marked in flight
 
     @property
     def in_flight(self) -> bool:
