@@ -14,6 +14,8 @@ file-wide). Datetimes are fixed-width UTC ISO 8601 text, so they sort as text.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sqlite3
 import threading
 from collections.abc import Callable, Collection, Iterator
@@ -213,6 +215,7 @@ def _v3(db: sqlite3.Connection) -> None:
             ON ledger_status (endpoint, service_request_id, observed_at)
         """,
     )
+    _rekey_bulk_rows(db)
     old_outbox = db.execute(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox'"
     ).fetchone()
@@ -258,9 +261,25 @@ def _v3(db: sqlite3.Connection) -> None:
     db.execute("DROP TABLE outbox")
 
 
-def _json_object(text: object) -> dict[str, Any]:
-    import json
+def _rekey_bulk_rows(db: sqlite3.Connection) -> None:
+    """Bulk rows keyed by the old ``bulk.row_key`` (24 hex digits of another hash of the same
+    content) get the one content key (``ledger.content_key``), so a re-run after the upgrade
+    still recognises them and never files them again. Keys a caller chose are left alone:
+    only a key equal to the old hash of the row's own stored request is rewritten."""
+    rows = db.execute(
+        "SELECT id, key, request FROM ledger_submissions WHERE length(key) = 24"
+    ).fetchall()
+    for row in rows:
+        content = _json_object(row["request"])
+        old = json.dumps(content, sort_keys=True, ensure_ascii=False)
+        if hashlib.sha256(old.encode("utf-8")).hexdigest()[:24] != row["key"]:
+            continue
+        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
+        new = "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+        db.execute("UPDATE OR IGNORE ledger_submissions SET key = ? WHERE id = ?", (new, row["id"]))
 
+
+def _json_object(text: object) -> dict[str, Any]:
     if not isinstance(text, str) or not text:
         return {}
     try:
