@@ -670,6 +670,7 @@ def write_rows(path: str, worker: int, barrier: Any) -> None:
             ledger.record_status(seen(rid, "open"), observed_at=T0 + timedelta(seconds=n))
 
 
+@pytest.mark.slow
 def test_several_processes_write_one_file_safely(tmp_path: Path) -> None:
     """4 processes x 50 submissions (and 50 status changes) into one file: every row is there
     exactly once and the file passes integrity_check."""
