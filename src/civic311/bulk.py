@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COLUMNS",
+    "MAX_FIELD_BYTES",
     "BulkSummary",
     "Row",
     "RowResult",
@@ -137,7 +138,22 @@ def _request(values: Mapping[str, Any]) -> NewRequest:
 
 
 def _csv_rows(text: TextIO, key_column: str | None) -> Iterator[tuple[int, dict[str, Any]]]:
+    if csv.field_size_limit() < MAX_FIELD_BYTES:
+        csv.field_size_limit(MAX_FIELD_BYTES)  # process-wide; only ever raised
     reader = csv.reader(text)
+    try:
+        yield from _csv_records(reader, key_column)
+    except csv.Error as exc:
+        # The csv module's own refusals (a cell over the limit, a NUL byte…), naming the row.
+        row = max(reader.line_num - 1, 1)
+        raise InvalidRequestError(
+            "file", f"row {row} (line {reader.line_num}) cannot be read as CSV: {exc}"
+        ) from None
+
+
+def _csv_records(
+    reader: Iterator[list[str]], key_column: str | None
+) -> Iterator[tuple[int, dict[str, Any]]]:
     header = next(reader, None)
     if header is None:
         return
@@ -200,11 +216,53 @@ def _check_columns(columns: Sequence[str], key_column: str | None) -> None:
         raise InvalidRequestError("key_column", f"no column {key_column!r} in the file")
 
 
+#: The largest cell a bulk file may hold: the size cap civic311 puts on a city's answer (10 MiB,
+#: `Client`'s ``max_response_bytes`` default), far above the csv module's 128 KiB default, so a
+#: long description or an inline attribute is read, not refused as "field larger than limit".
+MAX_FIELD_BYTES = 10 * 1024 * 1024
+
+#: Byte order marks, longest first (a UTF-32 LE mark starts like a UTF-16 LE one).
+_BOMS: tuple[tuple[bytes, str], ...] = (
+    (b"\xff\xfe\x00\x00", "utf-32"),
+    (b"\x00\x00\xfe\xff", "utf-32"),
+    (b"\xef\xbb\xbf", "utf-8-sig"),
+    (b"\xff\xfe", "utf-16"),
+    (b"\xfe\xff", "utf-16"),
+)
+
+
+def _decode(data: bytes, encoding: str | None, fmt: InputFormat, name: str) -> str:
+    """The file's text: in *encoding* when given, else from its byte order mark (UTF-8,
+    UTF-16, UTF-32), else UTF-8. Bytes that do not decode are refused, naming the row."""
+    chosen = encoding
+    if chosen is None:
+        chosen = next((codec for bom, codec in _BOMS if data.startswith(bom)), "utf-8")
+    try:
+        return data.decode(chosen)
+    except LookupError:
+        raise InvalidRequestError(
+            "encoding", f"{encoding!r} is not an encoding Python knows"
+        ) from None
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        where = f"row {line - 1} (line {line})" if fmt == "csv" and line > 1 else f"line {line}"
+        hint = (
+            "give its encoding with --encoding (encoding= in Python), e.g. --encoding latin-1 "
+            "or --encoding cp1252, or save the file as UTF-8"
+        )
+        raise InvalidRequestError(
+            "encoding",
+            f"{name}: {where} is not {chosen} (byte 0x{data[exc.start]:02x} at offset "
+            f"{exc.start}); {hint}",
+        ) from None
+
+
 def read_rows(
     source: str | os.PathLike[str] | TextIO,
     *,
     format: InputFormat | None = None,
     key_column: str | None = None,
+    encoding: str | None = None,
 ) -> Iterator[Row]:
     """The rows of a CSV or JSON Lines bulk file (module docstring), lazily.
 
@@ -214,15 +272,19 @@ def read_rows(
             is JSON Lines, anything else CSV).
         key_column: A column whose value names each row (must be unique); by default rows
             are keyed by a hash of their content.
+        encoding: The file's encoding (a path only). By default a byte order mark decides
+            (UTF-8, UTF-16 or UTF-32, as spreadsheets save them), and without one the file
+            must be UTF-8: other bytes are refused, naming the row, never guessed.
 
     Raises:
-        InvalidRequestError: the file has unknown columns, or the key column is missing.
+        InvalidRequestError: the file has unknown columns, the key column is missing, its
+            bytes are not in its encoding, or a cell is over `MAX_FIELD_BYTES`.
     """
     if isinstance(source, str | os.PathLike):
         path = Path(source)
         fmt = format or ("jsonl" if path.suffix.lower() in (".jsonl", ".ndjson") else "csv")
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            yield from _rows(handle, fmt, key_column)
+        text = _decode(path.read_bytes(), encoding, fmt, str(path))
+        yield from _rows(io.StringIO(text, newline=""), fmt, key_column)
         return
     if not isinstance(source, io.TextIOBase) and not hasattr(source, "read"):
         raise InvalidRequestError("source", "must be a path or an open text file")

@@ -122,6 +122,11 @@ def _warn_emergencies(state: State, rows: list[Row]) -> None:
     type=click.Choice(["csv", "jsonl"]),
     help="The file's format [default: from its name; .jsonl/.ndjson is JSON Lines].",
 )
+@click.option(
+    "--encoding",
+    metavar="E",
+    help="The file's encoding (latin-1, cp1252…) [default: from its byte order mark, else UTF-8].",
+)
 @click.option("--dry-run", is_flag=True, help="Check every row (and the city's definitions) only.")
 @click.option(
     "--concurrency",
@@ -158,6 +163,7 @@ def bulk_submit(
     file: Path,
     key_column: str | None,
     input_format: Literal["csv", "jsonl"] | None,
+    encoding: str | None,
     dry_run: bool,
     concurrency: int,
     rate: float | None,
@@ -168,15 +174,19 @@ def bulk_submit(
 
     Columns: service_code, lat, long, address_string, address_id, description, email,
     first_name, last_name, phone, media_url, and attribute.CODE (repeat the column, or
-    separate values with |, for a multivaluelist). Run it again after a crash or an outage:
-    rows already filed are skipped, rows in flight are looked for on the server first.
+    separate values with |, for a multivaluelist). The file is UTF-8 (or UTF-16/32 with a byte
+    order mark, as spreadsheets save them); give another encoding with --encoding. Run it
+    again after a crash or an outage: rows already filed are skipped, rows in flight are looked
+    for on the server first, and rows another run is filing right now are left to it.
 
     Exit code: 2 if a row is invalid, else 1 if the city refused a row or its outcome is
     uncertain, else 3 if rows are queued because the city was unreachable, else 0.
     """
     from civic311 import bulk as bulk_api
 
-    rows = list(bulk_api.read_rows(file, format=input_format, key_column=key_column))
+    rows = list(
+        bulk_api.read_rows(file, format=input_format, key_column=key_column, encoding=encoding)
+    )
     _warn_emergencies(state, rows)
     ledger = state.ledger()
 
