@@ -134,6 +134,12 @@ def _request(values: Mapping[str, Any]) -> NewRequest:
             )
         elif value is not None and str(value).strip():
             fields[column] = str(value).strip()
+    if not fields.get("service_code"):
+        raise InvalidRequestError(
+            "service_code",
+            "is empty: every row needs the code of the service it reports to "
+            "(`civic311 services` lists them)",
+        )
     return NewRequest(**fields, attributes=attributes)
 
 
@@ -517,7 +523,7 @@ async def _file_row(
 ) -> RowResult:
     """Record the row (once: a re-run finds it by key), then settle it the journal's one way
     (`Ledger.asettle`: claim, reconcile if it may exist, send, record)."""
-    new = ledger._new_row(row.key, request, endpoint, client.clock.now())
+    new = ledger._new_row(row.key, request, endpoint, client.clock.now(), row_number=row.number)
     row_id, _ = ledger.store.insert(new, if_absent=True)
     settled = await ledger.asettle(client, row_id, resend_after=resend_after, pace=pacer.wait)
     return _row_result(row, settled)
@@ -541,6 +547,11 @@ def _row_result(row: Row, settled: Settled) -> RowResult:
         )
     outcome: Outcome = settled.outcome
     detail = None if outcome == "filed" else settled.detail
+    if outcome == "uncertain" and "--resend-after" not in (detail or ""):
+        detail = (
+            f"{detail}; the next run looks for it on the server first, and sends it again "
+            "only after --resend-after seconds (resend_after=)"
+        )
     return RowResult(row.number, row.key, outcome, detail, rid, token)
 
 

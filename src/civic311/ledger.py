@@ -163,6 +163,7 @@ class Submission:
         local_id: The outbox's id for it, when it came through an `Outbox`.
         claimed_by: The run (``host:pid``) holding it for sending right now, if any.
         tries: How many times it was handed to the network.
+        row_number: Its row number in the bulk file it came from, if it did.
     """
 
     id: int
@@ -180,6 +181,7 @@ class Submission:
     local_id: str | None = None
     claimed_by: str | None = None
     tries: int = 0
+    row_number: int | None = None
 
     @property
     def service_request_id(self) -> str | None:
@@ -430,6 +432,7 @@ def _submission(row: StoredRow) -> Submission:
         local_id=row.local_id,
         claimed_by=row.claim_owner,
         tries=row.tries,
+        row_number=row.source_row,
     )
 
 
@@ -622,6 +625,7 @@ class Ledger:
         endpoint: str | None,
         at: datetime,
         local_id: str | None = None,
+        row_number: int | None = None,
     ) -> NewRow:
         """A row to insert; *endpoint* None means "no city yet" (adopted by the first client
         that settles it: old outbox entries)."""
@@ -633,6 +637,7 @@ class Ledger:
             at=_aware("at", at),
             key=_optional_text("key", key),
             local_id=_optional_text("local_id", local_id),
+            source_row=row_number,
         )
 
     def mark_in_flight(self, submission: int | str, *, at: datetime) -> None:
@@ -1173,7 +1178,8 @@ async def _run_async(
 #: The columns of `Ledger.export_csv` and the keys of `Ledger.export_jsonl`, in order. One row
 #: per submission, joined with the latest status seen for its service_request_id:
 #:
-#: - submission_id, key, state, endpoint, recorded_at, sent_at: the submission (`Submission`);
+#: - submission_id, row_number (in the bulk file, when it came from one), key, state, endpoint,
+#:   recorded_at, sent_at: the submission (`Submission`);
 #: - service_code, description, address_string, address_id, lat, long: what was reported;
 #: - service_request_id, token, service_notice, account_id, reconciled, queued, local_id,
 #:   receipt_at, token_resolved_at, error: the city's answer and what became of it;
@@ -1184,6 +1190,7 @@ async def _run_async(
 #: Datetimes are ISO 8601 in UTC; in CSV, None is an empty cell and booleans are true/false.
 EXPORT_COLUMNS: tuple[str, ...] = (
     "submission_id",
+    "row_number",
     "key",
     "state",
     "endpoint",
@@ -1222,6 +1229,7 @@ def _export_row(sub: Submission, latest: StatusObservation | None) -> dict[str, 
     request = sub.request
     return {
         "submission_id": sub.id,
+        "row_number": sub.row_number,
         "key": sub.key,
         "state": sub.state,
         "endpoint": sub.endpoint,

@@ -156,7 +156,8 @@ def _v2(db: sqlite3.Connection) -> None:
 
 def _v3(db: sqlite3.Connection) -> None:
     """One journal (issue 10): keys unique per endpoint (scope), claims (token, owner,
-    heartbeat), a unique local_id for outbox entries, statuses per endpoint, and the entries
+    heartbeat), a unique local_id for outbox entries, the bulk file's row number, how many
+    times a row was sent, statuses per endpoint, and the entries
     of the old ``outbox`` table moved in (they did not know their endpoint: the first client
     that flushes them adopts them)."""
     _run(
@@ -183,6 +184,7 @@ def _v3(db: sqlite3.Connection) -> None:
             error              TEXT,
             updated_at         TEXT NOT NULL,
             tries              INTEGER NOT NULL DEFAULT 0,
+            source_row         INTEGER,
             claim_token        TEXT,
             claim_owner        TEXT,
             heartbeat_at       TEXT,
@@ -413,6 +415,7 @@ def _row(row: sqlite3.Row) -> StoredRow:
         claim_owner=row["claim_owner"],
         heartbeat_at=_parse(row["heartbeat_at"]),
         tries=int(row["tries"]),
+        source_row=row["source_row"],
     )
 
 
@@ -514,7 +517,7 @@ class SQLiteStore:
             cursor = db.execute(
                 "INSERT INTO ledger_submissions (endpoint, key, local_id, state, service_code, "
                 "request, recorded_at, sent_at, error, updated_at, claim_token, claim_owner, "
-                "heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "heartbeat_at, source_row) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     row.scope,
                     row.key,
@@ -529,6 +532,7 @@ class SQLiteStore:
                     None if claim is None else claim[0],
                     None if claim is None else str(claim[1]),
                     None if claim is None else at,
+                    row.source_row,
                 ),
             )
             row_id = int(cursor.lastrowid or 0)

@@ -172,6 +172,7 @@ class NewRow:
     sent_at: datetime | None = None
     receipt: StoredReceipt | None = None
     error: str | None = None
+    source_row: int | None = None  # the row's number in the bulk file it came from
 
 
 @attrs.frozen
@@ -196,6 +197,7 @@ class StoredRow:
     claim_owner: str | None = None
     heartbeat_at: datetime | None = None
     tries: int = 0  # how many times it was marked in flight
+    source_row: int | None = None  # the row's number in the bulk file it came from
 
     @property
     def in_flight(self) -> bool:
