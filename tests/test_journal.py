@@ -546,6 +546,28 @@ def test_a_read_only_ledger_raises_a_civic311_error_naming_it(
     assert str(path) in str(caught.value)
 
 
+def test_a_ledger_locked_too_long_raises_a_civic311_error_saying_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that waits out the busy timeout behind another process's lock raises
+    LedgerFileError naming the file and the wait, not sqlite3's "database is locked"."""
+    import civic311._sqlite
+
+    path = tmp_path / "busy.sqlite"
+    Ledger(path).close()
+    monkeypatch.setattr(civic311._sqlite, "BUSY_TIMEOUT", 0.2)
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        with Ledger(path) as ledger, pytest.raises(LedgerFileError) as caught:
+            ledger.record_pending(key=None, request=pothole(1), endpoint="https://a/v2", at=T0)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert str(path) in str(caught.value)
+    assert "locked for over 0.2 s" in str(caught.value)
+
+
 def test_a_corrupt_ledger_page_raises_a_civic311_error_naming_it(tmp_path: Path) -> None:
     """A ledger whose pages were overwritten raises LedgerFileError naming the file."""
     path = tmp_path / "corrupt.sqlite"

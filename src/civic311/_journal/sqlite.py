@@ -26,6 +26,7 @@ from typing import Any, cast
 
 import attrs
 
+import civic311._sqlite
 from civic311._journal.store import (
     ClaimResult,
     NewRow,
@@ -375,6 +376,9 @@ def _file_error(path: str, exc: sqlite3.Error) -> LedgerFileError:
         reason = "it is read-only (civic311 must write to it; check its permissions)"
     elif "not a database" in text or "malformed" in text or "corrupt" in text:
         reason = f"it is not a SQLite ledger or it is corrupt ({text})"
+    elif "locked" in text or "busy" in text:
+        waited = civic311._sqlite.BUSY_TIMEOUT  # read now: tests shorten it
+        reason = f"another process kept it locked for over {waited:g} s ({text}); try again later"
     elif "unable to open" in text:
         reason = f"it cannot be opened ({text}; is it a directory, or is its folder missing?)"
     else:

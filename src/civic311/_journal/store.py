@@ -119,7 +119,9 @@ class Owner:
         """Whether the run holding *token* is alive: True/False when this host can tell (the
         pid exists; for this very process, the token is still in use), None when it cannot
         (another host: the store falls back on the heartbeat's age)."""
-        if self.host != socket.gethostname():
+        if self.host != socket.gethostname() or os.name == "nt":
+            # Another host's processes cannot be seen from here; and on Windows os.kill(pid,
+            # 0) would send CTRL_C_EVENT instead of asking (Python docs, os.kill).
             return None
         if self.pid == os.getpid():
             return token in _LIVE_TOKENS
