@@ -35,8 +35,9 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO
 import attrs
 
 from civic311._clock import Clock
+from civic311._journal.store import Owner, forget_token, new_token
 from civic311.errors import Civic311Error, InvalidRequestError
-from civic311.ledger import Ledger, Settled, content_key
+from civic311.ledger import Ledger, Settled, _adrive, content_key
 from civic311.models import NewRequest, Receipt, Service
 from civic311.tracking import StatusChange, Tracked
 
@@ -524,9 +525,16 @@ async def _file_row(
     """Record the row (once: a re-run finds it by key), then settle it the journal's one way
     (`Ledger.asettle`: claim, reconcile if it may exist, send, record)."""
     new = ledger._new_row(row.key, request, endpoint, client.clock.now(), row_number=row.number)
-    row_id, _ = ledger.store.insert(new, if_absent=True)
-    settled = await ledger.asettle(client, row_id, resend_after=resend_after, pace=pacer.wait)
-    return _row_result(row, settled)
+    # A new row is born claimed by this run, in the insert's own transaction (one commit, not
+    # two, per row); a row from an earlier run is claimed by the settle step as usual.
+    token = new_token()
+    row_id, created = ledger.store.insert(new, claim=(token, Owner.me()), if_absent=True)
+    if not created:
+        forget_token(token)
+        settled = await ledger.asettle(client, row_id, resend_after=resend_after, pace=pacer.wait)
+        return _row_result(row, settled)
+    flow = ledger._settle_flow(client, row_id, resend_after, False, token=token)
+    return _row_result(row, await _adrive(client, flow, pacer.wait))
 
 
 def _row_result(row: Row, settled: Settled) -> RowResult:

@@ -986,6 +986,19 @@ class Ledger:
         born_claimed = token is not None
         if token is None:
             token = new_token()
+        holding = born_claimed  # whether this run holds the row's claim right now
+
+        def record(
+            state: SubmissionState,
+            receipt: StoredReceipt | None = None,
+            error: str | None = None,
+        ) -> None:
+            nonlocal holding
+            store.record_outcome(
+                row_id, token=token, state=state, at=now(), receipt=receipt, error=error
+            )
+            holding = False  # recording the outcome released the claim (or it was lost)
+
         try:
             if born_claimed:
                 before = store.get(row_id)
@@ -1004,6 +1017,7 @@ class Ledger:
                 )
                 if claim.outcome == "missing" or claim.row is None:
                     raise KeyError(f"no submission {row_id} in the ledger")
+                holding = claim.outcome == "claimed"
                 before = claim.row
                 if claim.outcome == "settled":
                     return Settled(
@@ -1021,9 +1035,7 @@ class Ledger:
             try:
                 request = _request_of(before)
             except LedgerFileError as exc:
-                store.record_outcome(
-                    row_id, token=token, state="failed", at=now(), error=exc.reason
-                )
+                record("failed", error=exc.reason)
                 return Settled(row_id, "failed", error=exc, detail=str(exc))
             if before.state == "uncertain" or before.in_flight:
                 # It may exist at the city: look before sending again (docs/retries.md).
@@ -1036,19 +1048,10 @@ class Ledger:
                         service_notice=found.service_notice,
                         reconciled=True,
                     )
-                    store.record_outcome(
-                        row_id,
-                        token=token,
-                        state="sent",
-                        at=now(),
-                        receipt=_stored_receipt(receipt),
-                    )
+                    record("sent", receipt=_stored_receipt(receipt))
                     return Settled(row_id, "reconciled", receipt, detail="found on the server")
                 if (now() - sent_at).total_seconds() < resend_after:
-                    error = before.error or "not found on the server yet"
-                    store.record_outcome(
-                        row_id, token=token, state="uncertain", at=now(), error=error
-                    )
+                    record("uncertain", error=before.error or "not found on the server yet")
                     return Settled(
                         row_id,
                         "uncertain",
@@ -1057,25 +1060,25 @@ class Ledger:
                     )
             yield _Pace()
             if not store.mark_in_flight(row_id, token=token, at=now()):
+                holding = False
                 return Settled(row_id, "held", detail="its claim was taken over; left to that run")
             outcome: Receipt | Civic311Error = yield _Send(request, retry_unsafe)
             if isinstance(outcome, Receipt):
-                store.record_outcome(
-                    row_id, token=token, state="sent", at=now(), receipt=_stored_receipt(outcome)
-                )
+                record("sent", receipt=_stored_receipt(outcome))
                 kind: SettledOutcome = "reconciled" if outcome.reconciled else "filed"
                 return Settled(row_id, kind, outcome)
             state = _outcome_state(outcome)
             text = _error_text(str(outcome))
-            store.record_outcome(row_id, token=token, state=state, at=now(), error=text)
+            record(state, error=text)
             return Settled(row_id, cast(SettledOutcome, state), error=outcome, detail=text)
         finally:
-            # Whatever happened (an outcome recorded, or an interruption mid-send), this run
-            # no longer works on the row: drop its claim so the next run can take it (and,
-            # if it was in flight, reconcile it first).
+            # Interrupted while holding the claim (Ctrl-C, a cancelled task, an error mid-send):
+            # drop it so the next run can take the row (and, if it was in flight, reconcile it
+            # first). After an outcome the claim is already gone: no extra transaction.
             forget_token(token)
-            with contextlib.suppress(Civic311Error):  # best effort: a stale claim expires anyway
-                store.release(row_id, token)
+            if holding:
+                with contextlib.suppress(Civic311Error):  # best effort: a stale claim expires
+                    store.release(row_id, token)
 
     # --- export ------------------------------------------------------------------------------
 
