@@ -320,6 +320,30 @@ def test_eight_submitting_threads_and_a_flusher_file_each_report_once(tmp_path: 
     assert len(set(ids)) == threads_n * each
 
 
+def test_an_interrupted_send_leaves_the_row_in_flight_and_unclaimed(tmp_path: Path) -> None:
+    """Ctrl-C during the POST: the row stays in flight with no claim, and the next settle
+    looks for it on the city first instead of sending it again."""
+    city = FakeCity(seed=10)
+    with city.serve() as url, Ledger(tmp_path / "l.sqlite") as ledger:
+        row_id = ledger.record_pending(key="k", request=pothole(1), endpoint=url, at=T0)
+
+        class Interrupted(civic311.Client):
+            def submit(self, request: NewRequest, **options: object) -> civic311.Receipt:
+                super().submit(request)  # the city files it; the answer never gets back
+                raise KeyboardInterrupt
+
+        with Interrupted(url) as client, pytest.raises(KeyboardInterrupt):
+            ledger.settle(client, row_id)
+        stored = ledger.store.get(row_id)
+        assert stored is not None
+        assert stored.in_flight
+        assert stored.claim_token is None
+        with civic311.Client(url, reconcile_wait=0.5) as client:
+            settled = ledger.settle(client, row_id)
+    assert settled.outcome == "reconciled"
+    assert city.count_created() == 1
+
+
 # --- claims, unit by unit ---------------------------------------------------------------------
 
 
