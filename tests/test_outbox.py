@@ -45,10 +45,10 @@ def test_file_is_private_and_holds_no_key(tmp_path: Path) -> None:
     city = FakeCity(clock=clock, api_key=SECRET)
     path = tmp_path / "outbox.sqlite"
     with Outbox(path) as outbox, client_for(city, clock) as client:
-        receipt = client.submit(pothole(1), outbox=outbox)
-        assert receipt.service_request_id is not None
-        assert receipt.local_id is not None
-        assert outbox.get(receipt.local_id).state == "sent"
+        entry = outbox.submit(client, pothole(1))
+        assert entry.receipt is not None
+        assert entry.receipt.service_request_id is not None
+        assert outbox.get(entry.local_id).state == "sent"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     for file in tmp_path.iterdir():
         assert SECRET.encode() not in file.read_bytes()
@@ -60,14 +60,14 @@ def test_city_down_queues_and_flush_sends_oldest_first(tmp_path: Path) -> None:
     city = FakeCity(clock=clock, api_key=SECRET)
     with Outbox(tmp_path / "o.sqlite") as outbox, client_for(city, clock) as client:
         city.down()
-        receipts = [client.submit(pothole(n), outbox=outbox) for n in range(3)]
-        assert all(r.queued and r.service_request_id is None for r in receipts)
+        entries = [outbox.submit(client, pothole(n)) for n in range(3)]
+        assert all(e.state == "queued" and e.receipt is None for e in entries)
         assert [e.state for e in outbox.pending()] == ["queued"] * 3
         assert city.count_created() == 0
         city.up()
         clock.advance(60)  # past the circuit's cool-down
         report = outbox.flush(client)
-        assert report.sent == tuple(r.local_id for r in receipts)
+        assert report.sent == tuple(e.local_id for e in entries)
         assert outbox.pending() == []
     assert [r.description for r in city.created] == [f"Pothole #{n}" for n in range(3)]
 
@@ -79,7 +79,7 @@ def test_flush_stops_while_the_city_is_still_down(tmp_path: Path) -> None:
     with Outbox(tmp_path / "o.sqlite") as outbox, client_for(city, clock) as client:
         city.down()
         for n in range(3):
-            client.submit(pothole(n), outbox=outbox)
+            outbox.submit(client, pothole(n))
         report = outbox.flush(client)
         assert len(report.queued) == 1  # the first one, then it stopped
         assert [e.state for e in outbox.pending()] == ["queued"] * 3
@@ -91,9 +91,10 @@ def test_ambiguous_post_with_outbox_is_reconciled(tmp_path: Path) -> None:
     city = FakeCity(clock=clock)
     city.inject(Fault.drop_after_create(), times=1, method="POST")
     with Outbox(tmp_path / "o.sqlite") as outbox, client_for(city, clock) as client:
-        receipt = client.submit(pothole(7), outbox=outbox)
-        assert receipt.reconciled
-        assert outbox.get(receipt.local_id or "").state == "sent"
+        entry = outbox.submit(client, pothole(7))
+        assert entry.receipt is not None
+        assert entry.receipt.reconciled
+        assert outbox.get(entry.local_id).state == "sent"
     assert city.count_created() == 1
 
 
@@ -108,9 +109,9 @@ def test_uncertain_entry_is_looked_for_before_being_resent(tmp_path: Path) -> No
         Outbox(tmp_path / "o.sqlite", resend_after=600) as outbox,
         client_for(city, clock, reconcile_wait=2) as client,
     ):
-        receipt = client.submit(pothole(1), outbox=outbox)
-        assert receipt.queued
-        local_id = receipt.local_id or ""
+        entry = outbox.submit(client, pothole(1))
+        assert entry.state == "uncertain"
+        local_id = entry.local_id
         assert outbox.get(local_id).state == "uncertain"
         assert city.count_created() == 0  # FakeCity's hang never created it
         report = outbox.flush(client)  # still cannot look: stays uncertain, nothing sent
@@ -131,14 +132,14 @@ def test_fatal_refusal_is_recorded_and_raised(tmp_path: Path) -> None:
     city = FakeCity(clock=clock)
     with Outbox(tmp_path / "o.sqlite") as outbox, client_for(city, clock) as client:
         with pytest.raises(civic311.NotFoundError):
-            client.submit(NewRequest(service_code="999", address_id="1"), outbox=outbox)
+            outbox.submit(client, NewRequest(service_code="999", address_id="1"))
         (entry,) = outbox.entries()
         assert entry.state == "failed"
         assert "404" in (entry.last_error or "")
 
 
 def test_async_client_uses_the_outbox(tmp_path: Path) -> None:
-    """AsyncClient.submit(outbox=) and Outbox.aflush behave like the sync pair."""
+    """Outbox.asubmit and Outbox.aflush with an AsyncClient behave like the sync pair."""
     clock = VirtualClock()
     city = FakeCity(clock=clock)
 
@@ -151,12 +152,12 @@ def test_async_client_uses_the_outbox(tmp_path: Path) -> None:
         ) as client:
             with Outbox(tmp_path / "o.sqlite") as outbox:
                 city.down()
-                receipt = await client.submit(pothole(1), outbox=outbox)
-                assert receipt.queued
+                entry = await outbox.asubmit(client, pothole(1))
+                assert entry.state == "queued"
                 city.up()
                 clock.advance(60)
                 report = await outbox.aflush(client)
-                assert report.sent == (receipt.local_id,)
+                assert report.sent == (entry.local_id,)
 
     asyncio.run(run())
     assert city.count_created() == 1
@@ -176,11 +177,14 @@ def test_outbox_refuses_bad_arguments(tmp_path: Path) -> None:
             outbox.flush(object())  # type: ignore[arg-type]
         with pytest.raises(KeyError, match="no outbox entry"):
             outbox.get("nope")
+        with pytest.raises(civic311.InvalidRequestError, match="asubmit"):
+            outbox.submit(object(), pothole(1))  # type: ignore[arg-type]
         with (
             civic311.Client("https://x.example/v2") as client,
-            pytest.raises(civic311.InvalidRequestError, match="outbox"),
+            pytest.raises(civic311.InvalidRequestError, match="request"),
         ):
-            client.submit(pothole(1), outbox="o.sqlite")  # type: ignore[arg-type]
+            outbox.submit(client, "pothole")  # type: ignore[arg-type]
+        assert len(outbox) == 0  # nothing stored for a refused request
 
 
 FLUSHER = textwrap.dedent(
@@ -199,19 +203,25 @@ FLUSHER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_flush_survives_being_killed_mid_flush(tmp_path: Path) -> None:
     """Kill -9 a flushing process halfway; a second flush files every request exactly once."""
     count = 24
     city = FakeCity(seed=3)  # real clock: a separate process shares no virtual time
     path = tmp_path / "o.sqlite"
-    with Outbox(path, resend_after=0) as outbox:
-        with civic311.Client("http://127.0.0.1:9/v2", retry=None, timeout=1) as dead:
-            for n in range(count):
-                assert dead.submit(pothole(n), outbox=outbox).queued
-        assert [e.state for e in outbox.entries()] == ["queued"] * count
     script = tmp_path / "flusher.py"
     script.write_text(FLUSHER)
     with city.serve() as url:
+        # The city is down while the reports are made: each one waits in the outbox.
+        city.down()
+        with (
+            Outbox(path, resend_after=0) as outbox,
+            civic311.Client(url, retry=None, timeout=1) as client,
+        ):
+            for n in range(count):
+                assert outbox.submit(client, pothole(n)).state == "queued"
+            assert [e.state for e in outbox.entries()] == ["queued"] * count
+        city.up()
         city.inject(Fault.latency(0.05), method="POST")
         child = subprocess.Popen(
             [sys.executable, str(script), url, str(path)],
@@ -250,6 +260,6 @@ def test_transport_refused_through_a_real_port_queues(tmp_path: Path) -> None:
         Outbox(tmp_path / "o.sqlite") as outbox,
         civic311.Client("http://127.0.0.1:9/open311/v2", retry=None, timeout=1) as client,
     ):
-        receipt = client.submit(pothole(1), outbox=outbox)
-        assert receipt.queued
-        assert outbox.get(receipt.local_id or "").state == "queued"
+        entry = outbox.submit(client, pothole(1))
+        assert entry.state == "queued"
+        assert outbox.get(entry.local_id).state == "queued"

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import hashlib
 import io
 import json
 import os
@@ -36,18 +35,18 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO
 import attrs
 
 from civic311._clock import Clock
-from civic311._wire.converter import to_dict
-from civic311.errors import Civic311Error, InvalidRequestError, SubmissionUncertainError
-from civic311.models import NewRequest, Receipt, Service, ServiceDefinition
-from civic311.outbox import never_acted_on
+from civic311._journal.store import Owner, forget_token, new_token
+from civic311.errors import Civic311Error, InvalidRequestError
+from civic311.ledger import Ledger, Settled, _adrive, content_key
+from civic311.models import NewRequest, Receipt, Service
 from civic311.tracking import StatusChange, Tracked
 
 if TYPE_CHECKING:
-    from civic311._client.async_client import AsyncClient
-    from civic311.ledger import Ledger
+    from civic311 import AsyncClient
 
 __all__ = [
     "COLUMNS",
+    "MAX_FIELD_BYTES",
     "BulkSummary",
     "Row",
     "RowResult",
@@ -96,9 +95,10 @@ class Row:
 
 
 def row_key(request: NewRequest) -> str:
-    """A stable key for *request*: the first 24 hex digits of the SHA-256 of its content."""
-    canonical = json.dumps(to_dict(request), sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:24]
+    """A stable key for *request*'s content: the journal's one content key
+    (`civic311.ledger.content_key`), so a row and the same report recorded elsewhere in the
+    journal are recognised as one."""
+    return content_key(request)
 
 
 def _number(value: str, column: str) -> float | None:
@@ -135,11 +135,32 @@ def _request(values: Mapping[str, Any]) -> NewRequest:
             )
         elif value is not None and str(value).strip():
             fields[column] = str(value).strip()
+    if not fields.get("service_code"):
+        raise InvalidRequestError(
+            "service_code",
+            "is empty: every row needs the code of the service it reports to "
+            "(`civic311 services` lists them)",
+        )
     return NewRequest(**fields, attributes=attributes)
 
 
 def _csv_rows(text: TextIO, key_column: str | None) -> Iterator[tuple[int, dict[str, Any]]]:
+    if csv.field_size_limit() < MAX_FIELD_BYTES:
+        csv.field_size_limit(MAX_FIELD_BYTES)  # process-wide; only ever raised
     reader = csv.reader(text)
+    try:
+        yield from _csv_records(reader, key_column)
+    except csv.Error as exc:
+        # The csv module's own refusals (a cell over the limit, a NUL byte…), naming the row.
+        row = max(reader.line_num - 1, 1)
+        raise InvalidRequestError(
+            "file", f"row {row} (line {reader.line_num}) cannot be read as CSV: {exc}"
+        ) from None
+
+
+def _csv_records(
+    reader: Iterator[list[str]], key_column: str | None
+) -> Iterator[tuple[int, dict[str, Any]]]:
     header = next(reader, None)
     if header is None:
         return
@@ -202,11 +223,53 @@ def _check_columns(columns: Sequence[str], key_column: str | None) -> None:
         raise InvalidRequestError("key_column", f"no column {key_column!r} in the file")
 
 
+#: The largest cell a bulk file may hold: the size cap civic311 puts on a city's answer (10 MiB,
+#: `Client`'s ``max_response_bytes`` default), far above the csv module's 128 KiB default, so a
+#: long description or an inline attribute is read, not refused as "field larger than limit".
+MAX_FIELD_BYTES = 10 * 1024 * 1024
+
+#: Byte order marks, longest first (a UTF-32 LE mark starts like a UTF-16 LE one).
+_BOMS: tuple[tuple[bytes, str], ...] = (
+    (b"\xff\xfe\x00\x00", "utf-32"),
+    (b"\x00\x00\xfe\xff", "utf-32"),
+    (b"\xef\xbb\xbf", "utf-8-sig"),
+    (b"\xff\xfe", "utf-16"),
+    (b"\xfe\xff", "utf-16"),
+)
+
+
+def _decode(data: bytes, encoding: str | None, fmt: InputFormat, name: str) -> str:
+    """The file's text: in *encoding* when given, else from its byte order mark (UTF-8,
+    UTF-16, UTF-32), else UTF-8. Bytes that do not decode are refused, naming the row."""
+    chosen = encoding
+    if chosen is None:
+        chosen = next((codec for bom, codec in _BOMS if data.startswith(bom)), "utf-8")
+    try:
+        return data.decode(chosen)
+    except LookupError:
+        raise InvalidRequestError(
+            "encoding", f"{encoding!r} is not an encoding Python knows"
+        ) from None
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        where = f"row {line - 1} (line {line})" if fmt == "csv" and line > 1 else f"line {line}"
+        hint = (
+            "give its encoding with --encoding (encoding= in Python), e.g. --encoding latin-1 "
+            "or --encoding cp1252, or save the file as UTF-8"
+        )
+        raise InvalidRequestError(
+            "encoding",
+            f"{name}: {where} is not {chosen} (byte 0x{data[exc.start]:02x} at offset "
+            f"{exc.start}); {hint}",
+        ) from None
+
+
 def read_rows(
     source: str | os.PathLike[str] | TextIO,
     *,
     format: InputFormat | None = None,
     key_column: str | None = None,
+    encoding: str | None = None,
 ) -> Iterator[Row]:
     """The rows of a CSV or JSON Lines bulk file (module docstring), lazily.
 
@@ -216,15 +279,19 @@ def read_rows(
             is JSON Lines, anything else CSV).
         key_column: A column whose value names each row (must be unique); by default rows
             are keyed by a hash of their content.
+        encoding: The file's encoding (a path only). By default a byte order mark decides
+            (UTF-8, UTF-16 or UTF-32, as spreadsheets save them), and without one the file
+            must be UTF-8: other bytes are refused, naming the row, never guessed.
 
     Raises:
-        InvalidRequestError: the file has unknown columns, or the key column is missing.
+        InvalidRequestError: the file has unknown columns, the key column is missing, its
+            bytes are not in its encoding, or a cell is over `MAX_FIELD_BYTES`.
     """
     if isinstance(source, str | os.PathLike):
         path = Path(source)
         fmt = format or ("jsonl" if path.suffix.lower() in (".jsonl", ".ndjson") else "csv")
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            yield from _rows(handle, fmt, key_column)
+        text = _decode(path.read_bytes(), encoding, fmt, str(path))
+        yield from _rows(io.StringIO(text, newline=""), fmt, key_column)
         return
     if not isinstance(source, io.TextIOBase) and not hasattr(source, "read"):
         raise InvalidRequestError("source", "must be a path or an open text file")
@@ -352,22 +419,23 @@ async def submit_all(
     1. Every row is checked first: the file's own rules (`read_rows`), the city's required
        fields, and, with *validate*, the service's definition (each definition is fetched
        once). A dry run stops here and files nothing.
-    2. A row already in *ledger* (same key) as sent or failed is skipped. A row recorded but
-       never sent, or queued by an earlier run that could not reach the city, is sent. A row
-       that was in flight when an earlier run died — or whose outcome was unknown — is first
-       looked for
-       on the server (`AsyncClient.find_submitted`): found, it is reconciled; not found, it is
-       sent again only once *resend_after* seconds have passed since that send.
+    2. Each row is recorded in the journal (*ledger*) under its key for the client's city,
+       once, and settled the journal's one way (`Ledger.asettle`): claimed in one atomic
+       step, so any number of runs on one ledger file each row at most once (a row another
+       live run holds is skipped, saying so); already sent or failed: skipped; recorded but
+       never sent, or queued by a run that could not reach the city: sent; in flight when a
+       run died, or uncertain: first looked for on the server (`AsyncClient.find_submitted`,
+       never taking a request id the journal holds for another row): found, reconciled; not
+       found, sent again only once *resend_after* seconds have passed since that send.
     3. Rows are sent with at most *concurrency* in flight and at most *rate* starting per
-       second. Each row is recorded in the ledger *before* it is sent, marked in flight just
-       before the POST, and its outcome recorded after, so a crash, a kill or Ctrl-C at any
-       moment leaves the ledger saying how far each row got.
+       second. Each row is marked in flight just before the POST and its outcome recorded
+       after, so a crash, a kill or Ctrl-C at any moment leaves the ledger saying how far each
+       row got.
 
     Raises:
         InvalidRequestError: bad arguments (the rows' own problems are results, not errors).
     """
-    from civic311._client.async_client import AsyncClient
-    from civic311.ledger import Ledger
+    from civic311 import AsyncClient
 
     if not isinstance(client, AsyncClient):
         raise InvalidRequestError("client", "submit_all takes a civic311.AsyncClient")
@@ -412,14 +480,14 @@ async def _checked(
 ) -> list[tuple[Row, NewRequest]]:
     """The rows fit to send (as they will be sent); the others are reported invalid.
 
-    With *validate*, the city's service list is read once: a row for a service the city does
-    not offer is invalid, and the definition of each service with metadata (spec §2.2) is
-    read once and checked against every row for it.
+    Each request is checked the way `AsyncClient.submit` would (`AsyncClient.prepare`). With
+    *validate*, the city's service list is read once: a row for a service the city does not
+    offer is invalid, and each row for a service with metadata (spec §2.2) is checked against
+    its definition (read once; the client caches it).
     """
     services: dict[str, Service] | None = None
     if validate and any(row.request is not None for row in rows):
         services = {s.service_code: s for s in await client.list_services()}
-    definitions: dict[str, ServiceDefinition] = {}
     good: list[tuple[Row, NewRequest]] = []
     for row in rows:
         if row.request is None:
@@ -427,8 +495,7 @@ async def _checked(
             continue
         request = row.request
         try:
-            client._check_required(request)
-            client._submit_call(request)
+            with_definition = False
             if services is not None:
                 service = services.get(request.service_code)
                 if service is None:
@@ -437,11 +504,8 @@ async def _checked(
                         f"{request.service_code!r} is not one of the city's "
                         f"{len(services)} services",
                     )
-                if service.metadata:
-                    code = request.service_code
-                    if code not in definitions:
-                        definitions[code] = await client._definition_for(code)
-                    request = client._validated(request, definitions[code])
+                with_definition = service.metadata
+            request = await client.prepare(request, validate=with_definition)
         except Civic311Error as exc:
             done(RowResult(row.number, row.key, "invalid", str(exc)))
             continue
@@ -458,62 +522,45 @@ async def _file_row(
     pacer: _Pacer,
     resend_after: float,
 ) -> RowResult:
-    """Send one row with the ledger's bookkeeping around it (see `submit_all`)."""
-    clock = client.clock
-    earlier = ledger.find_by_key(row.key)
-    if earlier is not None:
-        if earlier.state in ("sent", "failed"):
-            receipt = earlier.receipt
-            return RowResult(
-                row.number,
-                row.key,
-                "skipped",
-                f"already {earlier.state} in an earlier run",
-                receipt.service_request_id if receipt else None,
-                receipt.token if receipt else None,
-            )
-        if earlier.sent_at is not None and earlier.state in ("pending", "uncertain"):
-            # It may exist: look before sending it again (docs/retries.md).
-            found = await client.find_submitted(earlier.request, sent_at=earlier.sent_at)
-            if found is not None:
-                receipt = Receipt(service_request_id=found.service_request_id, reconciled=True)
-                ledger.record_outcome(row.key, state="sent", at=clock.now(), receipt=receipt)
-                return RowResult(
-                    row.number,
-                    row.key,
-                    "reconciled",
-                    "found on the server",
-                    found.service_request_id,
-                )
-            if (clock.now() - earlier.sent_at).total_seconds() < resend_after:
-                ledger.record_outcome(
-                    row.key, state="uncertain", at=clock.now(), error="not found on the server yet"
-                )
-                return RowResult(
-                    row.number,
-                    row.key,
-                    "uncertain",
-                    "sent before, not found on the server yet; not sent again "
-                    f"until {resend_after:g}s after that send",
-                )
-    else:
-        ledger.record_pending(key=row.key, request=request, endpoint=endpoint, at=clock.now())
-    await pacer.wait()
-    ledger.mark_in_flight(row.key, at=clock.now())
-    try:
-        receipt = await client.submit(request)
-    except SubmissionUncertainError as exc:
-        ledger.record_outcome(row.key, state="uncertain", at=clock.now(), error=str(exc))
-        return RowResult(row.number, row.key, "uncertain", str(exc))
-    except Civic311Error as exc:
-        if never_acted_on(exc):
-            ledger.record_outcome(row.key, state="queued", at=clock.now(), error=str(exc))
-            return RowResult(row.number, row.key, "queued", str(exc))
-        ledger.record_outcome(row.key, state="failed", at=clock.now(), error=str(exc))
-        return RowResult(row.number, row.key, "failed", str(exc))
-    ledger.record_outcome(row.key, state="sent", at=clock.now(), receipt=receipt)
-    outcome: Outcome = "reconciled" if receipt.reconciled else "filed"
-    return RowResult(row.number, row.key, outcome, None, receipt.service_request_id, receipt.token)
+    """Record the row (once: a re-run finds it by key), then settle it the journal's one way
+    (`Ledger.asettle`: claim, reconcile if it may exist, send, record)."""
+    new = ledger._new_row(row.key, request, endpoint, client.clock.now(), row_number=row.number)
+    # A new row is born claimed by this run, in the insert's own transaction (one commit, not
+    # two, per row); a row from an earlier run is claimed by the settle step as usual.
+    token = new_token()
+    row_id, created = ledger.store.insert(new, claim=(token, Owner.me()), if_absent=True)
+    if not created:
+        forget_token(token)
+        settled = await ledger.asettle(client, row_id, resend_after=resend_after, pace=pacer.wait)
+        return _row_result(row, settled)
+    flow = ledger._settle_flow(client, row_id, resend_after, False, token=token)
+    return _row_result(row, await _adrive(client, flow, pacer.wait))
+
+
+def _row_result(row: Row, settled: Settled) -> RowResult:
+    receipt = settled.receipt
+    rid = receipt.service_request_id if receipt else None
+    token = receipt.token if receipt else None
+    if settled.outcome == "settled":
+        return RowResult(
+            row.number, row.key, "skipped", f"{settled.detail} in an earlier run", rid, token
+        )
+    if settled.outcome == "held":
+        return RowResult(
+            row.number,
+            row.key,
+            "skipped",
+            f"{settled.detail} (another civic311 run on this ledger is filing it right now; "
+            "it is not filed twice)",
+        )
+    outcome: Outcome = settled.outcome
+    detail = None if outcome == "filed" else settled.detail
+    if outcome == "uncertain" and "--resend-after" not in (detail or ""):
+        detail = (
+            f"{detail}; the next run looks for it on the server first, and sends it again "
+            "only after --resend-after seconds (resend_after=)"
+        )
+    return RowResult(row.number, row.key, outcome, detail, rid, token)
 
 
 async def track_all(
@@ -522,10 +569,11 @@ async def track_all(
     ledger: Ledger,
     on_change: Callable[[StatusChange], None] | None = None,
 ) -> Tracked:
-    """Refresh the status of every request the ledger holds (and resolve pending tokens),
-    recording what changed; see `AsyncClient.track`."""
+    """Refresh the status of every request the ledger holds for *client*'s city (its primary
+    endpoint; another city's requests are left alone, even with the same ids), resolve pending
+    tokens, and record what changed; see `AsyncClient.track`."""
     items: list[str | Receipt] = []
-    for submission in ledger.submissions():
+    for submission in ledger.submissions(endpoint=client.endpoints[0]):
         if submission.receipt is None or submission.state != "sent":
             continue
         if submission.receipt.service_request_id:

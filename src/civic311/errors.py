@@ -23,7 +23,8 @@ it all, and each branch says what went wrong in terms a caller can act on::
     ├── RetiredCityError             the registry says the city's API is gone (allow_retired=True)
     ├── WaitTimeoutError             wait_for_id gave up: the token never turned into an id
     ├── UntrackableReceiptError      wait_for_id on a receipt with neither id nor token (blackbox)
-    └── LedgerSchemaError            a ledger file written by a newer civic311
+    ├── LedgerSchemaError            a ledger file written by a newer civic311
+    └── LedgerFileError              a ledger file that is corrupt, read-only or not a ledger
 
 And the warnings, so ``warnings.filterwarnings("error", category=Civic311Warning)`` catches
 every one::
@@ -70,6 +71,7 @@ __all__ = [
     "ForbiddenError",
     "HarvestWarning",
     "InvalidRequestError",
+    "LedgerFileError",
     "LedgerSchemaError",
     "NotFoundError",
     "Problem",
@@ -490,6 +492,21 @@ class LedgerSchemaError(Civic311Error):
             f"ledger {path!r} has schema version {found}, but this civic311 knows only up to "
             f"{supported}; upgrade civic311 to open it (the file was left untouched)"
         )
+
+
+class LedgerFileError(Civic311Error):
+    """The ledger (journal) storage cannot be used: a corrupt, read-only or foreign file, a
+    directory, an unreachable database. Never a raw ``sqlite3`` error.
+
+    Attributes:
+        path: The file (or the database URL without its password).
+        reason: What is wrong with it.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"ledger {path!r} cannot be used: {reason}")
 
 
 class DuplicateKeyError(InvalidRequestError):

@@ -1,93 +1,122 @@
-"""The ledger: the record of your communications with 311 that you are told to keep.
+"""The journal: ONE durable record of your submissions to 311 and of every status seen.
 
 Cities tell residents to keep the number they were given and the date they reported. `Ledger`
-keeps that, and more, in a SQLite file (standard library ``sqlite3``, WAL journal, file mode
-0600, a busy timeout so several processes can share it)::
+keeps that, and more, in one store (a SQLite file by default; the storage sits behind one
+small interface, `civic311._journal.store.JournalStore`)::
 
     with Ledger("reports.sqlite") as ledger:
         sid = ledger.record_submission(
-            key=None, request=request, endpoint=client_url, sent_at=now, receipt=receipt
+            key=None, request=request, endpoint=client.endpoints[0], sent_at=now, receipt=receipt
         )
         ...
-        ledger.record_status(client.get_request(receipt.service_request_id), observed_at=now)
+        client.track([receipt], ledger=ledger)        # records every status change it sees
         ledger.history(receipt.service_request_id)    # every status change, oldest first
         ledger.export_csv("my-311-reports.csv")
+
+The `Outbox` (`civic311.outbox`) and bulk runs (`civic311.bulk`) are policies over this same
+journal: one state machine, one content key (`content_key`), one claim-then-reconcile-then-send
+algorithm (`Ledger.settle` / `Ledger.asettle`).
 
 What it records:
 
 - **every submission**: what was sent (`civic311.to_dict` of the `NewRequest`), when, to which
-  endpoint, the receipt (id, token, service_notice, reconciled, queued/local_id), when a token
-  became an id, and the error if it failed. The api_key is never stored: a `NewRequest` holds
-  none, any field named like a key (``api_key``, ``apikey``, ``key``…) is stripped from extras
-  before writing, and api_key query values are redacted from endpoints and error texts;
+  endpoint, the receipt (id, token, service_notice, reconciled), when a token became an id, and
+  the error if it failed. The api_key is never stored: a `NewRequest` holds none, any field
+  named like a key (``api_key``, ``apikey``, ``key``…) is stripped from extras before writing,
+  and api_key query values are redacted from endpoints and error texts;
 - **every status change**: `record_status` stores status, status_notes and updated_datetime
   only when one of them differs from the last observation of that request, so tracking every
   hour does not grow the file;
-- **keys for bulk and resume**: a submission may carry a ``key`` (your own id or a content hash,
-  see `content_key`), unique when given. A bulk runner records a row *before* sending it
-  (`record_pending`), marks it in flight (`mark_in_flight`) and records the outcome
-  (`record_outcome`). After a crash, `in_flight` lists the rows that may or may not have
-  reached the city — look for them on the server before sending again.
+- **per city**: every row belongs to an endpoint (the client's primary endpoint URL, its
+  *scope*). Keys are unique per endpoint, and a request id is looked up per endpoint: city A's
+  request "42" is never reported, or stored, as city B's.
 
-Submission states:
+Submission states (one machine for ledger, outbox and bulk):
 
 =========  =============================================================================
 pending    recorded, not yet answered; ``sent_at`` is None until handed to the network
            (a pending row *with* ``sent_at`` is in flight: the process may have died
-           mid-send)
+           mid-send; it is looked for on the city before it is ever sent again)
 sent       the city answered with a receipt (an id, a token, or neither for blackbox)
-queued     every endpoint was down; the request waits (e.g. in the `Outbox`)
-uncertain  the POST may have created a request and civic311 could not find out
+queued     it provably never reached a city (every endpoint down or declining); sendable
+uncertain  the POST may have created a request and civic311 could not find it
 failed     the city refused it (a 400, a 403…)
 =========  =============================================================================
 
-Storage. Tables are prefixed ``ledger_`` so the file can also hold the `Outbox` (table
-``outbox``), which the ledger never touches. Datetimes are stored as fixed-width UTC ISO 8601
-text (so they sort as text) and come back timezone-aware (UTC). The schema is versioned in
-``ledger_schema_version`` (one row per applied migration; not ``PRAGMA user_version``, which
-is file-wide and would be shared with whatever else lives in the file). Opening an older file
-migrates it forward in one transaction; opening a file written by a newer civic311 raises
-`LedgerSchemaError` rather than guess.
+Claims. Before a row is sent, the run claims it in one atomic step (a token, its owner
+``host:pid`` and a heartbeat). Any number of threads and processes can work on one file: each
+row is sent by at most one of them. A row claimed by a live run is skipped with a message; a row
+claimed by a run that died is taken over, and if it was in flight it is first looked for on the
+city (excluding every request id the journal already holds, so a lost answer is never "found"
+as another submission's request).
 
-Each write is its own ``BEGIN IMMEDIATE`` … ``COMMIT`` transaction, so several processes (a
-bulk runner, a tracker, a web worker) can write to one file; SQLite serialises them and the
-busy timeout makes each wait its turn.
+Storage. Tables are prefixed ``ledger_`` so the file can hold other things. Datetimes come back
+timezone-aware (UTC). The schema is versioned (`MIGRATIONS`); opening an older file (a ledger
+or an old outbox file) migrates it forward in one transaction; a file written by a newer
+civic311 raises `LedgerSchemaError`, and a corrupt, read-only or foreign file `LedgerFileError`,
+each naming the file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
 import os
-import sqlite3
-import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any, Literal, cast, get_args
+from typing import IO, TYPE_CHECKING, Any, Literal, cast, get_args
 
 import attrs
 
-from civic311._protocol import SECRET_NAMES, redact_text
-from civic311._sqlite import connect
+from civic311._journal.sqlite import MIGRATIONS, Migration, SQLiteStore
+from civic311._journal.store import (
+    JournalStore,
+    NewRow,
+    Owner,
+    StoredObservation,
+    StoredReceipt,
+    StoredRow,
+    forget_token,
+    new_token,
+)
+from civic311._secrets import SECRET_NAMES, redact_text
 from civic311._wire.converter import from_dict, to_dict
-from civic311.errors import DuplicateKeyError, InvalidRequestError, LedgerSchemaError
+from civic311.errors import (
+    AllEndpointsFailedError,
+    APIError,
+    Civic311Error,
+    DuplicateKeyError,
+    InvalidRequestError,
+    LedgerFileError,
+    LedgerSchemaError,
+    SubmissionUncertainError,
+    TransportError,
+)
 from civic311.models import NewRequest, Receipt, ServiceRequest, Status
+
+if TYPE_CHECKING:
+    from civic311 import AsyncClient, Client
 
 __all__ = [
     "EXPORT_COLUMNS",
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "DuplicateKeyError",
+    "JournalStore",
     "Ledger",
+    "LedgerFileError",
     "LedgerSchemaError",
     "Migration",
+    "Settled",
     "StatusObservation",
     "Submission",
     "SubmissionState",
     "content_key",
+    "never_acted_on",
 ]
 
 SubmissionState = Literal["pending", "sent", "queued", "uncertain", "failed"]
@@ -95,13 +124,19 @@ _STATES: frozenset[str] = frozenset(get_args(SubmissionState))
 #: States an outcome can be recorded as (a row becomes "pending" only when it is created).
 _OUTCOMES: frozenset[str] = _STATES - {"pending"}
 #: States from which a row may be (re)handed to the network.
-_SENDABLE = ("pending", "queued", "uncertain")
+_SENDABLE: tuple[SubmissionState, ...] = ("pending", "queued", "uncertain")
 
+#: The schema version this code writes.
+SCHEMA_VERSION = MIGRATIONS[-1].version
+
+#: Seconds after an ambiguous send before a request that still cannot be found is sent again.
+DEFAULT_RESEND_AFTER = 3600.0
+
+#: Seconds without a heartbeat after which a claim held on another host counts as abandoned.
+#: (On this host, a claim's owner is alive exactly when its process is: no waiting.)
+DEFAULT_STALE_AFTER = 600.0
 
 PathOrFile = str | os.PathLike[str] | IO[str]
-
-
-# --- errors ----------------------------------------------------------------------------------
 
 
 # --- result models ---------------------------------------------------------------------------
@@ -109,14 +144,14 @@ PathOrFile = str | os.PathLike[str] | IO[str]
 
 @attrs.frozen
 class Submission:
-    """One submission as the ledger holds it.
+    """One submission as the journal holds it.
 
     Attributes:
-        id: The ledger's row id (what `record_submission` / `record_pending` returned).
-        key: Your key or content hash, if you gave one (unique in the ledger).
+        id: The journal's row id (what `record_submission` / `record_pending` returned).
+        key: Your key or content hash, if you gave one (unique per endpoint).
         state: pending, sent, queued, uncertain or failed (module docstring).
         request: What was sent.
-        endpoint: The endpoint it was sent to (api_key values redacted).
+        endpoint: The endpoint (city) it belongs to (api_key values redacted).
         recorded_at: When the row was recorded.
         updated_at: When the row last changed.
         sent_at: When it was handed to the network; None while pending and not yet sent.
@@ -125,6 +160,10 @@ class Submission:
         receipt_at: When the receipt was recorded.
         token_resolved_at: When the token became a service_request_id.
         error: Why it failed or is uncertain (redacted text).
+        local_id: The outbox's id for it, when it came through an `Outbox`.
+        claimed_by: The run (``host:pid``) holding it for sending right now, if any.
+        tries: How many times it was handed to the network.
+        row_number: Its row number in the bulk file it came from, if it did.
     """
 
     id: int
@@ -139,6 +178,10 @@ class Submission:
     receipt_at: datetime | None = None
     token_resolved_at: datetime | None = None
     error: str | None = None
+    local_id: str | None = None
+    claimed_by: str | None = None
+    tries: int = 0
+    row_number: int | None = None
 
     @property
     def service_request_id(self) -> str | None:
@@ -168,6 +211,8 @@ class StatusObservation:
         observed_at: When we looked.
         service_code: The request's service, when the city said.
         service_name: The service's name, when the city said.
+        endpoint: The endpoint (city) the request belongs to ("" for observations stored
+            by a civic311 older than the one journal, whose city is not known).
     """
 
     service_request_id: str
@@ -177,6 +222,7 @@ class StatusObservation:
     observed_at: datetime
     service_code: str | None = None
     service_name: str | None = None
+    endpoint: str = ""
 
     @property
     def is_closed(self) -> bool:
@@ -184,149 +230,62 @@ class StatusObservation:
         return self.status is not None and self.status.is_closed
 
 
-# --- schema and migrations -------------------------------------------------------------------
+SettledOutcome = Literal["filed", "reconciled", "queued", "uncertain", "failed", "held", "settled"]
 
 
 @attrs.frozen
-class Migration:
-    """One step of the ledger's schema history: bring a file from ``version - 1`` to
-    ``version``. Steps run in order, inside the migrating transaction; they must not commit."""
+class Settled:
+    """What `Ledger.settle` did with one row.
 
-    version: int
-    description: str
-    apply: Callable[[sqlite3.Connection], None] = attrs.field(repr=False)
+    Attributes:
+        submission_id: The row.
+        outcome: ``filed`` (sent now, the city answered), ``reconciled`` (found on the city:
+            an earlier send's answer was lost), ``queued`` (it never reached a city: every
+            endpoint down), ``uncertain`` (may exist, not found; not sent again yet),
+            ``failed`` (the city said no), ``held`` (another live run is sending it: left
+            alone), ``settled`` (already sent or failed: nothing to do).
+        receipt: The receipt, for filed and reconciled.
+        error: The civic311 error the send ended with, for queued, uncertain and failed.
+        detail: A sentence for people.
+    """
 
-
-def _run(db: sqlite3.Connection, script: str) -> None:
-    # executescript() would COMMIT first; run statement by statement to stay in the transaction.
-    for statement in script.split(";"):
-        if statement.strip():
-            db.execute(statement)
-
-
-def _v1(db: sqlite3.Connection) -> None:
-    """The first ledger: submissions (already sent) and status observations."""
-    _run(
-        db,
-        """
-        CREATE TABLE ledger_submissions (
-            id                 INTEGER PRIMARY KEY AUTOINCREMENT,
-            endpoint           TEXT NOT NULL,
-            service_code       TEXT NOT NULL,
-            request            TEXT NOT NULL,
-            sent_at            TEXT NOT NULL,
-            service_request_id TEXT,
-            token              TEXT,
-            service_notice     TEXT,
-            account_id         TEXT,
-            reconciled         INTEGER NOT NULL DEFAULT 0,
-            receipt_at         TEXT,
-            token_resolved_at  TEXT,
-            error              TEXT
-        );
-        CREATE INDEX ledger_submissions_request_id ON ledger_submissions (service_request_id);
-        CREATE INDEX ledger_submissions_token ON ledger_submissions (token);
-        CREATE TABLE ledger_status (
-            id                 INTEGER PRIMARY KEY AUTOINCREMENT,
-            service_request_id TEXT NOT NULL,
-            status             TEXT,
-            status_notes       TEXT,
-            updated_datetime   TEXT,
-            observed_at        TEXT NOT NULL,
-            service_code       TEXT,
-            service_name       TEXT
-        );
-        CREATE INDEX ledger_status_by_id ON ledger_status (service_request_id, observed_at)
-        """,
-    )
-
-
-def _v2(db: sqlite3.Connection) -> None:
-    """Keys and states for bulk runs: rows recorded before sending (so ``sent_at`` becomes
-    nullable, which SQLite can only do by rebuilding the table), a unique ``key``, the queued
-    flag and local id of outbox receipts, and the receipt's extra fields."""
-    _run(
-        db,
-        """
-        CREATE TABLE ledger_submissions_v2 (
-            id                 INTEGER PRIMARY KEY AUTOINCREMENT,
-            key                TEXT UNIQUE,
-            state              TEXT NOT NULL,
-            endpoint           TEXT NOT NULL,
-            service_code       TEXT NOT NULL,
-            request            TEXT NOT NULL,
-            recorded_at        TEXT NOT NULL,
-            sent_at            TEXT,
-            service_request_id TEXT,
-            token              TEXT,
-            service_notice     TEXT,
-            account_id         TEXT,
-            reconciled         INTEGER NOT NULL DEFAULT 0,
-            queued             INTEGER NOT NULL DEFAULT 0,
-            local_id           TEXT,
-            receipt_extras     TEXT,
-            receipt_at         TEXT,
-            token_resolved_at  TEXT,
-            error              TEXT,
-            updated_at         TEXT NOT NULL
-        );
-        INSERT INTO ledger_submissions_v2 (
-            id, key, state, endpoint, service_code, request, recorded_at, sent_at,
-            service_request_id, token, service_notice, account_id, reconciled,
-            receipt_at, token_resolved_at, error, updated_at
-        )
-        SELECT
-            id, NULL,
-            CASE WHEN receipt_at IS NOT NULL THEN 'sent'
-                 WHEN error IS NOT NULL THEN 'failed'
-                 ELSE 'uncertain' END,
-            endpoint, service_code, request, sent_at, sent_at,
-            service_request_id, token, service_notice, account_id, reconciled,
-            receipt_at, token_resolved_at, error,
-            coalesce(token_resolved_at, receipt_at, sent_at)
-        FROM ledger_submissions;
-        DROP TABLE ledger_submissions;
-        ALTER TABLE ledger_submissions_v2 RENAME TO ledger_submissions;
-        CREATE INDEX ledger_submissions_request_id ON ledger_submissions (service_request_id);
-        CREATE INDEX ledger_submissions_token ON ledger_submissions (token);
-        CREATE INDEX ledger_submissions_state ON ledger_submissions (state, id);
-        CREATE INDEX ledger_status_observed ON ledger_status (observed_at)
-        """,
-    )
-
-
-#: The schema's history, oldest first. Append; never edit a released step.
-MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "submissions and status observations", _v1),
-    Migration(2, "keys and states for bulk runs; nullable sent_at; receipt extras", _v2),
-)
-
-#: The schema version this code writes.
-SCHEMA_VERSION = MIGRATIONS[-1].version
-
-_VERSION_TABLE = """
-CREATE TABLE IF NOT EXISTS ledger_schema_version (
-    version     INTEGER PRIMARY KEY,
-    description TEXT NOT NULL,
-    applied_at  TEXT NOT NULL
-)
-"""
+    submission_id: int
+    outcome: SettledOutcome
+    receipt: Receipt | None = None
+    error: Civic311Error | None = attrs.field(default=None, eq=False)
+    detail: str | None = None
 
 
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _iso(value: datetime) -> str:
-    # Fixed width (always microseconds, always +00:00) so stored datetimes sort as text.
-    return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
+def never_acted_on(error: Civic311Error | None) -> bool:
+    """Whether a failed submission provably created nothing: every attempt was refused before
+    it reached a server, or answered 429/503 (the server declined to act)."""
+    if isinstance(error, TransportError):
+        return not error.sent
+    if isinstance(error, APIError):
+        return error.status_code in (429, 503)
+    if isinstance(error, AllEndpointsFailedError):
+        return all(never_acted_on(attempt.error) for attempt in error.attempts)
+    return False
 
 
-def _parse(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value)
+def _outcome_state(error: Civic311Error) -> SubmissionState:
+    """The state a send that raised *error* leaves its row in."""
+    if never_acted_on(error):
+        return "queued"
+    if isinstance(error, SubmissionUncertainError | AllEndpointsFailedError | TransportError):
+        return "uncertain"
+    return "failed"
 
 
-def _parse_required(value: str) -> datetime:
-    return datetime.fromisoformat(value)
+def _alive(owner: Owner, token: str) -> bool | None:
+    return owner.alive(token)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 def _aware(name: str, value: object) -> datetime:
@@ -419,98 +378,811 @@ def content_key(request: NewRequest) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def _current_version(db: sqlite3.Connection) -> int:
-    exists = db.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ledger_schema_version'"
-    ).fetchone()
-    if exists is None:
-        return 0
-    return int(
-        db.execute("SELECT coalesce(max(version), 0) FROM ledger_schema_version").fetchone()[0]
-    )
-
-
-def _checked_version(db: sqlite3.Connection, path: str, latest: int) -> int:
-    current = _current_version(db)
-    if current > latest:
-        raise LedgerSchemaError(path, current, latest)
-    return current
-
-
-def _migrate(db: sqlite3.Connection, path: str, migrations: tuple[Migration, ...]) -> None:
-    latest = migrations[-1].version
-    current = _checked_version(db, path, latest)
-    if current == latest:
-        return  # the common case: no write lock taken just to open the file
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        # Re-read under the lock: another process may have migrated while we waited.
-        db.execute(_VERSION_TABLE)
-        current = _checked_version(db, path, latest)
-        now = _iso(datetime.now(timezone.utc))
-        for step in migrations:
-            if step.version > current:
-                step.apply(db)
-                db.execute(
-                    "INSERT INTO ledger_schema_version (version, description, applied_at) "
-                    "VALUES (?, ?, ?)",
-                    (step.version, step.description, now),
-                )
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-
-
-def _receipt(row: sqlite3.Row) -> Receipt | None:
-    if row["receipt_at"] is None:
+def _receipt(stored: StoredReceipt | None) -> Receipt | None:
+    if stored is None:
         return None
-    extras = json.loads(row["receipt_extras"]) if row["receipt_extras"] else {}
+    extras = json.loads(stored.extras_json) if stored.extras_json else {}
     return Receipt(
-        service_request_id=row["service_request_id"],
-        token=row["token"],
-        service_notice=row["service_notice"],
-        account_id=row["account_id"],
-        reconciled=bool(row["reconciled"]),
-        queued=bool(row["queued"]),
-        local_id=row["local_id"],
+        service_request_id=stored.service_request_id,
+        token=stored.token,
+        service_notice=stored.service_notice,
+        account_id=stored.account_id,
+        reconciled=stored.reconciled,
         extras=extras,
     )
 
 
-def _submission(row: sqlite3.Row) -> Submission:
+def _stored_receipt(receipt: Receipt) -> StoredReceipt:
+    extras = _scrub(dict(receipt.extras))
+    return StoredReceipt(
+        service_request_id=receipt.service_request_id,
+        token=receipt.token,
+        service_notice=receipt.service_notice,
+        account_id=receipt.account_id,
+        reconciled=receipt.reconciled,
+        extras_json=json.dumps(extras, ensure_ascii=False, default=str) if extras else None,
+    )
+
+
+def _request_of(row: StoredRow) -> NewRequest:
+    """The stored request, or a `LedgerFileError` naming the row when it cannot be read."""
+    try:
+        request = from_dict(NewRequest, json.loads(row.request_json))
+    except (ValueError, TypeError, Civic311Error) as exc:
+        raise LedgerFileError(
+            f"submission #{row.id}", f"its stored request cannot be read ({exc})"
+        ) from None
+    return request
+
+
+def _submission(row: StoredRow) -> Submission:
     return Submission(
-        id=row["id"],
-        key=row["key"],
-        state=row["state"],
-        request=from_dict(NewRequest, json.loads(row["request"])),
-        endpoint=row["endpoint"],
-        recorded_at=_parse_required(row["recorded_at"]),
-        sent_at=_parse(row["sent_at"]),
-        receipt=_receipt(row),
-        receipt_at=_parse(row["receipt_at"]),
-        token_resolved_at=_parse(row["token_resolved_at"]),
-        error=row["error"],
-        updated_at=_parse_required(row["updated_at"]),
+        id=row.id,
+        key=row.key,
+        state=row.state,
+        request=_request_of(row),
+        endpoint=row.scope,
+        recorded_at=row.recorded_at,
+        updated_at=row.updated_at,
+        sent_at=row.sent_at,
+        receipt=_receipt(row.receipt),
+        receipt_at=row.receipt_at,
+        token_resolved_at=row.token_resolved_at,
+        error=row.error,
+        local_id=row.local_id,
+        claimed_by=row.claim_owner,
+        tries=row.tries,
+        row_number=row.source_row,
     )
 
 
-def _observation(row: sqlite3.Row) -> StatusObservation:
+def _readable(rows: Iterable[StoredRow]) -> list[Submission]:
+    """The rows as submissions, leaving out (never failing on) one that cannot be read: one
+    corrupt entry must not hide the others (`Ledger.unreadable` lists them)."""
+    return [sub for sub in map(_maybe_submission, rows) if sub is not None]
+
+
+def _maybe_submission(row: StoredRow) -> Submission | None:
+    try:
+        return _submission(row)
+    except LedgerFileError:
+        return None
+
+
+def _observation(stored: StoredObservation) -> StatusObservation:
     return StatusObservation(
-        service_request_id=row["service_request_id"],
-        status=None if row["status"] is None else Status(row["status"]),
-        status_notes=row["status_notes"],
-        updated_datetime=_parse(row["updated_datetime"]),
-        observed_at=_parse_required(row["observed_at"]),
-        service_code=row["service_code"],
-        service_name=row["service_name"],
+        service_request_id=stored.service_request_id,
+        status=None if stored.status is None else Status(stored.status),
+        status_notes=stored.status_notes,
+        updated_datetime=stored.updated_datetime,
+        observed_at=stored.observed_at,
+        service_code=stored.service_code,
+        service_name=stored.service_name,
+        endpoint=stored.scope,
     )
+
+
+# --- the one resume-and-reconcile algorithm --------------------------------------------------
+
+
+@attrs.frozen
+class _Send:
+    """A settle step: submit this request (public `Client.submit`); reply with the Receipt or
+    the civic311 error."""
+
+    request: NewRequest
+    retry_unsafe: bool = False
+
+
+@attrs.frozen
+class _Find:
+    """A settle step: look for what a send at *sent_at* created (public
+    `Client.find_submitted`), never taking an id in *exclude*."""
+
+    request: NewRequest
+    sent_at: datetime
+    exclude: frozenset[str]
+
+
+@attrs.frozen
+class _Pace:
+    """A settle step: the send is about to start (a bulk run waits for its rate here)."""
+
+
+_Step = _Send | _Find | _Pace
+
+
+# --- the ledger ------------------------------------------------------------------------------
+
+
+class Ledger:
+    """The journal: your submissions to 311 and every status change seen (module docstring).
+
+    Args:
+        path: The SQLite file (created 0600 if missing, migrated forward if older; an old
+            `Outbox` file is fine), or a `JournalStore` to keep the journal elsewhere.
+
+    Raises:
+        LedgerSchemaError: the file was written by a newer civic311.
+        LedgerFileError: the file is corrupt, read-only or not a ledger.
+
+    Use it as a context manager, or call `close`. One `Ledger` may be shared by threads; for
+    several processes, open one `Ledger` per process on the same file.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | JournalStore) -> None:
+        if isinstance(path, str | os.PathLike):
+            self.path = Path(path)
+            self._store: JournalStore = SQLiteStore(self.path, MIGRATIONS)
+        elif isinstance(path, JournalStore):
+            self._store = path
+            self.path = Path(path.location)
+        else:
+            raise InvalidRequestError("path", f"must be a file path, not {type(path).__name__}")
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the storage (safe to call twice)."""
+        self._store.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Ledger({self._store.location!r})"
+
+    @property
+    def store(self) -> JournalStore:
+        """The storage behind this journal."""
+        return self._store
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version of the open file (always `SCHEMA_VERSION` once opened)."""
+        return self._store.schema_version()
+
+    # --- submissions: writing ----------------------------------------------------------------
+
+    def record_submission(
+        self,
+        *,
+        key: str | None,
+        request: NewRequest,
+        endpoint: str,
+        sent_at: datetime,
+        receipt: Receipt | None = None,
+        error: str | None = None,
+        state: SubmissionState | None = None,
+    ) -> int:
+        """Record a submission that was handed to the network at *sent_at*; return its row id.
+
+        The state, unless given, follows from what you pass: a *receipt* → ``sent``; an
+        *error* alone → ``failed`` (pass ``state="uncertain"`` for a
+        `SubmissionUncertainError`, ``state="queued"`` when it never reached the city);
+        neither → ``pending`` and in flight, to be completed by `record_receipt` or
+        `record_outcome`.
+
+        Raises:
+            DuplicateKeyError: *key* is already recorded for this endpoint.
+            InvalidRequestError: a wrong type, a naive datetime, an unknown state.
+        """
+        request_json = self._request_json(request)
+        key = _optional_text("key", key)
+        scope = _redacted_endpoint(_text("endpoint", endpoint))
+        sent = _aware("sent_at", sent_at)
+        if receipt is not None and not isinstance(receipt, Receipt):
+            raise InvalidRequestError(
+                "receipt", f"must be a civic311.Receipt, not {type(receipt).__name__}"
+            )
+        error = _error_text(error)
+        if state is None:
+            state = "sent" if receipt is not None else "failed" if error is not None else "pending"
+        state = _state("state", state, _STATES)
+        row_id, _ = self._store.insert(
+            NewRow(
+                scope=scope,
+                service_code=request.service_code,
+                request_json=request_json,
+                at=sent,
+                key=key,
+                state=state,
+                sent_at=sent,
+                receipt=None if receipt is None else _stored_receipt(receipt),
+                error=error,
+            )
+        )
+        return row_id
+
+    def record_pending(
+        self,
+        *,
+        key: str | None,
+        request: NewRequest,
+        endpoint: str,
+        at: datetime,
+        local_id: str | None = None,
+    ) -> int:
+        """Record a submission *before* sending it (state ``pending``, no ``sent_at``).
+
+        Then either `settle` it (claim, send, record: the way the `Outbox` and bulk do), or,
+        single-handed, `mark_in_flight` just before the POST and `record_outcome` after. A
+        crash anywhere leaves a row that says how far it got.
+
+        Raises:
+            DuplicateKeyError: *key* is already recorded for this endpoint (see `find_by_key`).
+        """
+        row_id, _ = self._store.insert(self._new_row(key, request, endpoint, at, local_id))
+        return row_id
+
+    def _new_row(
+        self,
+        key: str | None,
+        request: NewRequest,
+        endpoint: str | None,
+        at: datetime,
+        local_id: str | None = None,
+        row_number: int | None = None,
+    ) -> NewRow:
+        """A row to insert; *endpoint* None means "no city yet" (adopted by the first client
+        that settles it: old outbox entries)."""
+        request_json = self._request_json(request)
+        return NewRow(
+            scope="" if endpoint is None else _redacted_endpoint(_text("endpoint", endpoint)),
+            service_code=request.service_code,
+            request_json=request_json,
+            at=_aware("at", at),
+            key=_optional_text("key", key),
+            local_id=_optional_text("local_id", local_id),
+            source_row=row_number,
+        )
+
+    def mark_in_flight(self, submission: int | str, *, at: datetime) -> None:
+        """Mark a submission as handed to the network at *at* (state ``pending``, ``sent_at``
+        set). *submission* is a row id (int) or a key (str).
+
+        A ``queued`` or ``uncertain`` row may be marked again when it is re-sent; a ``sent``
+        or ``failed`` one may not; nor one that a run is sending (it holds a claim).
+
+        Raises:
+            KeyError: no such submission.
+            InvalidRequestError: the submission is already settled (sent or failed), or claimed.
+        """
+        now = _aware("at", at)
+        row = self._locate(submission)
+        if not self._store.mark_in_flight(row.id, token=None, at=now):
+            raise InvalidRequestError(
+                "submission", f"#{row.id} is being sent by another run ({row.claim_owner})"
+            )
+
+    def record_outcome(
+        self,
+        submission: int | str,
+        *,
+        state: SubmissionState,
+        at: datetime,
+        receipt: Receipt | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Record how a send ended: ``sent``, ``queued``, ``uncertain`` or ``failed``, with
+        the receipt or the error. *submission* is a row id (int) or a key (str).
+
+        Raises:
+            KeyError: no such submission.
+            InvalidRequestError: a bad argument, or a run is sending it (it holds a claim).
+        """
+        checked = _state("state", state, _OUTCOMES)
+        now = _aware("at", at)
+        if receipt is not None and not isinstance(receipt, Receipt):
+            raise InvalidRequestError(
+                "receipt", f"must be a civic311.Receipt, not {type(receipt).__name__}"
+            )
+        error = _error_text(error)
+        row = self._locate(submission)
+        stored = None if receipt is None else _stored_receipt(receipt)
+        if not self._store.record_outcome(
+            row.id, token=None, state=checked, at=now, receipt=stored, error=error
+        ):
+            raise InvalidRequestError(
+                "submission", f"#{row.id} is being sent by another run ({row.claim_owner})"
+            )
+
+    def record_receipt(self, submission_id: int, receipt: Receipt, at: datetime) -> None:
+        """Record the city's receipt for a submission; its state becomes ``sent``.
+
+        Raises:
+            KeyError: no such submission.
+        """
+        row_id = _row_id("submission_id", submission_id)
+        if not isinstance(receipt, Receipt):
+            raise InvalidRequestError(
+                "receipt", f"must be a civic311.Receipt, not {type(receipt).__name__}"
+            )
+        self.record_outcome(row_id, state="sent", at=at, receipt=receipt)
+
+    def record_token_resolved(
+        self, token: str, service_request_id: str, at: datetime, *, endpoint: str | None = None
+    ) -> int:
+        """Record that *token* became *service_request_id* at *at* (for *endpoint*'s rows, or
+        any endpoint's); return how many submissions carried that token (0 if none)."""
+        token = _text("token", token)
+        service_request_id = _text("service_request_id", service_request_id)
+        now = _aware("at", at)
+        scope = None if endpoint is None else _redacted_endpoint(_text("endpoint", endpoint))
+        return self._store.record_token_resolved(
+            scope=scope, token=token, service_request_id=service_request_id, at=now
+        )
+
+    def _request_json(self, request: object) -> str:
+        if not isinstance(request, NewRequest):
+            raise InvalidRequestError(
+                "request", f"must be a civic311.NewRequest, not {type(request).__name__}"
+            )
+        return json.dumps(_scrub(to_dict(request)), ensure_ascii=False)
+
+    def _locate(self, submission: object) -> StoredRow:
+        if isinstance(submission, str):
+            row = self._store.find(scope=None, key=submission)
+        else:
+            row = self._store.get(_row_id("submission", submission))
+        if row is None:
+            raise KeyError(f"no submission {submission!r} in the ledger")
+        return row
+
+    # --- submissions: reading ----------------------------------------------------------------
+
+    def submission(self, submission_id: int) -> Submission | None:
+        """The submission with this row id, or None."""
+        row = self._store.get(_row_id("submission_id", submission_id))
+        return None if row is None else _submission(row)
+
+    def find_by_key(self, key: str, *, endpoint: str | None = None) -> Submission | None:
+        """The submission recorded with this key (for *endpoint*, or the first for any
+        endpoint), or None."""
+        key = _text("key", key)
+        scope = None if endpoint is None else _redacted_endpoint(_text("endpoint", endpoint))
+        row = self._store.find(scope=scope, key=key)
+        return None if row is None else _submission(row)
+
+    def find_by_local_id(self, local_id: str) -> Submission | None:
+        """The submission an `Outbox` stored under *local_id*, or None."""
+        row = self._store.find(scope=None, local_id=_text("local_id", local_id))
+        return None if row is None else _submission(row)
+
+    def by_request_id(
+        self, service_request_id: str, *, endpoint: str | None = None
+    ) -> Submission | None:
+        """The (first) submission the city gave this service_request_id (at *endpoint*, or
+        at any endpoint), or None."""
+        service_request_id = _text("service_request_id", service_request_id)
+        scope = None if endpoint is None else _redacted_endpoint(_text("endpoint", endpoint))
+        rows = self._store.rows(scope=scope, service_request_id=service_request_id)
+        return _submission(rows[0]) if rows else None
+
+    def submissions(
+        self, state: SubmissionState | None = None, *, endpoint: str | None = None
+    ) -> list[Submission]:
+        """Every submission (or those in *state*, for *endpoint*), in the order recorded.
+        A row whose stored request cannot be read is left out (see `unreadable`)."""
+        states = None if state is None else [_state("state", state, _STATES)]
+        scope = None if endpoint is None else _redacted_endpoint(_text("endpoint", endpoint))
+        return _readable(self._store.rows(scope=scope, states=states))
+
+    def unreadable(self) -> list[int]:
+        """Ids of rows whose stored request cannot be read (a damaged entry): they are left
+        out of every listing and never sent, and the others carry on."""
+        return [row.id for row in self._store.rows() if _maybe_submission(row) is None]
+
+    def in_flight(self) -> list[Submission]:
+        """Submissions handed to the network with no outcome recorded (after a crash: they
+        may exist at the city — `settle` looks for them before sending again)."""
+        return _readable(self._store.rows(in_flight=True))
+
+    # --- statuses ----------------------------------------------------------------------------
+
+    def record_status(
+        self, request: ServiceRequest, *, observed_at: datetime, endpoint: str = ""
+    ) -> bool:
+        """Record *request*'s status as seen at *observed_at* (at *endpoint*), if it changed.
+
+        A change is a different status, status_notes or updated_datetime from the last
+        observation of the same service_request_id at the same endpoint (the first
+        observation always counts). Unchanged observations are not stored.
+
+        Returns:
+            Whether something changed (and a row was stored).
+
+        Raises:
+            InvalidRequestError: *request* is not a `ServiceRequest`, has no
+                service_request_id (a token-only answer: use `record_token_resolved`), or
+                *observed_at* is naive.
+        """
+        if not isinstance(request, ServiceRequest):
+            raise InvalidRequestError(
+                "request", f"must be a civic311.ServiceRequest, not {type(request).__name__}"
+            )
+        if not request.service_request_id:
+            raise InvalidRequestError(
+                "request", "has no service_request_id; only created requests can be tracked"
+            )
+        observed = _aware("observed_at", observed_at)
+        if not isinstance(endpoint, str):
+            raise InvalidRequestError("endpoint", "must be a string")
+        return self._store.record_status(
+            StoredObservation(
+                scope=_redacted_endpoint(endpoint),
+                service_request_id=request.service_request_id,
+                status=None if request.status is None else str(request.status),
+                status_notes=request.status_notes,
+                updated_datetime=request.updated_datetime,
+                observed_at=observed,
+                service_code=request.service_code,
+                service_name=request.service_name,
+            )
+        )
+
+    def history(
+        self, service_request_id: str, *, endpoint: str | None = None
+    ) -> list[StatusObservation]:
+        """Every status change seen for this request (at *endpoint*, or anywhere), oldest
+        first."""
+        service_request_id = _text("service_request_id", service_request_id)
+        scope = None if endpoint is None else _redacted_endpoint(endpoint)
+        found = self._store.observations(scope=scope, service_request_id=service_request_id)
+        return [_observation(o) for o in found]
+
+    def latest_status(
+        self, service_request_id: str, *, endpoint: str | None = None
+    ) -> StatusObservation | None:
+        """The last status seen for this request (at *endpoint*, or anywhere), or None."""
+        history = self.history(service_request_id, endpoint=endpoint)
+        return history[-1] if history else None
+
+    def latest_statuses(
+        self, *, closed: bool | None = None, endpoint: str | None = None
+    ) -> list[StatusObservation]:
+        """The latest observation of every tracked request, in the order first observed.
+
+        With ``closed=True`` only requests the city considers finished (`Status.is_closed`:
+        closed, fixed, duplicate…), with ``closed=False`` only the others.
+        """
+        if closed is not None and not isinstance(closed, bool):
+            raise InvalidRequestError("closed", f"must be True, False or None, not {closed!r}")
+        latest = self._latest(endpoint)
+        if closed is None:
+            return latest
+        return [obs for obs in latest if obs.is_closed == closed]
+
+    def by_status(self, status: str, *, endpoint: str | None = None) -> list[StatusObservation]:
+        """The latest observations whose status equals *status*, ignoring case, spaces and
+        dashes (``"In Progress"`` matches ``in_progress``).
+
+        This compares the value the city sent. To ask "open or closed?" whatever words the
+        city uses, use ``latest_statuses(closed=...)``.
+        """
+        wanted = Status(_text("status", status)).normalized
+        return [
+            obs
+            for obs in self._latest(endpoint)
+            if obs.status is not None and obs.status.normalized == wanted
+        ]
+
+    def changed_since(self, when: datetime) -> list[StatusObservation]:
+        """Status changes observed strictly after *when*, oldest first. Pass the
+        ``observed_at`` of the last change you processed to get only newer ones."""
+        since = _aware("when", when)
+        return [_observation(o) for o in self._store.observations(since=since)]
+
+    def tracked_ids(self, *, open_only: bool = False, endpoint: str | None = None) -> list[str]:
+        """Every service_request_id the ledger knows (for *endpoint*, or all): those of
+        submissions (in the order submitted), then those only observed (in the order first
+        observed).
+
+        With ``open_only=True``, ids whose latest status is closed are left out; an id never
+        observed counts as open (nothing says it is finished).
+        """
+        if not isinstance(open_only, bool):
+            raise InvalidRequestError("open_only", f"must be True or False, not {open_only!r}")
+        scope = None if endpoint is None else _redacted_endpoint(endpoint)
+        submitted = [
+            r.receipt.service_request_id
+            for r in self._store.rows(scope=scope)
+            if r.receipt is not None and r.receipt.service_request_id
+        ]
+        observed = [o.service_request_id for o in self._store.observations(scope=scope)]
+        ids = list(dict.fromkeys([*submitted, *observed]))
+        if not open_only:
+            return ids
+        closed = {o.service_request_id for o in self._latest(endpoint) if o.is_closed}
+        return [i for i in ids if i not in closed]
+
+    def _latest(self, endpoint: str | None) -> list[StatusObservation]:
+        scope = None if endpoint is None else _redacted_endpoint(endpoint)
+        found = self._store.observations(scope=scope, latest_only=True)
+        return [_observation(o) for o in found]
+
+    # --- the status store `Client.track` / `watch` use (civic311.tracking.StatusStore) ------
+
+    def last_seen(
+        self, endpoint: str, service_request_id: str
+    ) -> tuple[str | None, str | None, datetime | None] | None:
+        """(status, notes, updated_datetime) last seen of this request at *endpoint*."""
+        seen = self.latest_status(service_request_id, endpoint=endpoint)
+        if seen is None:
+            return None
+        status = str(seen.status) if seen.status is not None else None
+        return (status, seen.status_notes, seen.updated_datetime)
+
+    def record_seen(self, endpoint: str, request: ServiceRequest, observed_at: datetime) -> None:
+        """Record a status seen at *endpoint* (kept only when it changed)."""
+        self.record_status(request, observed_at=observed_at, endpoint=endpoint)
+
+    def record_resolved(
+        self, endpoint: str, token: str, service_request_id: str, at: datetime
+    ) -> None:
+        """Record that a token of *endpoint* became an id."""
+        self.record_token_resolved(token, service_request_id, at, endpoint=endpoint)
+
+    # --- settling: claim, reconcile, send, record (the one algorithm) ------------------------
+
+    def settle(
+        self,
+        client: Client,
+        submission_id: int,
+        *,
+        resend_after: float = DEFAULT_RESEND_AFTER,
+        retry_unsafe: bool = False,
+    ) -> Settled:
+        """Bring one row to an outcome through *client*'s public API (module docstring).
+
+        1. Claim it (one atomic step). Held by a live run: ``held``, left alone. Sent or
+           failed already: ``settled``.
+        2. Uncertain, or in flight under a run that died: look for it on the city
+           (`Client.find_submitted`, excluding every id the journal holds for that city).
+           Found: ``reconciled``. Not found and sent less than *resend_after* seconds ago:
+           ``uncertain``, left for later.
+        3. Otherwise mark it in flight, `Client.submit` it, record the outcome.
+        """
+        from civic311 import Client
+
+        if not isinstance(client, Client):
+            raise InvalidRequestError("client", "settle takes a civic311.Client (asettle: async)")
+        return _drive(client, self._settle_flow(client, submission_id, resend_after, retry_unsafe))
+
+    async def asettle(
+        self,
+        client: AsyncClient,
+        submission_id: int,
+        *,
+        resend_after: float = DEFAULT_RESEND_AFTER,
+        retry_unsafe: bool = False,
+        pace: Callable[[], Any] | None = None,
+    ) -> Settled:
+        """`settle` through an `AsyncClient`; *pace* (awaited) runs just before a send."""
+        from civic311 import AsyncClient
+
+        if not isinstance(client, AsyncClient):
+            raise InvalidRequestError("client", "asettle takes a civic311.AsyncClient")
+        flow = self._settle_flow(client, submission_id, resend_after, retry_unsafe)
+        return await _adrive(client, flow, pace)
+
+    def _settle_flow(
+        self,
+        client: Client | AsyncClient,
+        submission_id: int,
+        resend_after: float,
+        retry_unsafe: bool,
+        token: str | None = None,
+    ) -> Generator[_Step, Any, Settled]:
+        """The algorithm of `settle`, as steps a sync or async driver runs. With *token*, the
+        row was born claimed under it (`Outbox.submit`) and is not claimed again."""
+        store = self._store
+        now = client.clock.now
+        scope = _redacted_endpoint(client.endpoints[0])
+        row_id = _row_id("submission_id", submission_id)
+        born_claimed = token is not None
+        if token is None:
+            token = new_token()
+        holding = born_claimed  # whether this run holds the row's claim right now
+
+        def record(
+            state: SubmissionState,
+            receipt: StoredReceipt | None = None,
+            error: str | None = None,
+        ) -> None:
+            nonlocal holding
+            store.record_outcome(
+                row_id, token=token, state=state, at=now(), receipt=receipt, error=error
+            )
+            holding = False  # recording the outcome released the claim (or it was lost)
+
+        try:
+            if born_claimed:
+                before = store.get(row_id)
+                if before is None:
+                    raise KeyError(f"no submission {row_id} in the ledger")
+            else:
+                claim = store.claim(
+                    row_id,
+                    token=token,
+                    owner=Owner.me(),
+                    at=now(),
+                    states=_SENDABLE,
+                    stale_after=DEFAULT_STALE_AFTER,
+                    alive=_alive,
+                    adopt_scope=scope,
+                )
+                if claim.outcome == "missing" or claim.row is None:
+                    raise KeyError(f"no submission {row_id} in the ledger")
+                holding = claim.outcome == "claimed"
+                before = claim.row
+                if claim.outcome == "settled":
+                    return Settled(
+                        row_id,
+                        "settled",
+                        _receipt(before.receipt),
+                        detail=f"already {before.state}",
+                    )
+                if claim.outcome == "held":
+                    return Settled(
+                        row_id,
+                        "held",
+                        detail=f"being sent by another run ({claim.holder}); left to it",
+                    )
+            try:
+                request = _request_of(before)
+            except LedgerFileError as exc:
+                record("failed", error=exc.reason)
+                return Settled(row_id, "failed", error=exc, detail=str(exc))
+            if before.state == "uncertain" or before.in_flight:
+                # It may exist at the city: look before sending again (docs/retries.md).
+                sent_at = before.sent_at or before.recorded_at
+                found: ServiceRequest | None = yield _Find(request, sent_at, store.held_ids(scope))
+                if found is not None:
+                    receipt = Receipt(
+                        service_request_id=found.service_request_id,
+                        token=found.token,
+                        service_notice=found.service_notice,
+                        reconciled=True,
+                    )
+                    record("sent", receipt=_stored_receipt(receipt))
+                    return Settled(row_id, "reconciled", receipt, detail="found on the server")
+                if (now() - sent_at).total_seconds() < resend_after:
+                    record("uncertain", error=before.error or "not found on the server yet")
+                    return Settled(
+                        row_id,
+                        "uncertain",
+                        detail="sent before, not found on the server yet; not sent again "
+                        f"until {resend_after:g}s after that send (--resend-after)",
+                    )
+            yield _Pace()
+            if not store.mark_in_flight(row_id, token=token, at=now()):
+                holding = False
+                return Settled(row_id, "held", detail="its claim was taken over; left to that run")
+            outcome: Receipt | Civic311Error = yield _Send(request, retry_unsafe)
+            if isinstance(outcome, Receipt):
+                record("sent", receipt=_stored_receipt(outcome))
+                kind: SettledOutcome = "reconciled" if outcome.reconciled else "filed"
+                return Settled(row_id, kind, outcome)
+            state = _outcome_state(outcome)
+            text = _error_text(str(outcome))
+            record(state, error=text)
+            return Settled(row_id, cast(SettledOutcome, state), error=outcome, detail=text)
+        finally:
+            # Interrupted while holding the claim (Ctrl-C, a cancelled task, an error mid-send):
+            # drop it so the next run can take the row (and, if it was in flight, reconcile it
+            # first). After an outcome the claim is already gone: no extra transaction.
+            forget_token(token)
+            if holding:
+                with contextlib.suppress(Civic311Error):  # best effort: a stale claim expires
+                    store.release(row_id, token)
+
+    # --- export ------------------------------------------------------------------------------
+
+    def _export_rows(self) -> Iterable[dict[str, Any]]:
+        latest = {(o.endpoint, o.service_request_id): o for o in self._latest(None)}
+        for sub in self.submissions():
+            rid = sub.service_request_id
+            # Observations recorded without an endpoint (or by an older civic311) belong to
+            # no known city: they stand in only when the submission's city has none.
+            seen = latest.get((sub.endpoint, rid)) or latest.get(("", rid)) if rid else None
+            yield _export_row(sub, seen)
+
+    def export_csv(self, path_or_file: PathOrFile) -> int:
+        """Write every submission with its latest status as CSV (`EXPORT_COLUMNS`, a header
+        row first); return the number of rows. A path is created 0600 (or truncated).
+
+        A cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a
+        leading ``'``, so a spreadsheet shows it as text instead of running it as a formula
+        (OWASP, "CSV Injection"): city fields and CSV input are not trusted."""
+        count = 0
+        with _text_sink(path_or_file, newline="") as stream:
+            writer = csv.DictWriter(stream, fieldnames=EXPORT_COLUMNS)
+            writer.writeheader()
+            for row in self._export_rows():
+                writer.writerow({k: _csv_cell(v) for k, v in row.items()})
+                count += 1
+        return count
+
+    def export_jsonl(self, path_or_file: PathOrFile) -> int:
+        """Write every submission with its latest status as JSON Lines, one object per line
+        with the keys of `EXPORT_COLUMNS` (``request`` as an object); return the count."""
+        count = 0
+        with _text_sink(path_or_file, newline=None) as stream:
+            for row in self._export_rows():
+                stream.write(json.dumps(row, ensure_ascii=False) + "\n")
+                count += 1
+        return count
+
+
+def _drive(client: Client, flow: Generator[_Step, Any, Settled]) -> Settled:
+    """Run a settle flow through a `Client`'s public methods."""
+    with contextlib.closing(flow):
+        return _run_sync(client, flow)
+
+
+def _run_sync(client: Client, flow: Generator[_Step, Any, Settled]) -> Settled:
+    reply: Any = None
+    while True:
+        try:
+            step = flow.send(reply)
+        except StopIteration as done:
+            result: Settled = done.value
+            return result
+        reply = None
+        if isinstance(step, _Send):
+            try:
+                reply = client.submit(step.request, retry_unsafe=step.retry_unsafe)
+            except Civic311Error as exc:
+                reply = exc
+        elif isinstance(step, _Find):
+            reply = client.find_submitted(step.request, sent_at=step.sent_at, exclude=step.exclude)
+
+
+async def _adrive(
+    client: AsyncClient,
+    flow: Generator[_Step, Any, Settled],
+    pace: Callable[[], Any] | None,
+) -> Settled:
+    """Run a settle flow through an `AsyncClient`'s public methods."""
+    with contextlib.closing(flow):
+        return await _run_async(client, flow, pace)
+
+
+async def _run_async(
+    client: AsyncClient,
+    flow: Generator[_Step, Any, Settled],
+    pace: Callable[[], Any] | None,
+) -> Settled:
+    reply: Any = None
+    while True:
+        try:
+            step = flow.send(reply)
+        except StopIteration as done:
+            result: Settled = done.value
+            return result
+        reply = None
+        if isinstance(step, _Send):
+            try:
+                reply = await client.submit(step.request, retry_unsafe=step.retry_unsafe)
+            except Civic311Error as exc:
+                reply = exc
+        elif isinstance(step, _Find):
+            reply = await client.find_submitted(
+                step.request, sent_at=step.sent_at, exclude=step.exclude
+            )
+        elif pace is not None:
+            await pace()
 
 
 #: The columns of `Ledger.export_csv` and the keys of `Ledger.export_jsonl`, in order. One row
 #: per submission, joined with the latest status seen for its service_request_id:
 #:
-#: - submission_id, key, state, endpoint, recorded_at, sent_at: the submission (`Submission`);
+#: - submission_id, row_number (in the bulk file, when it came from one), key, state, endpoint,
+#:   recorded_at, sent_at: the submission (`Submission`);
 #: - service_code, description, address_string, address_id, lat, long: what was reported;
 #: - service_request_id, token, service_notice, account_id, reconciled, queued, local_id,
 #:   receipt_at, token_resolved_at, error: the city's answer and what became of it;
@@ -521,6 +1193,7 @@ def _observation(row: sqlite3.Row) -> StatusObservation:
 #: Datetimes are ISO 8601 in UTC; in CSV, None is an empty cell and booleans are true/false.
 EXPORT_COLUMNS: tuple[str, ...] = (
     "submission_id",
+    "row_number",
     "key",
     "state",
     "endpoint",
@@ -559,6 +1232,7 @@ def _export_row(sub: Submission, latest: StatusObservation | None) -> dict[str, 
     request = sub.request
     return {
         "submission_id": sub.id,
+        "row_number": sub.row_number,
         "key": sub.key,
         "state": sub.state,
         "endpoint": sub.endpoint,
@@ -575,8 +1249,8 @@ def _export_row(sub: Submission, latest: StatusObservation | None) -> dict[str, 
         "service_notice": receipt.service_notice if receipt else None,
         "account_id": receipt.account_id if receipt else None,
         "reconciled": receipt.reconciled if receipt else None,
-        "queued": receipt.queued if receipt else None,
-        "local_id": receipt.local_id if receipt else None,
+        "queued": sub.state == "queued",
+        "local_id": sub.local_id,
         "receipt_at": _when(sub.receipt_at),
         "token_resolved_at": _when(sub.token_resolved_at),
         "error": sub.error,
@@ -588,14 +1262,24 @@ def _export_row(sub: Submission, latest: StatusObservation | None) -> dict[str, 
     }
 
 
+#: Characters that make a spreadsheet read a cell as a formula (OWASP, "CSV Injection":
+#: https://owasp.org/www-community/attacks/CSV_Injection).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _csv_cell(value: Any) -> Any:
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, int | float):
+        return value  # a number is data, even a negative one
     if isinstance(value, dict):
-        return json.dumps(value, sort_keys=True, ensure_ascii=False)
-    return value
+        value = json.dumps(value, sort_keys=True, ensure_ascii=False)
+    text = str(value)
+    if text.startswith(_FORMULA_STARTS):
+        return "'" + text  # shown as text, never run (OWASP's rule)
+    return text
 
 
 @contextmanager
@@ -613,528 +1297,3 @@ def _text_sink(target: object, newline: str | None) -> Iterator[IO[str]]:
             "path_or_file",
             f"must be a file path or a text stream, not {type(target).__name__}",
         )
-
-
-# --- the ledger ------------------------------------------------------------------------------
-
-
-class Ledger:
-    """The record of your submissions to 311 and of every status change seen (module docstring).
-
-    Args:
-        path: The SQLite file; created with mode 0600 if missing, migrated forward if older.
-            It may be the `Outbox`'s file too.
-
-    Raises:
-        LedgerSchemaError: the file was written by a newer civic311.
-
-    Use it as a context manager, or call `close`. One `Ledger` may be shared by threads; for
-    several processes, open one `Ledger` per process on the same file.
-    """
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        if not isinstance(path, str | os.PathLike):
-            raise InvalidRequestError("path", f"must be a file path, not {type(path).__name__}")
-        self.path = Path(path)
-        self._db = connect(self.path)
-        # One connection shared by threads: a lock keeps their transactions from interleaving.
-        self._lock = threading.RLock()
-        try:
-            _migrate(self._db, str(self.path), MIGRATIONS)
-        except BaseException:
-            self._db.close()
-            raise
-
-    # --- lifecycle ---------------------------------------------------------------------------
-
-    def close(self) -> None:
-        """Close the database connection (safe to call twice)."""
-        self._db.close()
-
-    def __enter__(self) -> Ledger:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"Ledger({str(self.path)!r})"
-
-    @property
-    def schema_version(self) -> int:
-        """The schema version of the open file (always `SCHEMA_VERSION` once opened)."""
-        with self._lock:
-            return _current_version(self._db)
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        # IMMEDIATE takes the write lock up front, so a read-then-write (the change check in
-        # record_status, the key check in record_submission) cannot race another process.
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-
-    # --- submissions: writing ----------------------------------------------------------------
-
-    def record_submission(
-        self,
-        *,
-        key: str | None,
-        request: NewRequest,
-        endpoint: str,
-        sent_at: datetime,
-        receipt: Receipt | None = None,
-        error: str | None = None,
-        state: SubmissionState | None = None,
-    ) -> int:
-        """Record a submission that was handed to the network at *sent_at*; return its row id.
-
-        The state, unless given, follows from what you pass: a *receipt* → ``sent`` (or
-        ``queued`` for an outbox receipt); an *error* alone → ``failed`` (pass
-        ``state="uncertain"`` for a `SubmissionUncertainError`); neither → ``pending`` and in
-        flight, to be completed by `record_receipt` or `record_outcome`.
-
-        Raises:
-            DuplicateKeyError: *key* is already recorded.
-            InvalidRequestError: a wrong type, a naive datetime, an unknown state.
-        """
-        request_json = self._request_json(request)
-        key = _optional_text("key", key)
-        endpoint = _redacted_endpoint(_text("endpoint", endpoint))
-        sent = _iso(_aware("sent_at", sent_at))
-        if receipt is not None and not isinstance(receipt, Receipt):
-            raise InvalidRequestError(
-                "receipt", f"must be a civic311.Receipt, not {type(receipt).__name__}"
-            )
-        error = _error_text(error)
-        if state is None:
-            if receipt is not None:
-                state = "queued" if receipt.queued else "sent"
-            else:
-                state = "failed" if error is not None else "pending"
-        state = _state("state", state, _STATES)
-        with self._write() as db:
-            self._check_key(db, key)
-            cursor = db.execute(
-                "INSERT INTO ledger_submissions (key, state, endpoint, service_code, request, "
-                "recorded_at, sent_at, error, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    key,
-                    state,
-                    endpoint,
-                    request.service_code,
-                    request_json,
-                    sent,
-                    sent,
-                    error,
-                    sent,
-                ),
-            )
-            row_id = int(cursor.lastrowid or 0)
-            if receipt is not None:
-                self._store_receipt(db, row_id, receipt, sent)
-        return row_id
-
-    def record_pending(
-        self, *, key: str | None, request: NewRequest, endpoint: str, at: datetime
-    ) -> int:
-        """Record a submission *before* sending it (state ``pending``, no ``sent_at``).
-
-        A bulk runner calls this, then `mark_in_flight` just before the POST, then
-        `record_outcome` (or `record_receipt`). A crash anywhere leaves a row that says how
-        far it got.
-
-        Raises:
-            DuplicateKeyError: *key* is already recorded (see `find_by_key` to resume).
-        """
-        request_json = self._request_json(request)
-        key = _optional_text("key", key)
-        endpoint = _redacted_endpoint(_text("endpoint", endpoint))
-        now = _iso(_aware("at", at))
-        with self._write() as db:
-            self._check_key(db, key)
-            cursor = db.execute(
-                "INSERT INTO ledger_submissions (key, state, endpoint, service_code, request, "
-                "recorded_at, updated_at) VALUES (?, 'pending', ?, ?, ?, ?, ?)",
-                (key, endpoint, request.service_code, request_json, now, now),
-            )
-            return int(cursor.lastrowid or 0)
-
-    def mark_in_flight(self, submission: int | str, *, at: datetime) -> None:
-        """Mark a submission as handed to the network at *at* (state ``pending``, ``sent_at``
-        set). *submission* is a row id (int) or a key (str).
-
-        A ``queued`` or ``uncertain`` row may be marked again when it is re-sent; a ``sent``
-        or ``failed`` one may not.
-
-        Raises:
-            KeyError: no such submission.
-            InvalidRequestError: the submission is already settled (sent or failed).
-        """
-        now = _iso(_aware("at", at))
-        with self._write() as db:
-            row = self._locate(db, submission)
-            if row["state"] not in _SENDABLE:
-                raise InvalidRequestError(
-                    "submission",
-                    f"#{row['id']} is already {row['state']}; it cannot be sent again",
-                )
-            db.execute(
-                "UPDATE ledger_submissions SET state = 'pending', sent_at = ?, updated_at = ? "
-                "WHERE id = ?",
-                (now, now, row["id"]),
-            )
-
-    def record_outcome(
-        self,
-        submission: int | str,
-        *,
-        state: SubmissionState,
-        at: datetime,
-        receipt: Receipt | None = None,
-        error: str | None = None,
-    ) -> None:
-        """Record how a send ended: ``sent``, ``queued``, ``uncertain`` or ``failed``, with
-        the receipt or the error. *submission* is a row id (int) or a key (str).
-
-        Raises:
-            KeyError: no such submission.
-        """
-        checked = _state("state", state, _OUTCOMES)
-        now = _iso(_aware("at", at))
-        if receipt is not None and not isinstance(receipt, Receipt):
-            raise InvalidRequestError(
-                "receipt", f"must be a civic311.Receipt, not {type(receipt).__name__}"
-            )
-        error = _error_text(error)
-        with self._write() as db:
-            row = self._locate(db, submission)
-            db.execute(
-                "UPDATE ledger_submissions SET state = ?, error = ?, updated_at = ?, "
-                "sent_at = coalesce(sent_at, ?) WHERE id = ?",
-                (checked, error, now, now, row["id"]),
-            )
-            if receipt is not None:
-                self._store_receipt(db, row["id"], receipt, now)
-
-    def record_receipt(self, submission_id: int, receipt: Receipt, at: datetime) -> None:
-        """Record the city's receipt for a submission; its state becomes ``sent`` (``queued``
-        for an outbox receipt).
-
-        Raises:
-            KeyError: no such submission.
-        """
-        row_id = _row_id("submission_id", submission_id)
-        if not isinstance(receipt, Receipt):
-            raise InvalidRequestError(
-                "receipt", f"must be a civic311.Receipt, not {type(receipt).__name__}"
-            )
-        now = _iso(_aware("at", at))
-        with self._write() as db:
-            row = self._locate(db, row_id)
-            db.execute(
-                "UPDATE ledger_submissions SET state = ?, error = NULL, updated_at = ?, "
-                "sent_at = coalesce(sent_at, ?) WHERE id = ?",
-                ("queued" if receipt.queued else "sent", now, now, row["id"]),
-            )
-            self._store_receipt(db, row["id"], receipt, now)
-
-    def record_token_resolved(self, token: str, service_request_id: str, at: datetime) -> int:
-        """Record that *token* became *service_request_id* at *at*; return how many
-        submissions carried that token (0 if none: a token may come from elsewhere)."""
-        token = _text("token", token)
-        service_request_id = _text("service_request_id", service_request_id)
-        now = _iso(_aware("at", at))
-        with self._write() as db:
-            cursor = db.execute(
-                "UPDATE ledger_submissions SET service_request_id = ?, token_resolved_at = ?, "
-                "updated_at = ? WHERE token = ? AND "
-                "(service_request_id IS NULL OR service_request_id = ?)",
-                (service_request_id, now, now, token, service_request_id),
-            )
-            return int(cursor.rowcount)
-
-    def _request_json(self, request: object) -> str:
-        if not isinstance(request, NewRequest):
-            raise InvalidRequestError(
-                "request", f"must be a civic311.NewRequest, not {type(request).__name__}"
-            )
-        return json.dumps(_scrub(to_dict(request)), ensure_ascii=False)
-
-    def _check_key(self, db: sqlite3.Connection, key: str | None) -> None:
-        if key is None:
-            return
-        found = db.execute("SELECT id FROM ledger_submissions WHERE key = ?", (key,)).fetchone()
-        if found is not None:
-            raise DuplicateKeyError(key, int(found["id"]))
-
-    def _locate(self, db: sqlite3.Connection, submission: object) -> sqlite3.Row:
-        if isinstance(submission, str):
-            row = db.execute(
-                "SELECT * FROM ledger_submissions WHERE key = ?", (submission,)
-            ).fetchone()
-        else:
-            row = db.execute(
-                "SELECT * FROM ledger_submissions WHERE id = ?",
-                (_row_id("submission", submission),),
-            ).fetchone()
-        if row is None:
-            raise KeyError(f"no submission {submission!r} in the ledger")
-        result: sqlite3.Row = row
-        return result
-
-    def _store_receipt(
-        self, db: sqlite3.Connection, row_id: int, receipt: Receipt, at: str
-    ) -> None:
-        extras = _scrub(dict(receipt.extras))
-        db.execute(
-            "UPDATE ledger_submissions SET service_request_id = coalesce(?, service_request_id), "
-            "token = ?, service_notice = ?, account_id = ?, reconciled = ?, queued = ?, "
-            "local_id = ?, receipt_extras = ?, receipt_at = ? WHERE id = ?",
-            (
-                receipt.service_request_id,
-                receipt.token,
-                receipt.service_notice,
-                receipt.account_id,
-                int(receipt.reconciled),
-                int(receipt.queued),
-                receipt.local_id,
-                json.dumps(extras, ensure_ascii=False, default=str) if extras else None,
-                at,
-                row_id,
-            ),
-        )
-
-    # --- submissions: reading ----------------------------------------------------------------
-
-    def submission(self, submission_id: int) -> Submission | None:
-        """The submission with this row id, or None."""
-        row_id = _row_id("submission_id", submission_id)
-        with self._lock:
-            row = self._db.execute(
-                "SELECT * FROM ledger_submissions WHERE id = ?", (row_id,)
-            ).fetchone()
-        return None if row is None else _submission(row)
-
-    def find_by_key(self, key: str) -> Submission | None:
-        """The submission recorded with this key, or None (a bulk runner's resume check)."""
-        key = _text("key", key)
-        with self._lock:
-            row = self._db.execute(
-                "SELECT * FROM ledger_submissions WHERE key = ?", (key,)
-            ).fetchone()
-        return None if row is None else _submission(row)
-
-    def by_request_id(self, service_request_id: str) -> Submission | None:
-        """The (first) submission that the city gave this service_request_id, or None."""
-        service_request_id = _text("service_request_id", service_request_id)
-        with self._lock:
-            row = self._db.execute(
-                "SELECT * FROM ledger_submissions WHERE service_request_id = ? ORDER BY id LIMIT 1",
-                (service_request_id,),
-            ).fetchone()
-        return None if row is None else _submission(row)
-
-    def submissions(self, state: SubmissionState | None = None) -> list[Submission]:
-        """Every submission (or those in *state*), in the order recorded."""
-        with self._lock:
-            if state is None:
-                rows = self._db.execute("SELECT * FROM ledger_submissions ORDER BY id").fetchall()
-            else:
-                checked = _state("state", state, _STATES)
-                rows = self._db.execute(
-                    "SELECT * FROM ledger_submissions WHERE state = ? ORDER BY id", (checked,)
-                ).fetchall()
-        return [_submission(row) for row in rows]
-
-    def in_flight(self) -> list[Submission]:
-        """Submissions handed to the network with no outcome recorded (after a crash: they
-        may exist at the city — look for them before sending again)."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT * FROM ledger_submissions WHERE state = 'pending' "
-                "AND sent_at IS NOT NULL ORDER BY id"
-            ).fetchall()
-        return [_submission(row) for row in rows]
-
-    # --- statuses ----------------------------------------------------------------------------
-
-    def record_status(self, request: ServiceRequest, *, observed_at: datetime) -> bool:
-        """Record *request*'s status as seen at *observed_at*, if it changed.
-
-        A change is a different status, status_notes or updated_datetime from the last
-        observation of the same service_request_id (the first observation always counts).
-        Unchanged observations are not stored, so tracking every hour does not grow the file.
-        Record observations in time order: the comparison is with the latest one stored.
-
-        Returns:
-            Whether something changed (and a row was stored).
-
-        Raises:
-            InvalidRequestError: *request* is not a `ServiceRequest`, has no
-                service_request_id (a token-only answer: use `record_token_resolved`), or
-                *observed_at* is naive.
-        """
-        if not isinstance(request, ServiceRequest):
-            raise InvalidRequestError(
-                "request", f"must be a civic311.ServiceRequest, not {type(request).__name__}"
-            )
-        if not request.service_request_id:
-            raise InvalidRequestError(
-                "request", "has no service_request_id; only created requests can be tracked"
-            )
-        observed = _iso(_aware("observed_at", observed_at))
-        status = None if request.status is None else str(request.status)
-        updated = None if request.updated_datetime is None else _iso(request.updated_datetime)
-        with self._write() as db:
-            last = db.execute(
-                "SELECT status, status_notes, updated_datetime FROM ledger_status "
-                "WHERE service_request_id = ? ORDER BY observed_at DESC, id DESC LIMIT 1",
-                (request.service_request_id,),
-            ).fetchone()
-            if last is not None and tuple(last) == (status, request.status_notes, updated):
-                return False
-            db.execute(
-                "INSERT INTO ledger_status (service_request_id, status, status_notes, "
-                "updated_datetime, observed_at, service_code, service_name) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    request.service_request_id,
-                    status,
-                    request.status_notes,
-                    updated,
-                    observed,
-                    request.service_code,
-                    request.service_name,
-                ),
-            )
-        return True
-
-    def history(self, service_request_id: str) -> list[StatusObservation]:
-        """Every status change seen for this request, oldest first."""
-        service_request_id = _text("service_request_id", service_request_id)
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT * FROM ledger_status WHERE service_request_id = ? ORDER BY observed_at, id",
-                (service_request_id,),
-            ).fetchall()
-        return [_observation(row) for row in rows]
-
-    def latest_status(self, service_request_id: str) -> StatusObservation | None:
-        """The last status seen for this request, or None if it was never observed."""
-        service_request_id = _text("service_request_id", service_request_id)
-        with self._lock:
-            row = self._db.execute(
-                "SELECT * FROM ledger_status WHERE service_request_id = ? "
-                "ORDER BY observed_at DESC, id DESC LIMIT 1",
-                (service_request_id,),
-            ).fetchone()
-        return None if row is None else _observation(row)
-
-    def latest_statuses(self, *, closed: bool | None = None) -> list[StatusObservation]:
-        """The latest observation of every tracked request, in the order first observed.
-
-        With ``closed=True`` only requests the city considers finished (`Status.is_closed`:
-        closed, fixed, duplicate…), with ``closed=False`` only the others.
-        """
-        if closed is not None and not isinstance(closed, bool):
-            raise InvalidRequestError("closed", f"must be True, False or None, not {closed!r}")
-        latest = self._latest_by_id()
-        if closed is None:
-            return list(latest.values())
-        return [obs for obs in latest.values() if obs.is_closed == closed]
-
-    def by_status(self, status: str) -> list[StatusObservation]:
-        """The latest observations whose status equals *status*, ignoring case, spaces and
-        dashes (``"In Progress"`` matches ``in_progress``).
-
-        This compares the value the city sent. To ask "open or closed?" whatever words the
-        city uses, use ``latest_statuses(closed=...)``.
-        """
-        wanted = Status(_text("status", status)).normalized
-        return [
-            obs
-            for obs in self._latest_by_id().values()
-            if obs.status is not None and obs.status.normalized == wanted
-        ]
-
-    def changed_since(self, when: datetime) -> list[StatusObservation]:
-        """Status changes observed strictly after *when*, oldest first. Pass the
-        ``observed_at`` of the last change you processed to get only newer ones."""
-        since = _iso(_aware("when", when))
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT * FROM ledger_status WHERE observed_at > ? ORDER BY observed_at, id",
-                (since,),
-            ).fetchall()
-        return [_observation(row) for row in rows]
-
-    def tracked_ids(self, *, open_only: bool = False) -> list[str]:
-        """Every service_request_id the ledger knows: those of submissions (in the order
-        submitted), then those only observed (in the order first observed).
-
-        With ``open_only=True``, ids whose latest status is closed are left out; an id never
-        observed counts as open (nothing says it is finished).
-        """
-        if not isinstance(open_only, bool):
-            raise InvalidRequestError("open_only", f"must be True or False, not {open_only!r}")
-        with self._lock:
-            submitted = self._db.execute(
-                "SELECT service_request_id FROM ledger_submissions "
-                "WHERE service_request_id IS NOT NULL ORDER BY id"
-            ).fetchall()
-            observed = self._db.execute(
-                "SELECT service_request_id FROM ledger_status ORDER BY id"
-            ).fetchall()
-        ids = list(dict.fromkeys(row[0] for row in (*submitted, *observed)))
-        if not open_only:
-            return ids
-        latest = self._latest_by_id()
-        return [i for i in ids if i not in latest or not latest[i].is_closed]
-
-    def _latest_by_id(self) -> dict[str, StatusObservation]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT s.* FROM ledger_status AS s WHERE s.id = ("
-                "  SELECT t.id FROM ledger_status AS t"
-                "  WHERE t.service_request_id = s.service_request_id"
-                "  ORDER BY t.observed_at DESC, t.id DESC LIMIT 1"
-                ") ORDER BY (SELECT min(f.id) FROM ledger_status AS f"
-                "  WHERE f.service_request_id = s.service_request_id)"
-            ).fetchall()
-        return {row["service_request_id"]: _observation(row) for row in rows}
-
-    # --- export ------------------------------------------------------------------------------
-
-    def _export_rows(self) -> Iterable[dict[str, Any]]:
-        latest = self._latest_by_id()
-        for sub in self.submissions():
-            rid = sub.service_request_id
-            yield _export_row(sub, latest.get(rid) if rid else None)
-
-    def export_csv(self, path_or_file: PathOrFile) -> int:
-        """Write every submission with its latest status as CSV (`EXPORT_COLUMNS`, a header
-        row first); return the number of rows. A path is created 0600 (or truncated)."""
-        count = 0
-        with _text_sink(path_or_file, newline="") as stream:
-            writer = csv.DictWriter(stream, fieldnames=EXPORT_COLUMNS)
-            writer.writeheader()
-            for row in self._export_rows():
-                writer.writerow({k: _csv_cell(v) for k, v in row.items()})
-                count += 1
-        return count
-
-    def export_jsonl(self, path_or_file: PathOrFile) -> int:
-        """Write every submission with its latest status as JSON Lines, one object per line
-        with the keys of `EXPORT_COLUMNS` (``request`` as an object); return the count."""
-        count = 0
-        with _text_sink(path_or_file, newline=None) as stream:
-            for row in self._export_rows():
-                stream.write(json.dumps(row, ensure_ascii=False) + "\n")
-                count += 1
-        return count

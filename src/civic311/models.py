@@ -277,12 +277,10 @@ class Receipt:
     A realtime service gives `service_request_id`; a batch service gives a `token` (exchange
     it with `wait_for_id`); a blackbox service may give neither, and that is success.
 
-    Two flags say how civic311 came by it:
-
-    - `reconciled`: the POST's answer was lost (a timeout, a dropped connection, a 502) and
-      civic311 found the request it had created on the server instead of sending it again;
-    - `queued`: every endpoint was down, so the request waits in the `Outbox` under
-      `local_id`; `Outbox.flush` sends it later.
+    `reconciled` says how civic311 came by it: the POST's answer was lost (a timeout, a
+    dropped connection, a 502) and civic311 found the request it had created on the server
+    instead of sending it again. (A request waiting in a `civic311.Outbox` has no receipt
+    yet: the outbox's `OutboxEntry` says where it stands.)
     """
 
     service_request_id: str | None = None
@@ -290,8 +288,6 @@ class Receipt:
     service_notice: str | None = None
     account_id: str | None = None
     reconciled: bool = attrs.field(default=False, kw_only=True)
-    queued: bool = attrs.field(default=False, kw_only=True)
-    local_id: str | None = attrs.field(default=None, kw_only=True)
     extras: Mapping[str, Any] = _extras()
 
     @property

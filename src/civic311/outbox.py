@@ -1,94 +1,81 @@
 """The durable outbox: a report is written to disk before it is sent, and never lost after.
 
-`Outbox` keeps every submission made through it in a SQLite file (standard library ``sqlite3``,
-WAL journal, file mode 0600). ``client.submit(request, outbox=outbox)``:
+`Outbox` is a view over the journal (`civic311.ledger.Ledger`): its entries are journal rows
+with a ``local_id``, kept in the same SQLite file, moved through the same state machine by the
+same claim-reconcile-send algorithm (`Ledger.settle`) as bulk runs. It drives every send through
+the client's public API only::
 
-1. stores the request (state ``queued``) and commits, before anything is sent;
-2. marks it ``sending`` with the time, commits, and POSTs it with the client's duplicate-safe
-   rules (`Client.submit`);
+    with civic311.Outbox("reports.sqlite") as outbox, civic311.Client(url) as client:
+        entry = outbox.submit(client, request)    # stored first, then sent
+        if entry.state == "queued":               # the city could not be reached
+            ...                                   # nothing is lost: a later flush sends it
+        outbox.flush(client)
+
+``outbox.submit(client, request)`` (``await outbox.asubmit(...)`` with an `AsyncClient`):
+
+1. checks the request (`Client.prepare`), stores it and claims it, in one transaction, before
+   anything is sent;
+2. marks it in flight and POSTs it with the client's duplicate-safe rules (`Client.submit`);
 3. records the outcome:
 
    ==================================  ==========  ==========================================
    what happened                       state       what the caller gets
    ==================================  ==========  ==========================================
-   the city filed it                   sent        the `Receipt` (with ``local_id``)
-   every endpoint refused or was down  queued      ``Receipt(queued=True, local_id=…)``
-   outcome unknown, not found          uncertain   ``Receipt(queued=True, local_id=…)``
+   the city filed it                   sent        the `OutboxEntry`, with its receipt
+   every endpoint refused or was down  queued      the `OutboxEntry` (state queued)
+   outcome unknown, not found          uncertain   the `OutboxEntry` (state uncertain)
    the city said no (400, 403, 404…)   failed      the `APIError`, raised
    ==================================  ==========  ==========================================
 
-`Outbox.flush` (or `Outbox.aflush` with an `AsyncClient`) works through ``queued``,
-``sending`` and ``uncertain`` entries, oldest first, with the same duplicate safety:
+`Outbox.flush` (or `Outbox.aflush` with an `AsyncClient`) works through the client's city's
+``queued``, ``sending`` and ``uncertain`` entries, oldest first, each claimed in one atomic
+step first, so any number of threads and processes flushing one file send an entry at most
+once; an entry another live run holds is left to it (`FlushReport.held`):
 
 - ``queued``: sent now. If every endpoint is still down, flushing stops (order is kept).
-- ``sending`` (the process died between marking and recording) and ``uncertain``: the request
-  may exist, so civic311 first *looks for it* on the server (the reconcile rule of
-  docs/retries.md). Found: ``sent``. Not found: re-sent only once ``resend_after`` seconds
-  (default one hour) have passed since it was sent — long enough for any batch server to have
-  shown it — and otherwise left for a later flush.
+- ``sending`` (the process died mid-send) and ``uncertain``: the request may exist, so civic311
+  first *looks for it* on the server (the reconcile rule of docs/retries.md), never taking a
+  request id the journal holds for another entry. Found: ``sent``. Not found: re-sent only once
+  ``resend_after`` seconds (default one hour) have passed since it was sent, and otherwise
+  left for a later flush.
 
-Every state change is its own committed transaction, so killing the process at any instant
-loses nothing, and a later flush picks up exactly where it stopped. Two processes flushing the
-same file do not both send an entry: each claims it with a conditional update first.
+Entries belong to the city (the client's primary endpoint) they were submitted to; a flush
+sends only its client's city's entries. Entries from an outbox file of an older civic311, which
+did not record the city, are adopted by the first client that flushes them.
 
 The api_key is never stored: entries hold the `NewRequest` (`civic311.to_dict`) and the receipt.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import sqlite3
-import threading
 import uuid
-from collections.abc import Generator, Iterator
-from datetime import datetime, timezone
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Literal
 
 import attrs
 
-from civic311._client.base import check_seconds
-from civic311._sqlite import connect
-from civic311._wire.converter import from_dict, to_dict
-from civic311.errors import (
-    AllEndpointsFailedError,
-    APIError,
-    Civic311Error,
-    InvalidRequestError,
-    SubmissionUncertainError,
-    TransportError,
+from civic311._journal.store import JournalStore, Owner, StoredRow, new_token
+from civic311.errors import InvalidRequestError, LedgerFileError
+from civic311.ledger import (
+    DEFAULT_RESEND_AFTER,
+    Ledger,
+    Settled,
+    _adrive,
+    _drive,
+    _redacted_endpoint,
+    _request_of,
+    _submission,
 )
-from civic311.models import NewRequest, Receipt, ServiceRequest
+from civic311.models import NewRequest, Receipt
 
 if TYPE_CHECKING:
-    from civic311._client.async_client import AsyncClient
-    from civic311._client.client import Client
+    from civic311 import AsyncClient, Client
 
-__all__ = ["Find", "FlushReport", "Outbox", "OutboxEntry", "OutboxState", "OutboxStep", "Send"]
+__all__ = ["FlushReport", "Outbox", "OutboxEntry", "OutboxState"]
 
 OutboxState = Literal["queued", "sending", "sent", "uncertain", "failed"]
-SendState = Literal["sent", "queued", "uncertain", "failed"]
-
-#: Seconds after an ambiguous send before an entry that still cannot be found is re-sent.
-DEFAULT_RESEND_AFTER = 3600.0
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
-    local_id     TEXT PRIMARY KEY,
-    created_at   TEXT NOT NULL,
-    state        TEXT NOT NULL,
-    request      TEXT NOT NULL,
-    sent_at      TEXT,
-    receipt      TEXT,
-    last_error   TEXT,
-    tries        INTEGER NOT NULL DEFAULT 0,
-    updated_at   TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS outbox_state ON outbox (state, created_at);
-"""
-
-_PENDING: tuple[OutboxState, ...] = ("queued", "sending", "uncertain")
 
 
 @attrs.frozen
@@ -96,7 +83,7 @@ class OutboxEntry:
     """One request in the outbox, as stored.
 
     Attributes:
-        local_id: The outbox's id for it (the `Receipt.local_id` the caller got).
+        local_id: The outbox's id for it.
         created_at: When it was stored.
         state: queued, sending, sent, uncertain or failed (module docstring).
         request: The request itself.
@@ -104,6 +91,8 @@ class OutboxEntry:
         receipt: The city's receipt once sent.
         last_error: Why it is not sent yet (redacted text).
         tries: How many times it was handed to the network.
+        endpoint: The city (primary endpoint) it is for; "" until a flush adopts an entry
+            of an older outbox file.
     """
 
     local_id: str
@@ -114,6 +103,7 @@ class OutboxEntry:
     receipt: Receipt | None = None
     last_error: str | None = None
     tries: int = 0
+    endpoint: str = ""
 
 
 @attrs.frozen
@@ -125,6 +115,7 @@ class FlushReport:
     queued: tuple[str, ...] = ()
     uncertain: tuple[str, ...] = ()
     failed: tuple[str, ...] = ()
+    held: tuple[str, ...] = ()
 
     @property
     def done(self) -> int:
@@ -132,55 +123,74 @@ class FlushReport:
         return len(self.sent) + len(self.reconciled)
 
 
-def _iso(value: datetime) -> str:
-    return value.astimezone(timezone.utc).isoformat()
+def _outbox_state(row: StoredRow) -> OutboxState:
+    # The one machine's states, in the outbox's words: a row never handed to the network is
+    # waiting (queued); one in flight is sending.
+    if row.state == "pending":
+        return "sending" if row.sent_at is not None else "queued"
+    return row.state
 
 
-def _parse(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value)
+def _entry(row: StoredRow) -> OutboxEntry:
+    sub = _submission(row)
+    return OutboxEntry(
+        local_id=row.local_id or "",
+        created_at=row.recorded_at,
+        state=_outbox_state(row),
+        request=sub.request,
+        sent_at=row.sent_at,
+        receipt=sub.receipt,
+        last_error=row.error,
+        tries=row.tries,
+        endpoint=row.scope,
+    )
 
 
-def never_acted_on(error: Civic311Error | None) -> bool:
-    """Whether a failed submission provably created nothing: every attempt was refused before
-    it reached a server, or answered 429/503 (the server declined to act)."""
-    if isinstance(error, TransportError):
-        return not error.sent
-    if isinstance(error, APIError):
-        return error.status_code in (429, 503)
-    if isinstance(error, AllEndpointsFailedError):
-        return all(never_acted_on(attempt.error) for attempt in error.attempts)
-    return False
+#: How the outcome of settling an entry is counted in a `FlushReport`.
+_REPORTED = {
+    "filed": "sent",
+    "reconciled": "reconciled",
+    "queued": "queued",
+    "uncertain": "uncertain",
+    "failed": "failed",
+    "held": "held",
+}
 
 
 class Outbox:
-    """A durable queue of reports in a SQLite file (see the module docstring).
+    """A durable queue of reports, a view over the journal (see the module docstring).
 
     Args:
-        path: The database file; created with mode 0600 if missing. The same file can hold
-            the `Ledger`.
+        path: The journal's SQLite file (created 0600 if missing; an old outbox or ledger
+            file is migrated forward), a `JournalStore`, or an open `Ledger` to share.
         resend_after: Seconds after an ambiguous send before a request that still cannot be
             found on the server is sent again.
+
+    Raises:
+        LedgerFileError: the file is corrupt, read-only or not a journal.
 
     Use it as a context manager, or call `close`.
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, resend_after: float = DEFAULT_RESEND_AFTER
+        self,
+        path: str | os.PathLike[str] | JournalStore | Ledger,
+        *,
+        resend_after: float = DEFAULT_RESEND_AFTER,
     ) -> None:
-        if not isinstance(path, str | os.PathLike):
+        if not isinstance(path, str | os.PathLike | Ledger | JournalStore):
             raise InvalidRequestError("path", f"must be a file path, not {type(path).__name__}")
-        self.path = Path(path)
-        self.resend_after = check_seconds(resend_after, "resend_after")
-        self._db = connect(self.path)
-        self._lock = threading.Lock()
-        with self._db:
-            self._db.executescript(_SCHEMA)
+        self.resend_after = _seconds(resend_after, "resend_after")
+        self._owns_ledger = not isinstance(path, Ledger)
+        self._ledger = path if isinstance(path, Ledger) else Ledger(path)
+        self.path = self._ledger.path
 
     # --- lifecycle ---------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the database connection."""
-        self._db.close()
+        """Close the journal (unless it was a `Ledger` given to share)."""
+        if self._owns_ledger:
+            self._ledger.close()
 
     def __enter__(self) -> Outbox:
         return self
@@ -191,6 +201,11 @@ class Outbox:
     def __repr__(self) -> str:
         return f"Outbox({str(self.path)!r})"
 
+    @property
+    def ledger(self) -> Ledger:
+        """The journal this outbox is a view of."""
+        return self._ledger
+
     # --- reading -----------------------------------------------------------------------------
 
     def get(self, local_id: str) -> OutboxEntry:
@@ -198,194 +213,173 @@ class Outbox:
 
         Raises:
             KeyError: no such entry (a `LookupError`, named in the message).
+            LedgerFileError: the entry is stored but cannot be read.
         """
-        row = self._db.execute("SELECT * FROM outbox WHERE local_id = ?", (local_id,)).fetchone()
+        row = self._ledger.store.find(scope=None, local_id=local_id)
         if row is None:
             raise KeyError(f"no outbox entry {local_id!r}")
         return _entry(row)
 
+    def _rows(self, states: tuple[str, ...] | None = None) -> list[StoredRow]:
+        rows = [r for r in self._ledger.store.rows() if r.local_id is not None]
+        if states is not None:
+            rows = [r for r in rows if _outbox_state(r) in states]
+        return rows
+
     def entries(self, state: OutboxState | None = None) -> list[OutboxEntry]:
-        """Every entry (or those in *state*), oldest first."""
-        if state is None:
-            rows = self._db.execute("SELECT * FROM outbox ORDER BY created_at, rowid")
-        else:
-            rows = self._db.execute(
-                "SELECT * FROM outbox WHERE state = ? ORDER BY created_at, rowid", (state,)
-            )
-        return [_entry(row) for row in rows]
+        """Every entry (or those in *state*), oldest first. An entry that cannot be read is
+        left out (the others are not blocked by it)."""
+        return _readable_entries(self._rows(None if state is None else (state,)))
 
     def pending(self) -> list[OutboxEntry]:
         """Entries not settled yet (queued, sending, uncertain), oldest first."""
-        rows = self._db.execute(
-            "SELECT * FROM outbox WHERE state IN (?, ?, ?) ORDER BY created_at, rowid", _PENDING
-        )
-        return [_entry(row) for row in rows]
+        return _readable_entries(self._rows(("queued", "sending", "uncertain")))
 
     def __len__(self) -> int:
-        return int(self._db.execute("SELECT count(*) FROM outbox").fetchone()[0])
+        return len(self._rows())
 
     def __iter__(self) -> Iterator[OutboxEntry]:
         return iter(self.entries())
 
-    # --- writing (each change its own committed transaction) ---------------------------------
+    # --- writing -----------------------------------------------------------------------------
 
-    def add(self, request: NewRequest, *, now: datetime) -> str:
-        """Store *request* as ``queued`` and return its local id."""
+    def add(self, request: NewRequest, *, now: datetime, endpoint: str | None = None) -> str:
+        """Store *request* as ``queued`` (for *endpoint*'s city; without one, the first
+        client that flushes it adopts it) and return its local id."""
         if not isinstance(request, NewRequest):
             raise InvalidRequestError(
                 "request", f"must be a civic311.NewRequest, not {type(request).__name__}"
             )
         local_id = uuid.uuid4().hex
-        with self._lock, self._db:
-            self._db.execute(
-                "INSERT INTO outbox (local_id, created_at, state, request, updated_at) "
-                "VALUES (?, ?, 'queued', ?, ?)",
-                (local_id, _iso(now), json.dumps(to_dict(request)), _iso(now)),
-            )
+        self._ledger.store.insert(self._ledger._new_row(None, request, endpoint, now, local_id))
         return local_id
 
-    def claim(self, local_id: str, *, now: datetime, states: tuple[OutboxState, ...]) -> bool:
-        """Mark an entry ``sending`` if it is still in one of *states*; False if another
-        process got there first."""
-        marks = ",".join("?" * len(states))
-        with self._lock, self._db:
-            cursor = self._db.execute(
-                f"UPDATE outbox SET state = 'sending', sent_at = ?, tries = tries + 1, "  # noqa: S608 - placeholders only
-                f"updated_at = ? WHERE local_id = ? AND state IN ({marks})",
-                (_iso(now), _iso(now), local_id, *states),
-            )
-        return cursor.rowcount == 1
+    def _add_claimed(self, client: Client | AsyncClient, request: NewRequest) -> tuple[int, str]:
+        """Store *request* for *client*'s city, born claimed by this run (one transaction)."""
+        local_id = uuid.uuid4().hex
+        row = self._ledger._new_row(
+            None, request, client.endpoints[0], client.clock.now(), local_id
+        )
+        token = new_token()
+        row_id, _ = self._ledger.store.insert(row, claim=(token, Owner.me()))
+        return row_id, token
 
-    def record(
+    # --- submitting --------------------------------------------------------------------------
+
+    def submit(
         self,
-        local_id: str,
-        state: OutboxState,
+        client: Client,
+        request: NewRequest,
         *,
-        now: datetime,
-        receipt: Receipt | None = None,
-        error: str | None = None,
-    ) -> None:
-        """Record an entry's new state (and its receipt or last error)."""
-        with self._lock, self._db:
-            self._db.execute(
-                "UPDATE outbox SET state = ?, receipt = coalesce(?, receipt), last_error = ?, "
-                "updated_at = ? WHERE local_id = ?",
-                (
-                    state,
-                    json.dumps(to_dict(receipt)) if receipt is not None else None,
-                    error,
-                    _iso(now),
-                    local_id,
-                ),
-            )
+        retry_unsafe: bool = False,
+        validate: bool = False,
+    ) -> OutboxEntry:
+        """Store *request*, then send it through *client* (module docstring).
+
+        Returns:
+            The entry: ``sent`` with its receipt, or ``queued``/``uncertain`` to be flushed.
+
+        Raises:
+            APIError: the city refused it (the entry is ``failed``).
+            InvalidRequestError: a bad request, refused before anything is stored.
+        """
+        from civic311 import Client
+
+        if not isinstance(client, Client):
+            raise InvalidRequestError("client", "submit takes a civic311.Client (asubmit: async)")
+        request = client.prepare(request, validate=validate)
+        row_id, token = self._add_claimed(client, request)
+        flow = self._ledger._settle_flow(
+            client, row_id, self.resend_after, retry_unsafe, token=token
+        )
+        return self._result(row_id, _drive(client, flow))
+
+    async def asubmit(
+        self,
+        client: AsyncClient,
+        request: NewRequest,
+        *,
+        retry_unsafe: bool = False,
+        validate: bool = False,
+    ) -> OutboxEntry:
+        """`submit` through an `AsyncClient`."""
+        from civic311 import AsyncClient
+
+        if not isinstance(client, AsyncClient):
+            raise InvalidRequestError("client", "asubmit takes a civic311.AsyncClient")
+        request = await client.prepare(request, validate=validate)
+        row_id, token = self._add_claimed(client, request)
+        flow = self._ledger._settle_flow(
+            client, row_id, self.resend_after, retry_unsafe, token=token
+        )
+        return self._result(row_id, await _adrive(client, flow, None))
+
+    def _result(self, row_id: int, settled: Settled) -> OutboxEntry:
+        if settled.outcome == "failed" and settled.error is not None:
+            raise settled.error
+        row = self._ledger.store.get(row_id)
+        assert row is not None  # rows are never deleted
+        return _entry(row)
 
     # --- flushing ----------------------------------------------------------------------------
 
     def flush(self, client: Client) -> FlushReport:
-        """Send what is pending through a `Client`, oldest first (module docstring)."""
-        from civic311._client.client import Client
+        """Send what is pending for *client*'s city, oldest first (module docstring)."""
+        from civic311 import Client
 
         if not isinstance(client, Client):
             raise InvalidRequestError("client", "flush takes a civic311.Client (aflush for async)")
-        report: FlushReport = client._run_outbox(self._flush_flow(client.clock.now))
-        return report
+        report: dict[str, list[str]] = {k: [] for k in attrs.fields_dict(FlushReport)}
+        for row in self._flushable(client):
+            flow = self._ledger._settle_flow(client, row.id, self.resend_after, False)
+            if self._count(report, row, _drive(client, flow)):
+                break
+        return FlushReport(**{k: tuple(v) for k, v in report.items()})
 
     async def aflush(self, client: AsyncClient) -> FlushReport:
         """`flush` through an `AsyncClient`."""
-        from civic311._client.async_client import AsyncClient
+        from civic311 import AsyncClient
 
         if not isinstance(client, AsyncClient):
             raise InvalidRequestError("client", "aflush takes a civic311.AsyncClient")
-        report: FlushReport = await client._run_outbox(self._flush_flow(client.clock.now))
-        return report
-
-    def _flush_flow(self, now: Any) -> Generator[OutboxStep, Any, FlushReport]:
         report: dict[str, list[str]] = {k: [] for k in attrs.fields_dict(FlushReport)}
-        for entry in self.pending():
-            if entry.state == "queued":
-                state, _ = yield from self.send_flow(
-                    entry.local_id, entry.request, now, ("queued",)
-                )
-                report[state].append(entry.local_id)
-                if state == "queued":
-                    break  # every endpoint is down: keep the order, try again later
-                continue
-            # sending (interrupted) or uncertain: the request may exist; look before sending.
-            sent_at = entry.sent_at or entry.created_at
-            found = yield Find(entry.request, sent_at)
-            if found is not None:
-                self.record(entry.local_id, "sent", now=now(), receipt=_found_receipt(found))
-                report["reconciled"].append(entry.local_id)
-                continue
-            if (now() - sent_at).total_seconds() < self.resend_after:
-                self.record(entry.local_id, "uncertain", now=now(), error=entry.last_error)
-                report["uncertain"].append(entry.local_id)
-                continue
-            state, _ = yield from self.send_flow(
-                entry.local_id, entry.request, now, ("sending", "uncertain")
-            )
-            report[state].append(entry.local_id)
+        for row in self._flushable(client):
+            flow = self._ledger._settle_flow(client, row.id, self.resend_after, False)
+            if self._count(report, row, await _adrive(client, flow, None)):
+                break
         return FlushReport(**{k: tuple(v) for k, v in report.items()})
 
-    def send_flow(
-        self,
-        local_id: str,
-        request: NewRequest,
-        now: Any,
-        states: tuple[OutboxState, ...],
-        retry_unsafe: bool = False,
-    ) -> Generator[OutboxStep, Any, tuple[SendState, Receipt | Civic311Error | None]]:
-        """Claim, send and record one entry: the state it ended in, and the send's outcome."""
-        if not self.claim(local_id, now=now(), states=states):
-            return "uncertain", None  # another flusher holds it
-        outcome: Receipt | Civic311Error = yield Send(request, retry_unsafe)
-        if isinstance(outcome, Receipt):
-            self.record(local_id, "sent", now=now(), receipt=outcome)
-            return "sent", outcome
-        text = str(outcome)
-        if never_acted_on(outcome):
-            self.record(local_id, "queued", now=now(), error=text)
-            return "queued", outcome
-        if isinstance(outcome, SubmissionUncertainError | AllEndpointsFailedError | TransportError):
-            self.record(local_id, "uncertain", now=now(), error=text)
-            return "uncertain", outcome
-        self.record(local_id, "failed", now=now(), error=text)
-        return "failed", outcome
+    def _flushable(self, client: Client | AsyncClient) -> list[StoredRow]:
+        scope = _redacted_endpoint(client.endpoints[0])
+        return [
+            row
+            for row in self._rows(("queued", "sending", "uncertain"))
+            if row.scope in (scope, "")
+        ]
+
+    @staticmethod
+    def _count(report: dict[str, list[str]], row: StoredRow, settled: Settled) -> bool:
+        """Count *settled* in the report; whether flushing should stop (the city is down)."""
+        bucket = _REPORTED.get(settled.outcome)
+        if bucket is not None:
+            report[bucket].append(row.local_id or "")
+        return settled.outcome == "queued"
 
 
-@attrs.frozen
-class Send:
-    """An outbox step: submit this request; reply with the Receipt or the civic311 error."""
-
-    request: NewRequest
-    retry_unsafe: bool = False
-
-
-@attrs.frozen
-class Find:
-    """An outbox step: look for the request a send at *sent_at* may have created."""
-
-    request: NewRequest
-    sent_at: datetime
+def _readable_entries(rows: list[StoredRow]) -> list[OutboxEntry]:
+    entries: list[OutboxEntry] = []
+    for row in rows:
+        try:
+            _request_of(row)
+        except LedgerFileError:
+            continue  # one damaged entry does not hide the others (Ledger.unreadable)
+        entries.append(_entry(row))
+    return entries
 
 
-OutboxStep = Send | Find
-
-
-def _found_receipt(found: ServiceRequest) -> Receipt:
-    return Receipt(service_request_id=found.service_request_id, token=found.token, reconciled=True)
-
-
-def _entry(row: sqlite3.Row) -> OutboxEntry:
-    created = _parse(row["created_at"])
-    assert created is not None
-    return OutboxEntry(
-        local_id=row["local_id"],
-        created_at=created,
-        state=row["state"],
-        request=from_dict(NewRequest, json.loads(row["request"])),
-        sent_at=_parse(row["sent_at"]),
-        receipt=from_dict(Receipt, json.loads(row["receipt"])) if row["receipt"] else None,
-        last_error=row["last_error"],
-        tries=row["tries"],
-    )
+def _seconds(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise InvalidRequestError(name, f"must be seconds ≥ 0, not {value!r}")
+    if value == float("inf"):
+        raise InvalidRequestError(name, "must be finite")
+    return float(value)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Protocol, runtime_checkable
 
 import attrs
 
@@ -33,6 +34,7 @@ from civic311.models import Receipt, ServiceRequest, Status, TokenStatus
 
 __all__ = [
     "StatusChange",
+    "StatusStore",
     "Tracked",
     "Watch",
     "split_items",
@@ -40,6 +42,30 @@ __all__ = [
 
 #: What a request's state is, for change detection.
 Seen = tuple[str | None, str | None, datetime | None]
+
+
+@runtime_checkable
+class StatusStore(Protocol):
+    """Where `Client.track` / `Client.watch` keep what they saw (``ledger=``), so a watch
+    resumed tomorrow reports only what changed since. `civic311.ledger.Ledger` is one.
+
+    Every method takes the *endpoint* (the client's primary endpoint URL): a request id means
+    something only at one city, and city A's request "42" is not city B's.
+    """
+
+    def last_seen(self, endpoint: str, service_request_id: str) -> Seen | None:
+        """(status, status_notes, updated_datetime) last recorded for the request, or None."""
+        ...
+
+    def record_seen(self, endpoint: str, request: ServiceRequest, observed_at: datetime) -> None:
+        """Record the request as seen at *observed_at* (a store may keep only changes)."""
+        ...
+
+    def record_resolved(
+        self, endpoint: str, token: str, service_request_id: str, at: datetime
+    ) -> None:
+        """Record that the city turned *token* into *service_request_id*."""
+        ...
 
 
 @attrs.frozen

@@ -12,12 +12,11 @@ import random
 import ssl
 import warnings
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
-import attrs
 import httpx
 
 from civic311._checks import check_seconds
@@ -56,13 +55,11 @@ from civic311.errors import (
 from civic311.harvest import Harvest, filter_sets, keep
 from civic311.models import NewRequest, Receipt, Service, ServiceDefinition, ServiceRequest
 from civic311.profiles import PROFILES, SPEC, Profile
-from civic311.tracking import StatusChange, Watch
+from civic311.tracking import StatusChange, StatusStore, Watch
 from civic311.validation import check, sendable
 
-if TYPE_CHECKING:  # outbox, ledger (sqlite3) and discovery load only when used
+if TYPE_CHECKING:  # discovery loads only when used
     from civic311.discovery import Discovery
-    from civic311.ledger import Ledger
-    from civic311.outbox import Outbox
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
@@ -592,15 +589,25 @@ class ClientBase:
             receipt = self._reconciled_receipt(found)
         return self._remember(receipt)
 
-    def _find_flow(self, request: NewRequest, sent_at: datetime) -> Flow[ServiceRequest | None]:
+    def _find_flow(
+        self, request: NewRequest, sent_at: datetime, exclude: frozenset[str] = frozenset()
+    ) -> Flow[ServiceRequest | None]:
         return reconcile_flow(
             request,
             sent_at=sent_at,
             started=self._clock.monotonic(),
             budget=self._reconcile_wait,
             now=self._clock.now,
-            exclude=frozenset(self._filed),
+            exclude=frozenset(self._filed) | exclude,
         )
+
+    @staticmethod
+    def _check_exclude(exclude: object) -> frozenset[str]:
+        if isinstance(exclude, str) or not isinstance(exclude, Collection):
+            raise InvalidRequestError("exclude", "must be a collection of request ids")
+        if not all(isinstance(item, str) for item in exclude):
+            raise InvalidRequestError("exclude", "must hold request ids (strings)")
+        return frozenset(exclude)
 
     def _remember(self, receipt: Receipt) -> Receipt:
         """Note an id this client was given, so reconciliation never takes it for another."""
@@ -640,25 +647,6 @@ class ClientBase:
         return sendable(definition, request)
 
     @staticmethod
-    def _outbox_receipt(
-        outbox: Outbox, local_id: str, state: str, outcome: Receipt | Civic311Error | None
-    ) -> Receipt:
-        """What `submit(…, outbox=)` returns for the state the entry ended in."""
-        if state == "sent" and isinstance(outcome, Receipt):
-            return attrs.evolve(outcome, local_id=local_id)
-        if state == "failed" and isinstance(outcome, Civic311Error):
-            raise outcome
-        return Receipt(queued=True, local_id=local_id)
-
-    @staticmethod
-    def _check_outbox(outbox: object) -> Outbox:
-        from civic311.outbox import Outbox
-
-        if not isinstance(outbox, Outbox):
-            raise InvalidRequestError("outbox", f"must be a civic311.Outbox, not {outbox!r}")
-        return outbox
-
-    @staticmethod
     def _reconciled_receipt(found: ServiceRequest) -> Receipt:
         return Receipt(
             service_request_id=found.service_request_id,
@@ -673,7 +661,7 @@ class ClientBase:
         return SubmissionUncertainError(
             f"submit: the city may or may not have filed this request ({error}); it was not "
             f"found on the server within {self._reconcile_wait:g}s and was not sent again. "
-            "Keep the request (error.request) and check later, or use an Outbox.",
+            "Keep the request (error.request) and check later, or use a civic311.Outbox.",
             request,
             run.attempts,
         )
@@ -709,25 +697,23 @@ class ClientBase:
     def _watch(
         self,
         items: object,
-        ledger: Ledger | None,
+        ledger: StatusStore | None,
         *,
         interval: float,
         max_interval: float,
         timeout: float | None,
     ) -> Watch:
-        from civic311.ledger import Ledger
-
-        if ledger is not None and not isinstance(ledger, Ledger):
-            raise InvalidRequestError("ledger", f"must be a civic311.Ledger, not {ledger!r}")
+        if ledger is not None and not isinstance(ledger, StatusStore):
+            raise InvalidRequestError(
+                "ledger", f"must be a civic311.Ledger (a tracking.StatusStore), not {ledger!r}"
+            )
         if timeout is not None and (isinstance(timeout, bool) or timeout < 0):
             raise InvalidRequestError("timeout", f"must be seconds ≥ 0 or None, not {timeout!r}")
 
+        endpoint = self._endpoints[0]
+
         def known(rid: str) -> tuple[str | None, str | None, datetime | None] | None:
-            seen = ledger.latest_status(rid) if ledger is not None else None
-            if seen is None:
-                return None
-            status = str(seen.status) if seen.status is not None else None
-            return (status, seen.status_notes, seen.updated_datetime)
+            return ledger.last_seen(endpoint, rid) if ledger is not None else None
 
         return Watch(
             items,
@@ -741,18 +727,20 @@ class ClientBase:
         )
 
     def _observed(
-        self, ledger: Ledger | None, watch: Watch, changes: Sequence[StatusChange] = ()
+        self, ledger: StatusStore | None, watch: Watch, changes: Sequence[StatusChange] = ()
     ) -> None:
-        """Record what a tracking round saw in the ledger: tokens it turned into ids, and the
-        requests that changed (the ledger keeps only changes)."""
+        """Record what a tracking round saw in the status store, under this client's primary
+        endpoint: tokens it turned into ids, and the requests that changed (the ledger keeps
+        only changes)."""
         resolved = watch.take_resolved()
         if ledger is None:
             return
         now = self._clock.now()
+        endpoint = self._endpoints[0]
         for token, service_request_id in resolved:
-            ledger.record_token_resolved(token, service_request_id, now)
+            ledger.record_resolved(endpoint, token, service_request_id, now)
         for change in changes:
-            ledger.record_status(change.request, observed_at=now)
+            ledger.record_seen(endpoint, change.request, now)
 
     def _check_required(self, request: NewRequest) -> None:
         """The fields this city requires in practice (its profile), before anything is sent."""

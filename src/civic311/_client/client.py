@@ -10,7 +10,7 @@ decided below it, in pure code shared with `AsyncClient`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -65,12 +65,10 @@ from civic311.models import (
     TokenStatus,
 )
 from civic311.profiles import Profile
-from civic311.tracking import StatusChange, Tracked, Watch
+from civic311.tracking import StatusChange, StatusStore, Tracked, Watch
 
 if TYPE_CHECKING:  # loaded when used: keeps `import civic311` light
     from civic311.discovery import Discovery, DiscoveryCache
-    from civic311.ledger import Ledger
-    from civic311.outbox import Outbox, OutboxStep
 
 __all__ = ["Client"]
 
@@ -290,12 +288,30 @@ class Client(ClientBase):
         """The attributes a service asks for (GET services/{code}, spec §2.2)."""
         return self._execute(service_definition_call(service_code))
 
+    def prepare(self, request: NewRequest, *, validate: bool = False) -> NewRequest:
+        """Check *request* the way `submit` does, without sending it; return it as it would be
+        sent.
+
+        The form must encode (text fields, attributes, media), the city's profile may require
+        fields. With *validate*, the
+        service's definition is read (cached for an hour; a 404 means "no attributes") and
+        the request checked against it, informational attributes left out. Bulk dry runs and
+        the `Outbox` use it to refuse a bad request before storing it.
+
+        Raises:
+            InvalidRequestError: naming the field (`ValidationFailedError` lists every problem).
+        """
+        self._submit_call(request)  # checks the request before anything else
+        self._check_required(request)
+        if validate:
+            request = self._validated(request, self._definition_for(request.service_code))
+        return request
+
     def submit(
         self,
         request: NewRequest,
         *,
         retry_unsafe: bool = False,
-        outbox: Outbox | None = None,
         validate: bool = False,
     ) -> Receipt:
         """File a service request (POST requests, spec §2.3), never twice by accident.
@@ -305,14 +321,13 @@ class Client(ClientBase):
         act (429, 503). When the outcome is unknown (a read timeout, a dropped connection, a
         502/504 from a proxy, a 500) civic311 looks for the request it may have created and
         returns that, marked ``reconciled``; if it cannot find it, it raises
-        `SubmissionUncertainError` carrying the request, rather than guess.
+        `SubmissionUncertainError` carrying the request, rather than guess. To keep a request
+        durably while the city is down, submit it through a `civic311.Outbox`.
 
         Args:
             request: The request to file.
             retry_unsafe: Re-send even when the outcome is unknown, accepting that the city
                 may get it twice.
-            outbox: Store the request durably first; when every endpoint is down or the
-                outcome stays unknown, it waits there (``Receipt.queued``) for `Outbox.flush`.
             validate: Check the request against the service's definition first (required
                 attributes, datatypes, list keys, unknown codes; one `ValidationFailedError`
                 lists every problem), and leave out informational (variable=false) attributes.
@@ -323,19 +338,8 @@ class Client(ClientBase):
             A `Receipt` with the service_request_id (realtime), a token (batch; see
             `wait_for_id`), or neither (blackbox).
         """
-        self._submit_call(request)  # checks the request before anything else
-        self._check_required(request)
-        if validate:
-            request = self._validated(request, self._definition_for(request.service_code))
-        if outbox is None:
-            return self._submit(request, retry_unsafe=retry_unsafe)
-        box = self._check_outbox(outbox)
-        if not isinstance(request, NewRequest):
-            self._submit_call(request)  # raises the InvalidRequestError
-        local_id = box.add(request, now=self._clock.now())
-        flow = box.send_flow(local_id, request, self._clock.now, ("queued",), retry_unsafe)
-        state, outcome = self._run_outbox(flow)
-        return self._outbox_receipt(box, local_id, state, outcome)
+        request = self.prepare(request, validate=validate)
+        return self._submit(request, retry_unsafe=retry_unsafe)
 
     def get_token(self, token: str) -> TokenStatus:
         """Look a token up (GET tokens/{token}, spec §2.4); `pending` while it has no id."""
@@ -359,19 +363,23 @@ class Client(ClientBase):
         flow = self._wait_flow(token, seconds)
         return self._drive(flow)
 
-    def find_submitted(self, request: NewRequest, *, sent_at: datetime) -> ServiceRequest | None:
+    def find_submitted(
+        self, request: NewRequest, *, sent_at: datetime, exclude: Collection[str] = ()
+    ) -> ServiceRequest | None:
         """The request a submission of *request* at *sent_at* created, if the city shows one.
 
         For answers that were lost (a crash mid-send, a dropped connection): it looks the way
         `submit` reconciles (docs/retries.md) — same service_code, created no earlier than
         *sent_at* minus five minutes, and the description or location echoed back — for up to
-        ``reconcile_wait`` seconds.
+        ``reconcile_wait`` seconds. Requests in *exclude* (ids your records already hold for
+        other submissions: the journal passes every id it knows) are never taken for it.
         """
         if not isinstance(request, NewRequest):
             raise InvalidRequestError("request", "must be a civic311.NewRequest")
         if not isinstance(sent_at, datetime) or sent_at.tzinfo is None:
             raise InvalidRequestError("sent_at", "must be a timezone-aware datetime")
-        found: ServiceRequest | None = self._drive(self._find_flow(request, sent_at))
+        skip = self._check_exclude(exclude)
+        found: ServiceRequest | None = self._drive(self._find_flow(request, sent_at, skip))
         return found
 
     def get_request(self, service_request_id: str) -> ServiceRequest:
@@ -425,7 +433,10 @@ class Client(ClientBase):
             yield from batch
 
     def track(
-        self, items: Sequence[str | Receipt] | str | Receipt, *, ledger: Ledger | None = None
+        self,
+        items: Sequence[str | Receipt] | str | Receipt,
+        *,
+        ledger: StatusStore | None = None,
     ) -> Tracked:
         """Refresh requests once: turn tokens into ids, look ids up in batches, report changes.
 
@@ -446,7 +457,7 @@ class Client(ClientBase):
         interval: float = 300.0,
         max_interval: float = 3600.0,
         timeout: float | None = None,
-        ledger: Ledger | None = None,
+        ledger: StatusStore | None = None,
     ) -> Iterator[StatusChange]:
         """Yield each `StatusChange` until every request is closed or *timeout* passes.
 
@@ -526,7 +537,7 @@ class Client(ClientBase):
             definition = ServiceDefinition(service_code=service_code)  # metadata=false
         return self._cache_definition(definition)
 
-    def _round(self, watch: Watch, ledger: Ledger | None) -> Tracked:
+    def _round(self, watch: Watch, ledger: StatusStore | None) -> Tracked:
         """One tracking round, what it saw recorded in the ledger."""
         try:
             tracked = self._drive(watch.round())
@@ -695,25 +706,6 @@ class Client(ClientBase):
     def _submit(self, request: NewRequest, *, retry_unsafe: bool) -> Receipt:
         """POST with duplicate safety: an unknown outcome is reconciled, never re-sent."""
         return self._drive(self._submit_flow(request), retry_unsafe=retry_unsafe)
-
-    def _run_outbox(self, flow: Generator[OutboxStep, Any, T]) -> T:
-        """Drive an outbox flow: its sends through `submit`'s rules, its finds by reconciling."""
-        from civic311.outbox import Send
-
-        reply: Any = None
-        while True:
-            try:
-                step = flow.send(reply)
-            except StopIteration as done:
-                result: T = done.value
-                return result
-            if isinstance(step, Send):
-                try:
-                    reply = self._submit(step.request, retry_unsafe=step.retry_unsafe)
-                except Civic311Error as exc:
-                    reply = exc
-            else:
-                reply = self._drive(self._find_flow(step.request, step.sent_at))
 
     def _may_follow(self, call: Call[Any]) -> bool:
         # Never follow a redirect with credentials aboard: a POST carries the api_key, and so

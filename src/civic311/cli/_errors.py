@@ -33,12 +33,17 @@ def exit_code_for(error: BaseException) -> int:
         InvalidRequestError,
         TransportError,
     )
-    from civic311.ledger import LedgerSchemaError
+    from civic311.ledger import LedgerFileError, LedgerSchemaError
 
     if isinstance(error, AllEndpointsFailedError | TransportError):
         return UNREACHABLE
     if isinstance(
-        error, InvalidRequestError | UnknownCityError | RetiredCityError | LedgerSchemaError
+        error,
+        InvalidRequestError
+        | UnknownCityError
+        | RetiredCityError
+        | LedgerSchemaError
+        | LedgerFileError,
     ):
         return USAGE  # ValidationFailedError and DuplicateKeyError are InvalidRequestErrors
     if isinstance(error, OSError):

@@ -23,8 +23,7 @@ import click
 from civic311.cli._output import Output
 
 if TYPE_CHECKING:
-    from civic311._client.async_client import AsyncClient
-    from civic311._client.client import Client
+    from civic311 import AsyncClient, Client
     from civic311.cities import City
     from civic311.ledger import Ledger
 
@@ -197,14 +196,14 @@ class State:
 
     def client(self) -> Client:
         """A `Client` for --city / --endpoint; a usage error (exit 2) when neither is given."""
-        from civic311._client.client import Client
+        from civic311 import Client
 
         endpoints, options = self._client_args()
         return Client(endpoints, **options)
 
     def async_client(self) -> AsyncClient:
         """An `AsyncClient` for --city / --endpoint (bulk commands)."""
-        from civic311._client.async_client import AsyncClient
+        from civic311 import AsyncClient
 
         endpoints, options = self._client_args()
         return AsyncClient(endpoints, **options)

@@ -104,14 +104,15 @@ def _build(
     )
 
 
-def _describe(receipt: Receipt) -> list[str]:
+def _describe(receipt: Receipt | None, queued_as: str | None = None) -> list[str]:
     lines: list[str] = []
-    if receipt.queued:
+    if receipt is None:
         lines.append(
-            f"Queued in the outbox as {receipt.local_id}: the city could not be reached (or the "
+            f"Queued in the outbox as {queued_as}: the city could not be reached (or the "
             "outcome is unknown). Nothing is lost; it is sent when the outbox is flushed."
         )
-    elif receipt.service_request_id:
+        return lines
+    if receipt.service_request_id:
         how = " (its answer was lost; found on the server, not sent twice)"
         how = how if receipt.reconciled else ""
         lines.append(f"Filed: service request {receipt.service_request_id}{how}")
@@ -256,8 +257,15 @@ def submit(
     with client:
         endpoint = client.endpoints[0]
         sent_at = now()
+        queued_as: str | None = None  # the outbox entry, while it waits there
+        receipt: Receipt | None
         try:
-            receipt = client.submit(request, validate=validate, outbox=outbox)
+            if outbox is not None:
+                entry = outbox.submit(client, request, validate=validate)
+                receipt = entry.receipt if entry.state == "sent" else None
+                queued_as = None if entry.state == "sent" else entry.local_id
+            else:
+                receipt = client.submit(request, validate=validate)
         except SubmissionUncertainError as exc:
             ledger.record_submission(
                 key=None,
@@ -277,15 +285,20 @@ def submit(
             if outbox is not None:
                 outbox.close()
         submission_id = ledger.record_submission(
-            key=None, request=request, endpoint=endpoint, sent_at=sent_at, receipt=receipt
+            key=None,
+            request=request,
+            endpoint=endpoint,
+            sent_at=sent_at,
+            receipt=receipt,
+            state="queued" if receipt is None else None,
         )
         if not state.json:
-            for line in _describe(receipt):
+            for line in _describe(receipt, queued_as):
                 state.out.text(line)
             state.out.text(f"Recorded in the ledger as #{submission_id}: {ledger.path}")
-        request_id = receipt.service_request_id
+        request_id = receipt.service_request_id if receipt is not None else None
         waited: WaitTimeoutError | None = None
-        if wait and request_id is None and receipt.token and not receipt.queued:
+        if wait and receipt is not None and request_id is None and receipt.token:
             if not state.json:
                 state.out.note(f"waiting up to {_state.seconds(wait_timeout)} for the id…")
             try:
@@ -293,13 +306,14 @@ def submit(
             except WaitTimeoutError as exc:
                 waited = exc
             else:
-                ledger.record_token_resolved(receipt.token, request_id, now())
+                ledger.record_token_resolved(receipt.token, request_id, now(), endpoint=endpoint)
                 if not state.json:
                     state.out.text(f"Token {receipt.token} → service request {request_id}")
     if state.json:
         state.out.json(
             {
                 "receipt": receipt,
+                "queued_as": queued_as,
                 "service_request_id": request_id,
                 "ledger": {"path": str(ledger.path), "submission": submission_id},
             }
