@@ -21,13 +21,19 @@ from civic311._client.base import (
     DEFAULT_RETRY,
     DEFAULT_TIMEOUT,
     ClientBase,
-    _Reconcile,
     city_options,
     discovery_options,
     tls_context,
 )
-from civic311._client.execution import AttemptHook, CallRun, wants_xml_fallback
-from civic311._client.transport import EncodingBroken, aread_body, transport_error
+from civic311._client.execution import AttemptHook, CallRun, call_limit, wants_xml_fallback
+from civic311._client.transport import (
+    EncodingBroken,
+    abound_exchanges,
+    adeadline_scope,
+    aread_body,
+    deadline_error,
+    transport_error,
+)
 from civic311._clock import Clock
 from civic311._protocol import (
     IDENTITY,
@@ -39,6 +45,7 @@ from civic311._protocol import (
     read_response,
     redact_url,
 )
+from civic311._resilience.pool import Endpoint
 from civic311._resilience.retry import RetryPolicy
 from civic311._wire import Format
 from civic311.errors import Civic311Error, InvalidRequestError, NotFoundError
@@ -159,6 +166,8 @@ class AsyncClient(ClientBase):
             verify=tls_context(ca_bundle),
             headers={"User-Agent": USER_AGENT},
         )
+        if self._owns_http:
+            abound_exchanges(self._http)  # every exchange ends by the call's deadline
 
     @classmethod
     def for_city(
@@ -508,41 +517,32 @@ class AsyncClient(ClientBase):
         return result
 
     async def _attempts(self, run: CallRun) -> Any:
-        """The tenacity loop over attempts; raises `_Reconcile` for an unknown POST outcome.
+        """The attempt loop, one plain loop over `RetryPolicy.decide` (`execution` docstring).
 
-        The first attempt runs before the loop is built (most calls succeed at once, and the
-        loop costs more than the rest of the call's bookkeeping, bench/overhead.py). If it
-        fails, its error is the loop's first attempt, so every decision is the same as ever.
+        Returns the first usable answer; raises the error the caller sees (`CallRun.failure`),
+        also when a POST's outcome is unknown, which `_submit` reconciles (`run.must_reconcile`).
+        Bounded: every pass makes an attempt (at most ``policy.attempts``) or waits for a
+        recovery (at most as many), and no attempt starts after the deadline.
         """
-        try:
-            result = await self._attempt(run)
-        except Civic311Error as exc:
-            first: Civic311Error | None = exc
-        else:
-            run.finished()
-            return result
-        import tenacity
+        while True:
+            endpoint = run.next_endpoint()
+            if endpoint is None:
+                wait = run.recovery_wait()
+                if wait is None:
+                    raise run.unavailable()
+                await self._clock.asleep(wait)
+                continue
+            try:
+                return await self._attempt(run, endpoint)
+            except Civic311Error as error:
+                decision = run.decide(error)
+                if decision.action != "retry":
+                    raise run.failure(error)  # noqa: B904 - the error itself, or its wrapper
+            if decision.wait > 0:
+                await self._clock.asleep(decision.wait)
 
-        retrying = tenacity.AsyncRetrying(sleep=self._clock.asleep, **run.tenacity_kwargs())
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    if first is not None:
-                        replay, first = first, None
-                        raise replay
-                    result = await self._attempt(run)
-        except Civic311Error as exc:
-            if run.must_reconcile:
-                raise _Reconcile(run, exc) from exc
-            final = run.final_error(exc)
-            if final is exc:
-                raise
-            raise final from exc
-        return result
-
-    async def _attempt(self, run: CallRun) -> Any:
-        """One attempt on the next endpoint (and once more in XML if it turns out XML-only)."""
-        endpoint = run.next_endpoint()
+    async def _attempt(self, run: CallRun, endpoint: Endpoint) -> Any:
+        """One attempt on *endpoint* (and once more in XML if it turns out XML-only)."""
         fmt = run.format_for(endpoint)
         started = self._clock.monotonic()
         try:
@@ -572,17 +572,18 @@ class AsyncClient(ClientBase):
         """
         request = build_request(call, base_url, fmt, self._settings, self._headers)
         request.extensions["timeout"] = self._timeout_within(seconds_left)
+        until = self._clock.monotonic() + seconds_left
         if base_url in self._identity_only:
             request.headers["Accept-Encoding"] = IDENTITY
         try:
-            response, body = await self._exchange(call, request)
+            response, body = await self._exchange(call, request, until - self._clock.monotonic())
         except EncodingBroken as broken:
             if call.is_post:
                 raise self._broken_encoding(request, broken.status_code) from None
             self._identity_only.add(base_url)
             request.headers["Accept-Encoding"] = IDENTITY
             try:
-                response, body = await self._exchange(call, request)
+                response, body = await self._exchange(call, request, until - self._clock.monotonic())
             except EncodingBroken as again:
                 raise self._broken_encoding(request, again.status_code) from None
         upgrade = https_upgrade(request, response)
@@ -594,33 +595,39 @@ class AsyncClient(ClientBase):
                 content=request.content,
                 extensions=request.extensions,
             )
-            response, body = await self._exchange(call, request)
+            response, body = await self._exchange(call, request, until - self._clock.monotonic())
         return read_response(
             call, response, body, fmt, self._clock.now(), secret=self._settings.api_key
         )
 
     async def _exchange(
-        self, call: Call[Any], request: httpx.Request
+        self, call: Call[Any], request: httpx.Request, seconds_left: float
     ) -> tuple[httpx.Response, bytes]:
-        """Send *request* and read its body up to the cap; httpx errors become civic311's."""
+        """Send *request* and read its body up to the cap, all within *seconds_left* (issue
+        11.7: headers and body, however slowly they trickle); httpx errors become civic311's.
+        """
         shown = redact_url(request.url)
         started = self._clock.monotonic()
+        response: httpx.Response | None = None
         try:
-            response = await self._http.send(
-                request, stream=True, follow_redirects=self._may_follow(call)
-            )
-        except httpx.DecodingError:
-            raise EncodingBroken(None) from None  # transports that decode eagerly
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, request.method, shown, self._settings.api_key) from exc
-        try:
-            body = await aread_body(response, self._max_response_bytes)
-        except httpx.DecodingError:
-            raise EncodingBroken(response.status_code) from None
+            with adeadline_scope(seconds_left):
+                try:
+                    response = await self._http.send(
+                        request, stream=True, follow_redirects=self._may_follow(call)
+                    )
+                except httpx.DecodingError:
+                    raise EncodingBroken(None) from None  # transports that decode eagerly
+                try:
+                    body = await aread_body(response, self._max_response_bytes)
+                except httpx.DecodingError:
+                    raise EncodingBroken(response.status_code) from None
+        except TimeoutError:
+            raise deadline_error(request.method, shown, seconds_left) from None
         except httpx.HTTPError as exc:
             raise transport_error(exc, request.method, shown, self._settings.api_key) from exc
         finally:
-            await response.aclose()
+            if response is not None:
+                await response.aclose()
         logger.debug(
             "%s %s → %d (%d bytes, %.3fs)",
             request.method,
@@ -637,11 +644,18 @@ class AsyncClient(ClientBase):
         run = self._run(call, retry_unsafe=retry_unsafe)
         try:
             receipt: Receipt = await self._attempts(run)
-        except _Reconcile as pending:
-            await self._clock.asleep(pending.run.decision.wait if pending.run.decision else 0.0)
-            found = await self._drive(self._reconcile_flow(request, pending.run))
+        except Civic311Error as error:
+            if not run.must_reconcile:
+                raise
+            # The whole submit ends by the retry deadline plus reconcile_wait (issue 11.6):
+            # every look-up inside shares that limit, whatever its own policy says.
+            looking = self._clock.monotonic()
+            with call_limit(run.started + run.policy.deadline + self._reconcile_wait):
+                await self._clock.asleep(run.decision.wait if run.decision else 0.0)
+                found = await self._drive(self._reconcile_flow(request, run))
             if found is None:
-                raise self._uncertain(request, pending.run, pending.error) from pending.error
+                waited = self._clock.monotonic() - looking
+                raise self._uncertain(request, run, error, waited) from error
             return self._remember(self._reconciled_receipt(found))
         return self._remember(receipt)
 

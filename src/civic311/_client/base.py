@@ -90,15 +90,6 @@ DEFAULT_TIMEOUT = 10.0
 DEFAULT_MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 
 
-class _Reconcile(Exception):
-    """Raised inside a client when a POST's outcome is unknown and must be reconciled."""
-
-    def __init__(self, run: CallRun, error: Civic311Error) -> None:
-        super().__init__(str(error))
-        self.run = run
-        self.error = error
-
-
 def _check_format(value: object) -> Format:
     if value not in ("json", "xml"):
         raise InvalidRequestError("format", f'must be "json" or "xml", got {value!r}')
@@ -502,11 +493,15 @@ class ClientBase:
         )
 
     def _uncertain(
-        self, request: NewRequest, run: CallRun, error: Civic311Error
+        self, request: NewRequest, run: CallRun, error: Civic311Error, waited: float
     ) -> SubmissionUncertainError:
+        # What was actually waited, not what was allowed (issue 11.6): a look-up may end early
+        # on the submit's deadline, or take longer than the budget on a slow server.
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
         return SubmissionUncertainError(
-            f"submit: the city may or may not have filed this request ({error}); it was not "
-            f"found on the server within {self._reconcile_wait:g}s and was not sent again. "
+            f"submit: the city may or may not have filed this request ({first}); it was not "
+            f"found on the server after looking for {waited:.1f}s (reconcile_wait="
+            f"{self._reconcile_wait:g}s) and was not sent again. "
             "Keep the request (error.request) and check later, or use an Outbox.",
             request,
             run.attempts,
