@@ -645,11 +645,12 @@ class Client(ClientBase):
         except Civic311Error as error:
             if not run.must_reconcile:
                 raise
-            # The whole submit ends by the retry deadline plus reconcile_wait (issue 11.6):
-            # every look-up inside shares that limit, whatever its own policy says.
+            # Settle (a wait within the deadline), then look for reconcile_wait seconds: every
+            # look-up ends by then too, whatever its own policy says, so the whole submit ends
+            # by the retry deadline plus reconcile_wait (issue 11.6).
+            self._clock.sleep(run.decision.wait if run.decision else 0.0)
             looking = self._clock.monotonic()
-            with call_limit(run.started + run.policy.deadline + self._reconcile_wait):
-                self._clock.sleep(run.decision.wait if run.decision else 0.0)
+            with call_limit(looking + self._reconcile_wait):
                 found = self._drive(self._reconcile_flow(request, run))
             if found is None:
                 waited = self._clock.monotonic() - looking

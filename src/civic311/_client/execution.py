@@ -212,10 +212,11 @@ class CallRun:
         self.other_channels = other_channels
         self.started = started = clock.monotonic()
         limit = _CALL_LIMIT.get()
-        # No time left at all under the caller's limit: the call fails before any attempt.
-        self.expired = limit is not None and limit <= started
+        # Past the caller's limit already: the call fails before any attempt. Right at it
+        # (reconcile_wait=0: "look once"), it still gets one attempt.
+        self.expired = limit is not None and limit < started
         if limit is not None and not self.expired and limit - started < policy.deadline:
-            policy = attrs.evolve(policy, deadline=limit - started)
+            policy = attrs.evolve(policy, deadline=max(limit - started, 1e-3))
         self.policy = policy
         self.sent_at: datetime = clock.now()
         self.attempts: list[Attempt] = []
