@@ -148,7 +148,9 @@ def hang(conn: socket.socket, server: Server) -> None:
 
 def trickle_body(conn: socket.socket, server: Server) -> None:
     """Headers at once, then the body one byte every half second."""
-    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n")
+    conn.sendall(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+    )
     for _ in range(100):
         if server.stop.wait(0.5):
             return
@@ -182,7 +184,7 @@ def timed(fn: Callable[[], Any]) -> tuple[float, BaseException | None]:
     started = time.monotonic()
     try:
         fn()
-    except BaseException as exc:  # noqa: BLE001 - the test inspects what was raised
+    except BaseException as exc:
         return time.monotonic() - started, exc
     return time.monotonic() - started, None
 
@@ -229,7 +231,8 @@ def test_one_resources_500s_leave_the_endpoint_up(flavor: str) -> None:
     assert took < 1.0  # no cool-down waited: the endpoint never went down
     assert health.state != "down"
     error = caught.value
-    assert error.status_code == 500 and "Endpoint.pm line 811" in error.errors[0].description
+    assert error.status_code == 500
+    assert "Endpoint.pm line 811" in error.errors[0].description
     assert len(error.attempts) == 4  # every attempt attached (issue 11.9)
 
 
@@ -283,7 +286,8 @@ def test_every_endpoint_down_fails_fast_then_bulk_does_not_crawl(flavor: str) ->
         assert isinstance(error, civic311.AllEndpointsFailedError)
         assert error.attempts == []
         assert error.next_probe_at is not None
-        assert "next probe is due" in str(error) and "phone: 311" in str(error)
+        assert "next probe is due" in str(error)
+        assert "phone: 311" in str(error)
         assert set(error.errors) == set(urls)
 
 
@@ -330,9 +334,7 @@ def test_submit_against_a_maintenance_page_is_bounded(flavor: str) -> None:
     """HTML with 200 on every call: submit ends within deadline + reconcile_wait, says so."""
     with serving(lambda m, p: answer("200 OK", MAINTENANCE, "text/html")) as server:
         took, error = timed(
-            lambda: run(
-                flavor, server.url, "submit", REPORT, reconcile_wait=3, emergency="ignore"
-            )
+            lambda: run(flavor, server.url, "submit", REPORT, reconcile_wait=3, emergency="ignore")
         )
         posts = server.count("POST")
     assert isinstance(error, civic311.SubmissionUncertainError)
@@ -341,7 +343,8 @@ def test_submit_against_a_maintenance_page_is_bounded(flavor: str) -> None:
     assert "Down for maintenance" in str(error) or "HTML" in str(error) or "html" in str(error)
     waited = float(str(error).split("after looking for ")[1].split("s")[0])
     assert waited <= 3 + 0.5
-    assert error.attempts and isinstance(error.attempts[0].error, civic311.DecodeError)
+    assert error.attempts
+    assert isinstance(error.attempts[0].error, civic311.DecodeError)
 
 
 @FLAVORS
@@ -434,7 +437,8 @@ def test_one_endpoint_raises_the_underlying_kind(
     policy = RetryPolicy.no_wait(attempts=3)
     if behaviour is None:
         took, error = timed(lambda: run(flavor, _refused_url(), "list_services", retry=policy))
-        assert isinstance(error, civic311.TransportError) and error.sent is False
+        assert isinstance(error, civic311.TransportError)
+        assert error.sent is False
     else:
         with serving(lambda m, p, b=behaviour: b) as server:
             took, error = timed(lambda: run(flavor, server.url, "list_services", retry=policy))

@@ -583,7 +583,9 @@ class AsyncClient(ClientBase):
             self._identity_only.add(base_url)
             request.headers["Accept-Encoding"] = IDENTITY
             try:
-                response, body = await self._exchange(call, request, until - self._clock.monotonic())
+                response, body = await self._exchange(
+                    call, request, until - self._clock.monotonic()
+                )
             except EncodingBroken as again:
                 raise self._broken_encoding(request, again.status_code) from None
         upgrade = https_upgrade(request, response)
@@ -628,6 +630,7 @@ class AsyncClient(ClientBase):
         finally:
             if response is not None:
                 await response.aclose()
+        assert response is not None  # assigned, or the try above raised
         logger.debug(
             "%s %s → %d (%d bytes, %.3fs)",
             request.method,

@@ -626,6 +626,7 @@ class Client(ClientBase):
         finally:
             if response is not None:
                 response.close()
+        assert response is not None  # assigned, or the try above raised
         logger.debug(
             "%s %s → %d (%d bytes, %.3fs)",
             request.method,

@@ -317,7 +317,9 @@ class CallRun:
                 exception=error,
             )
         self.attempts.append(
-            Attempt(endpoint=endpoint.url, number=len(self.attempts) + 1, outcome=short, error=error)
+            Attempt(
+                endpoint=endpoint.url, number=len(self.attempts) + 1, outcome=short, error=error
+            )
         )
         self._event = AttemptEvent(
             operation=self.call.operation,

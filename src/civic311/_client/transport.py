@@ -66,7 +66,7 @@ def _bound(seconds: float | None) -> float | None:
     return max(seconds, MIN_EXCHANGE)
 
 
-def adeadline_scope(seconds: float | None) -> anyio.CancelScope:
+def adeadline_scope(seconds: float | None) -> contextlib.AbstractContextManager[Any]:
     """A cancel scope that ends the exchange after *seconds* with `TimeoutError` (async)."""
     return anyio.fail_after(_bound(seconds))
 

@@ -60,8 +60,9 @@ def tenacity_kwargs(
     """Make tenacity execute a `RetryPolicy`: ``Retrying(sleep=clock.sleep, **kwargs)``.
 
     tenacity asks ``retry=`` first; ours calls ``decide_fn`` (the caller's glue: classify the
-    attempt's outcome, then call `RetryPolicy.decide`), parks the `Decision` on the `RetryCallState` (read
-    it back with `decision_of`) and answers "retry?" with ``decision.action == "retry"``.
+    attempt's outcome, then call `RetryPolicy.decide`), parks the `Decision` on the
+    `RetryCallState` (read it back with `decision_of`) and answers "retry?" with
+    ``decision.action == "retry"``.
     ``wait=`` returns the parked wait. ``stop=`` enforces the attempts and the deadline once
     more with the injected clock, as a guard against a ``decide_fn`` that forgets them (stamina
     stops on attempts *or* time too); when it fires, the parked decision becomes a "stop".
