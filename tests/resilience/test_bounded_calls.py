@@ -326,6 +326,36 @@ def test_waiting_for_recovery_is_the_callers_choice(flavor: str) -> None:
     assert 0.5 < took < policy.deadline + SLACK  # it waited for the cool-down, then probed
 
 
+def test_bulk_during_a_total_outage_does_not_crawl(tmp_path: Any) -> None:
+    """300 rows against two refusing endpoints: all queued in seconds, no cool-down waited."""
+    from civic311 import bulk
+    from civic311.ledger import Ledger
+
+    rows = [bulk.Row(n, f"row-{n}", numbered_report(n)) for n in range(1, 301)]
+    urls = [_refused_url(), _refused_url()]
+    summaries: list[Any] = []
+
+    async def go() -> None:
+        async with civic311.AsyncClient(urls, timeout=1, emergency="ignore") as client:
+            with Ledger(tmp_path / "ledger.db") as ledger:
+                summaries.append(
+                    await bulk.submit_all(
+                        client, rows, ledger=ledger, validate=False, concurrency=8
+                    )
+                )
+
+    took, error = timed(lambda: asyncio.run(go()))
+    assert error is None
+    assert took < SLACK  # once both circuits are open, each row fails at once (was minutes)
+    assert {result.outcome for result in summaries[0].results} == {"queued"}
+
+
+def numbered_report(number: int) -> civic311.NewRequest:
+    return civic311.NewRequest(
+        service_code="POT", lat=51.5, long=-0.12, description=f"Pothole number {number}."
+    )
+
+
 # --- 11.6: submit against a maintenance page is bounded --------------------------------------
 
 

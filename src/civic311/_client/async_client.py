@@ -631,14 +631,15 @@ class AsyncClient(ClientBase):
             if response is not None:
                 await response.aclose()
         assert response is not None  # assigned, or the try above raised
-        logger.debug(
-            "%s %s → %d (%d bytes, %.3fs)",
-            request.method,
-            shown,
-            response.status_code,
-            len(body),
-            self._clock.monotonic() - started,
-        )
+        if logger.isEnabledFor(logging.DEBUG):  # the arguments cost more than the check
+            logger.debug(
+                "%s %s → %d (%d bytes, %.3fs)",
+                request.method,
+                shown,
+                response.status_code,
+                len(body),
+                self._clock.monotonic() - started,
+            )
         return response, body
 
     async def _submit(self, request: NewRequest, *, retry_unsafe: bool) -> Receipt:

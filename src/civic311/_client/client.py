@@ -627,14 +627,15 @@ class Client(ClientBase):
             if response is not None:
                 response.close()
         assert response is not None  # assigned, or the try above raised
-        logger.debug(
-            "%s %s → %d (%d bytes, %.3fs)",
-            request.method,
-            shown,
-            response.status_code,
-            len(body),
-            self._clock.monotonic() - started,
-        )
+        if logger.isEnabledFor(logging.DEBUG):  # the arguments cost more than the check
+            logger.debug(
+                "%s %s → %d (%d bytes, %.3fs)",
+                request.method,
+                shown,
+                response.status_code,
+                len(body),
+                self._clock.monotonic() - started,
+            )
         return response, body
 
     def _submit(self, request: NewRequest, *, retry_unsafe: bool) -> Receipt:
