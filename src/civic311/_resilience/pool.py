@@ -174,6 +174,8 @@ class _Slot:
     failing_resources: set[str] = attrs.Factory(set)
     # The last failure's exception object (the client's error), for AllEndpointsFailedError.
     last_exception: BaseException | None = None
+    # The handle offered while the endpoint is not down: frozen, so one serves every call.
+    handle: Endpoint | None = None
 
     def clear_probe(self) -> None:
         self.probe_ticket = 0
@@ -310,7 +312,9 @@ class EndpointPool:
         with self._lock:
             for index, slot in enumerate(self._slots):
                 if slot.state is not EndpointState.DOWN:
-                    offered.append(Endpoint(index, slot.url))
+                    if slot.handle is None:
+                        slot.handle = Endpoint(index, slot.url)
+                    offered.append(slot.handle)
                     continue
                 if now < slot.down_until:
                     continue  # still cooling down
