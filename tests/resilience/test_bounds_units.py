@@ -246,6 +246,26 @@ def test_errors_with_their_attempts_pickle() -> None:
     assert pickle.loads(pickle.dumps(wrapped)).errors[A].status_code == 503
 
 
+@pytest.mark.parametrize(
+    "error",
+    [
+        civic311.InvalidRequestError("lat", "out of range"),
+        AllEndpointsFailedError("list_services", [], other_channels=["phone: 311"]),
+        civic311.SubmissionUncertainError(
+            "unknown", civic311.NewRequest(service_code="1", address_string="1 Main St")
+        ),
+        civic311.WaitTimeoutError("tok", 1.0, 2),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_every_error_pickles_with_its_attributes(error: civic311.Civic311Error) -> None:
+    """Errors whose constructors take other arguments pickle too, attributes and all."""
+    again = pickle.loads(pickle.dumps(error))
+    assert type(again) is type(error)
+    assert str(again) == str(error)
+    assert vars(again).keys() == vars(error).keys()
+
+
 # --- 11.7: the exchange deadline ---------------------------------------------------------------
 
 
