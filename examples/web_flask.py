@@ -38,6 +38,7 @@ ERROR_STATUS: list[tuple[type[Exception], int]] = [
     (civic311.NotFoundError, 404),  # no such request (or service) at the city
     (civic311.BadRequestError, 422),  # the city refused the report's content
     (civic311.RateLimitedError, 503),  # the city asks us to slow down: Retry-After
+    (civic311.ServerError, 503),  # the city failing (5xx) after the retries: try later
     (civic311.APIError, 502),  # 403 (our api key), 5xx: the city failed, not the user
     (civic311.DecodeError, 502),  # the city answered something unreadable
     (civic311.SubmissionUncertainError, 202),  # maybe filed: do not send it again

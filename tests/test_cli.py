@@ -457,7 +457,9 @@ def test_submit_unreachable_exits_3_with_the_citys_other_channels(
     result = run("--city", "testville", "--timeout", "2", *submit_args("--no-validate"))
     assert result.exit_code == 3
     lines = result.stderr.strip().splitlines()
-    assert lines[0].startswith("error: AllEndpointsFailedError: submit: every endpoint failed")
+    # One endpoint: the refusal itself, not a wrapper (issue 11.9).
+    assert lines[0].startswith("error: TransportError: POST http://127.0.0.1:")
+    assert "Connection refused" in lines[0]
     assert "Other ways to reach the city:" in lines
     assert "  web: https://testville.example/311" in lines
     assert "  phone: 311" in lines
@@ -737,7 +739,7 @@ def test_health_when_nothing_answers_exits_3() -> None:
     result = run(*at(dead, "health"))
     assert result.exit_code == 3
     assert "down" in result.stdout
-    assert "AllEndpointsFailedError" in result.stderr
+    assert "TransportError" in result.stderr  # one endpoint: the refusal itself (issue 11.9)
 
 
 # --- watch and the ledger --------------------------------------------------------------------
@@ -1279,7 +1281,7 @@ def test_console_script_unreachable_exits_3(env: Path) -> None:
     """The installed script exits 3 with one error line when nothing answers."""
     done = _script(*at(closed_url(), "--timeout", "2", "services"), env=env)
     assert done.returncode == 3
-    assert done.stderr.startswith("error: AllEndpointsFailedError")
+    assert done.stderr.startswith("error: TransportError")  # one endpoint (issue 11.9)
     assert "Traceback" not in done.stderr
 
 

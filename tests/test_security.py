@@ -324,8 +324,13 @@ def _calls() -> list[Any]:
     ]
 
 
-def _everything_said(exc: BaseException) -> str:
+def _everything_said(exc: BaseException, seen: set[int] | None = None) -> str:
     """Every text an error carries: message, repr, args, body, nested attempts."""
+    # An error's last attempt holds the error itself (issue 11.9): visit each error once.
+    seen = set() if seen is None else seen
+    if id(exc) in seen:
+        return ""
+    seen.add(id(exc))
     parts = [str(exc), repr(exc), repr(exc.args)]
     for name in ("body", "url", "detail", "method"):
         value = getattr(exc, name, None)
@@ -334,7 +339,7 @@ def _everything_said(exc: BaseException) -> str:
     for attempt in getattr(exc, "attempts", ()):
         parts.append(repr(attempt))
         if attempt.error is not None:
-            parts.append(_everything_said(attempt.error))
+            parts.append(_everything_said(attempt.error, seen))
     request = getattr(exc, "request", None)
     if isinstance(request, NewRequest):
         parts.append(repr(request))

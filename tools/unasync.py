@@ -52,7 +52,8 @@ decided below it, in pure code shared with `ASYNC_TWIN`.
 #: Token replacements, in order (longer names first so they are not split by shorter ones).
 TOKENS = [
     ("httpx.AsyncBaseTransport", "httpx.BaseTransport"),
-    ("tenacity.AsyncRetrying", "tenacity.Retrying"),
+    ("abound_exchanges", "bound_exchanges"),
+    ("adeadline_scope", "deadline_scope"),
     ("AsyncIterator", "Iterator"),
     ("AsyncClient", "Client"),
     ("aread_body", "read_body"),
@@ -63,7 +64,6 @@ TOKENS = [
     ("aclose()", "close()"),
     ("def aclose(", "def close("),
     ("async def ", "def "),
-    ("async for ", "for "),
     ("async with ", "with "),
     ("await ", ""),
 ]

@@ -17,7 +17,7 @@ it all, and each branch says what went wrong in terms a caller can act on::
     ├── TransportError               no usable HTTP answer: refused, timed out, dropped
     ├── DecodeError                  a body that is not the promised format or shape
     │   └── ResponseTooLargeError    a body over the size cap; reading stopped there
-    ├── AllEndpointsFailedError      every endpoint was tried; each attempt is listed
+    ├── AllEndpointsFailedError      several endpoints failed, or all are known down (.errors)
     ├── SubmissionUncertainError     a POST may or may not have created a request (never guessed)
     ├── UnknownCityError             no such city in the registry (civic311.cities; suggests names)
     ├── RetiredCityError             the registry says the city's API is gone (allow_retired=True)
@@ -39,13 +39,21 @@ the ones their users catch (``civic311.cities.UnknownCityError``).
 
 Messages say what was asked, of which endpoint, and what came back. No message, repr or log
 line carries the api_key: URLs are redacted before they reach an error (`redact_url`).
+
+Which error a failed call raises (docs/errors.md, issue 11.9): with ONE endpoint, the kind of
+the last failure — a maintenance page or truncated body stays a `DecodeError`, a 5xx a
+`ServerError`, a refusal a `TransportError` — with every attempt on ``.attempts``. With several
+endpoints, or when no attempt was made because every endpoint is known to be down,
+`AllEndpointsFailedError`, keeping each endpoint's last error (``.errors``; ``__cause__`` is
+the last one seen).
 """
 
 from __future__ import annotations
 
 import html
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import attrs
@@ -131,18 +139,23 @@ class Civic311Error(Exception):
 
     Every civic311 error pickles (errors cross process pools and task queues), whatever its
     constructor takes: the message and the attributes travel, not the constructor's arguments.
+
+    Attributes:
+        attempts: Every attempt of the call that raised it, when the client retried (each
+            `Attempt`: endpoint, number, outcome, error, wait); empty for a local error.
     """
 
+    attempts: Sequence[Attempt] = ()
+
     def __reduce__(self) -> tuple[object, ...]:
-        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+        # The state travels third, so pickle records the error before its attributes: the last
+        # of its ``attempts`` holds the error itself, and that cycle must resolve.
+        return (_rebuild, (type(self), self.args), dict(self.__dict__))
 
 
-def _rebuild(
-    cls: type[Civic311Error], args: tuple[object, ...], state: dict[str, object]
-) -> Civic311Error:
+def _rebuild(cls: type[Civic311Error], args: tuple[object, ...]) -> Civic311Error:
     error = cls.__new__(cls)
     Exception.__init__(error, *args)
-    error.__dict__.update(state)
     return error
 
 
@@ -331,13 +344,22 @@ class Attempt:
 
 
 class AllEndpointsFailedError(Civic311Error):
-    """Every endpoint was tried (or is known to be down); each attempt is listed.
+    """Several endpoints failed, or every endpoint is known to be down; nothing answered.
+
+    With one endpoint, a call that failed after its retries raises the last failure's own kind
+    instead (`TransportError`, `ServerError`, `DecodeError`…, each with ``.attempts``). This
+    error is for a call that tried several endpoints, or that made no attempt at all because
+    every endpoint's circuit is open (``next_probe_at`` says when one is probed again).
 
     Attributes:
-        attempts: Every attempt made, in order.
+        attempts: Every attempt made, in order (empty when none was: every endpoint down).
+        errors: Each endpoint's last error, by endpoint URL in configured order; the
+            exception's ``__cause__`` is the last error seen.
         operation: What was asked ("list_services", "submit", …).
         other_channels: Other ways a resident can reach the city (web form, phone), when the
             client knows them, so an app can point somewhere instead of a dead end.
+        next_probe_at: When every endpoint is known down: the wall time (UTC) at which the
+            soonest one will be probed again. None otherwise.
     """
 
     def __init__(
@@ -347,12 +369,20 @@ class AllEndpointsFailedError(Civic311Error):
         *,
         other_channels: Sequence[str] = (),
         reason: str = "",
+        errors: Mapping[str, Civic311Error] | None = None,
+        next_probe_at: datetime | None = None,
     ) -> None:
         self.operation = operation
         self.attempts = list(attempts)
         self.other_channels = list(other_channels)
+        self.next_probe_at = next_probe_at
+        if errors is None:
+            errors = {a.endpoint: a.error for a in self.attempts if a.error is not None}
+        self.errors: dict[str, Civic311Error] = dict(errors)
         lines = [f"{operation}: every endpoint failed" + (f" ({reason})" if reason else "")]
         lines += [f"  #{a.number} {a.endpoint}: {a.outcome}" for a in self.attempts]
+        if not self.attempts:
+            lines += [f"  {url}: last error: {_first_line(e)}" for url, e in self.errors.items()]
         if self.other_channels:
             lines.append("  other ways to reach the city: " + "; ".join(self.other_channels))
         super().__init__("\n".join(lines))
@@ -364,6 +394,11 @@ class AllEndpointsFailedError(Civic311Error):
             if attempt.error is not None:
                 return attempt.error
         return None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return text if len(text) <= 300 else text[:299] + "…"
 
 
 class SubmissionUncertainError(Civic311Error):

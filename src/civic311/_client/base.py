@@ -20,7 +20,13 @@ from urllib.parse import urlsplit
 import httpx
 
 from civic311._checks import check_seconds
-from civic311._client.execution import AttemptHook, CallRun, reconcile_flow
+from civic311._client.execution import (
+    AttemptHook,
+    CallRun,
+    Unsettled,
+    call_limit,
+    reconcile_flow,
+)
 from civic311._clock import Clock, SystemClock
 from civic311._protocol import (
     MAX_URL_LENGTH,
@@ -112,15 +118,6 @@ class SharedCache:
 
 
 SHARED_CACHE = SharedCache()
-
-
-class _Reconcile(Exception):
-    """Raised inside a client when a POST's outcome is unknown and must be reconciled."""
-
-    def __init__(self, run: CallRun, error: Civic311Error) -> None:
-        super().__init__(str(error))
-        self.run = run
-        self.error = error
 
 
 def _check_format(value: object) -> Format:
@@ -574,20 +571,25 @@ class ClientBase:
     def _submit_flow(self, request: NewRequest) -> Flow[Receipt]:
         """POST *request* with duplicate safety: an unknown outcome is reconciled, never re-sent.
 
-        The driver throws `_Reconcile` in when the POST's outcome is unknown; the flow waits
-        what the retry policy decided, then looks for the request it may have created
-        (`_find_flow`), and raises `SubmissionUncertainError` if it is not there.
+        The driver answers the POST with its receipt, or with `Unsettled` when the outcome is
+        unknown (no exception steers this). The flow then waits what the retry policy decided
+        and looks for the request it may have created (`_find_flow`) for at most
+        ``reconcile_wait`` seconds: every look-up, with its own retries, ends by then too, so
+        the whole submit ends by the retry deadline plus ``reconcile_wait`` (issue 11.6).
+        Not found: `SubmissionUncertainError`, saying how long it actually looked.
         """
-        try:
-            receipt: Receipt = yield self._submit_call(request)
-        except _Reconcile as pending:
-            run = pending.run
-            yield Sleep(run.decision.wait if run.decision else 0.0)
+        outcome: Receipt | Unsettled = yield self._submit_call(request)
+        if not isinstance(outcome, Unsettled):
+            return self._remember(outcome)
+        run, error = outcome.run, outcome.error
+        yield Sleep(run.decision.wait if run.decision else 0.0)
+        looking = self._clock.monotonic()
+        with call_limit(looking + self._reconcile_wait):
             found = yield from self._find_flow(request, run.sent_at)
-            if found is None:
-                raise self._uncertain(request, run, pending.error) from pending.error
-            receipt = self._reconciled_receipt(found)
-        return self._remember(receipt)
+        if found is None:
+            waited = self._clock.monotonic() - looking
+            raise self._uncertain(request, run, error, waited) from error
+        return self._remember(self._reconciled_receipt(found))
 
     def _find_flow(
         self, request: NewRequest, sent_at: datetime, exclude: frozenset[str] = frozenset()
@@ -656,11 +658,15 @@ class ClientBase:
         )
 
     def _uncertain(
-        self, request: NewRequest, run: CallRun, error: Civic311Error
+        self, request: NewRequest, run: CallRun, error: Civic311Error, waited: float
     ) -> SubmissionUncertainError:
+        # What was actually waited, not what was allowed (issue 11.6): a look-up may end early
+        # on the submit's deadline, or take longer than the budget on a slow server.
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
         return SubmissionUncertainError(
-            f"submit: the city may or may not have filed this request ({error}); it was not "
-            f"found on the server within {self._reconcile_wait:g}s and was not sent again. "
+            f"submit: the city may or may not have filed this request ({first}); it was not "
+            f"found on the server after looking for {waited:.1f}s (reconcile_wait="
+            f"{self._reconcile_wait:g}s) and was not sent again. "
             "Keep the request (error.request) and check later, or use a civic311.Outbox.",
             request,
             run.attempts,

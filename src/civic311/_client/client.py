@@ -26,7 +26,6 @@ from civic311._client.base import (
     SHARED_CACHE,
     ClientBase,
     SharedCache,
-    _Reconcile,
     check_seconds,
     city_options,
     discovery_options,
@@ -34,8 +33,15 @@ from civic311._client.base import (
     refuse_downgrade,
     url_error,
 )
-from civic311._client.execution import AttemptHook, CallRun, wants_xml_fallback
-from civic311._client.transport import EncodingBroken, read_body, transport_error
+from civic311._client.execution import AttemptHook, CallRun, Unsettled, wants_xml_fallback
+from civic311._client.transport import (
+    EncodingBroken,
+    bound_exchanges,
+    deadline_error,
+    deadline_scope,
+    read_body,
+    transport_error,
+)
 from civic311._clock import Clock
 from civic311._protocol import (
     IDENTITY,
@@ -52,7 +58,7 @@ from civic311._protocol import (
     redact_url,
     service_definition_call,
 )
-from civic311._resilience.pool import EndpointHealth
+from civic311._resilience.pool import Endpoint, EndpointHealth
 from civic311._resilience.retry import RetryPolicy
 from civic311._wire import Format
 from civic311.errors import Civic311Error, InvalidRequestError, NotFoundError
@@ -185,6 +191,8 @@ class Client(ClientBase):
             event_hooks={"request": [refuse_downgrade]},
             **http_settings(timeout=self._timeout, ca_bundle=ca_bundle, extra_ca=extra_ca),
         )
+        if self._owns_http:
+            bound_exchanges(self._http)  # every exchange ends by the call's deadline
 
     @classmethod
     def for_city(
@@ -507,7 +515,8 @@ class Client(ClientBase):
         target = str(request.url)
         if cache is not None and (cached := cache.get(target)) is not None:
             return cached
-        response, body = self._exchange(DISCOVERY_CALL, request)
+        # One exchange, bounded like any call by the retry policy's deadline (issue 11.7).
+        response, body = self._exchange(DISCOVERY_CALL, request, self._policy.deadline)
         discovery = read_discovery(response, body, self._clock.now())
         if cache is not None:
             cache.put(target, discovery)
@@ -549,9 +558,10 @@ class Client(ClientBase):
     def _drive(self, flow: Flow[T], *, retry_unsafe: bool = False) -> T:
         """Run a flow, the one driver of every multi-step operation (`civic311._protocol`).
 
-        Each `Call` the flow yields runs under the retry policy (`_execute`) and its result is
-        sent back, or its error thrown in; each `Sleep` sleeps on the clock and sends back the
-        monotonic time. The flow's return value is the result.
+        Each `Call` the flow yields runs under the retry policy (`_attempts`) and its result is
+        sent back, or its error thrown in — except a POST whose outcome is unknown, answered
+        with `Unsettled` for the flow to reconcile. Each `Sleep` sleeps on the clock and sends
+        back the monotonic time. The flow's return value is the result.
         """
         reply: Any = None
         error: BaseException | None = None
@@ -567,10 +577,14 @@ class Client(ClientBase):
                     self._clock.sleep(step.seconds)
                     reply = self._clock.monotonic()
                     continue
+                run = self._run(step, retry_unsafe=retry_unsafe)
                 try:
-                    reply = self._execute(step, retry_unsafe=retry_unsafe)
-                except (Civic311Error, _Reconcile) as exc:
-                    error = exc  # thrown into the flow, which may handle it (or re-raise it)
+                    reply = self._attempts(run)
+                except Civic311Error as exc:
+                    if run.must_reconcile:
+                        reply = Unsettled(run, exc)  # the submit flow looks for it
+                    else:
+                        error = exc  # thrown into the flow, which may handle it (or re-raise)
         finally:
             flow.close()
 
@@ -580,41 +594,32 @@ class Client(ClientBase):
         return result
 
     def _attempts(self, run: CallRun) -> Any:
-        """The tenacity loop over attempts; raises `_Reconcile` for an unknown POST outcome.
+        """The attempt loop, one plain loop over `RetryPolicy.decide` (`execution` docstring).
 
-        The first attempt runs before the loop is built (most calls succeed at once, and the
-        loop costs more than the rest of the call's bookkeeping, bench/overhead.py). If it
-        fails, its error is the loop's first attempt, so every decision is the same as ever.
+        Returns the first usable answer; raises the error the caller sees (`CallRun.failure`),
+        also when a POST's outcome is unknown, which `_submit` reconciles (`run.must_reconcile`).
+        Bounded: every pass makes an attempt (at most ``policy.attempts``) or waits for a
+        recovery (at most as many), and no attempt starts after the deadline.
         """
-        try:
-            result = self._attempt(run)
-        except Civic311Error as exc:
-            first: Civic311Error | None = exc
-        else:
-            run.finished()
-            return result
-        import tenacity
+        while True:
+            endpoint = run.next_endpoint()
+            if endpoint is None:
+                wait = run.recovery_wait()
+                if wait is None:
+                    raise run.unavailable()
+                self._clock.sleep(wait)
+                continue
+            try:
+                return self._attempt(run, endpoint)
+            except Civic311Error as error:
+                decision = run.decide(error)
+                if decision.action != "retry":
+                    raise run.failure(error)  # noqa: B904 - the error itself, or its wrapper
+            if decision.wait > 0:
+                self._clock.sleep(decision.wait)
 
-        retrying = tenacity.Retrying(sleep=self._clock.sleep, **run.tenacity_kwargs())
-        try:
-            for attempt in retrying:
-                with attempt:
-                    if first is not None:
-                        replay, first = first, None
-                        raise replay
-                    result = self._attempt(run)
-        except Civic311Error as exc:
-            if run.must_reconcile:
-                raise _Reconcile(run, exc) from exc
-            final = run.final_error(exc)
-            if final is exc:
-                raise
-            raise final from exc
-        return result
-
-    def _attempt(self, run: CallRun) -> Any:
-        """One attempt on the next endpoint (and once more in XML if it turns out XML-only)."""
-        endpoint = run.next_endpoint()
+    def _attempt(self, run: CallRun, endpoint: Endpoint) -> Any:
+        """One attempt on *endpoint* (and once more in XML if it turns out XML-only)."""
         fmt = run.format_for(endpoint)
         started = self._clock.monotonic()
         try:
@@ -644,17 +649,18 @@ class Client(ClientBase):
         """
         request = build_request(call, base_url, fmt, self._settings, self._headers)
         request.extensions["timeout"] = self._timeout_within(seconds_left)
+        until = self._clock.monotonic() + seconds_left
         if base_url in self._identity_only:
             request.headers["Accept-Encoding"] = IDENTITY
         try:
-            response, body = self._exchange(call, request)
+            response, body = self._exchange(call, request, until - self._clock.monotonic())
         except EncodingBroken as broken:
             if call.is_post:
                 raise self._broken_encoding(request, broken.status_code) from None
             self._identity_only.add(base_url)
             request.headers["Accept-Encoding"] = IDENTITY
             try:
-                response, body = self._exchange(call, request)
+                response, body = self._exchange(call, request, until - self._clock.monotonic())
             except EncodingBroken as again:
                 raise self._broken_encoding(request, again.status_code) from None
         upgrade = https_upgrade(request, response)
@@ -666,41 +672,51 @@ class Client(ClientBase):
                 content=request.content,
                 extensions=request.extensions,
             )
-            response, body = self._exchange(call, request)
+            response, body = self._exchange(call, request, until - self._clock.monotonic())
         return read_response(
             call, response, body, fmt, self._clock.now(), secret=self._settings.api_key
         )
 
-    def _exchange(self, call: Call[Any], request: httpx.Request) -> tuple[httpx.Response, bytes]:
-        """Send *request* and read its body up to the cap; httpx errors become civic311's."""
+    def _exchange(
+        self, call: Call[Any], request: httpx.Request, seconds_left: float
+    ) -> tuple[httpx.Response, bytes]:
+        """Send *request* and read its body up to the cap, all within *seconds_left* (issue
+        11.7: headers and body, however slowly they trickle); httpx errors become civic311's.
+        """
         shown = redact_url(request.url)
         started = self._clock.monotonic()
+        response: httpx.Response | None = None
         try:
-            response = self._http.send(
-                request, stream=True, follow_redirects=self._may_follow(call)
-            )
-        except httpx.DecodingError:
-            raise EncodingBroken(None) from None  # transports that decode eagerly
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, request.method, shown, self._settings.api_key) from exc
+            with deadline_scope(seconds_left):
+                try:
+                    response = self._http.send(
+                        request, stream=True, follow_redirects=self._may_follow(call)
+                    )
+                except httpx.DecodingError:
+                    raise EncodingBroken(None) from None  # transports that decode eagerly
+                try:
+                    body = read_body(response, self._max_response_bytes, self._settings.api_key)
+                except httpx.DecodingError:
+                    raise EncodingBroken(response.status_code) from None
+        except TimeoutError:
+            raise deadline_error(request.method, shown, seconds_left) from None
         except (httpx.InvalidURL, UnicodeError) as exc:
             raise url_error(exc, request.method, shown, self._settings.api_key) from None
-        try:
-            body = read_body(response, self._max_response_bytes, self._settings.api_key)
-        except httpx.DecodingError:
-            raise EncodingBroken(response.status_code) from None
         except httpx.HTTPError as exc:
             raise transport_error(exc, request.method, shown, self._settings.api_key) from exc
         finally:
-            response.close()
-        logger.debug(
-            "%s %s → %d (%d bytes, %.3fs)",
-            request.method,
-            shown,
-            response.status_code,
-            len(body),
-            self._clock.monotonic() - started,
-        )
+            if response is not None:
+                response.close()
+        assert response is not None  # assigned, or the try above raised
+        if logger.isEnabledFor(logging.DEBUG):  # the arguments cost more than the check
+            logger.debug(
+                "%s %s → %d (%d bytes, %.3fs)",
+                request.method,
+                shown,
+                response.status_code,
+                len(body),
+                self._clock.monotonic() - started,
+            )
         return response, body
 
     def _submit(self, request: NewRequest, *, retry_unsafe: bool) -> Receipt:
