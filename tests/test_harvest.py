@@ -18,6 +18,41 @@ UTC = timezone.utc
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
+@pytest.fixture(params=["sync", "async"])
+def client_kind(request: pytest.FixtureRequest) -> str:
+    """Each test with this fixture runs with Client and with AsyncClient."""
+    return str(request.param)
+
+
+def harvest(
+    city: FakeCity,
+    kind: str,
+    profile: Profile | str | None,
+    start: datetime,
+    end: datetime,
+    **options: object,
+) -> list[str | None]:
+    """The ids `iter_requests` yields over loopback HTTP, with the sync or the async client."""
+    with city.serve() as url:
+        if kind == "sync":
+            with civic311.Client(url, clock=city.clock, profile=profile, **options) as client:  # type: ignore[arg-type]
+                return [
+                    r.service_request_id
+                    for r in client.iter_requests(start_date=start, end_date=end)
+                ]
+
+        async def run() -> list[str | None]:
+            async with civic311.AsyncClient(
+                url, clock=city.clock, profile=profile, **options  # type: ignore[arg-type]
+            ) as client:
+                return [
+                    r.service_request_id
+                    async for r in client.iter_requests(start_date=start, end_date=end)
+                ]
+
+        return asyncio.run(run())
+
+
 def city_with_history(count: int, years: float, *, burst: int = 0, cap: int = 1000) -> FakeCity:
     clock = VirtualClock(start=NOW)
     city = FakeCity(seed=21, clock=clock, result_cap=cap)
@@ -92,23 +127,40 @@ def test_harvest_filters_are_sent_and_kept() -> None:
     assert all(r.service_code in ("001", "002") and r.is_closed for r in found)
 
 
-def test_a_burst_beyond_the_cap_in_one_minute_warns_naming_the_window() -> None:
-    """More than the cap within one minute, and no paging: a HarvestWarning names the window."""
-    clock = VirtualClock(start=NOW)
-    city = FakeCity(seed=2, clock=clock, result_cap=100)
+def _burst_city(sort: str = "desc") -> FakeCity:
+    city = FakeCity(seed=2, clock=VirtualClock(start=NOW), result_cap=100, sort=sort)  # type: ignore[arg-type]
     city.generate_requests(
         0, start=NOW - timedelta(days=1), end=NOW, burst=(NOW - timedelta(hours=5), 150, 30.0)
     )
-    capped = Profile(result_cap=100)
-    with (
-        civic311.Client(
-            city.base_url, transport=city.transport(), clock=clock, profile=capped
-        ) as client,
-        pytest.warns(HarvestWarning, match="cap of 100 .* may be missing"),
-    ):
-        found = list(client.iter_requests(start_date=NOW - timedelta(days=1), end_date=NOW))
+    return city
+
+
+def test_a_burst_beyond_the_cap_comes_back_whole_by_sliding(client_kind: str) -> None:
+    """150 requests in 30 s behind a cap of 100, sorted newest first: all of them in 2 calls."""
+    city = _burst_city()
+    calls: list[civic311.AttemptEvent] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        found = harvest(
+            city,
+            client_kind,
+            Profile(result_cap=100),
+            NOW - timedelta(days=1),
+            NOW,
+            on_attempt=calls.append,
+        )
+    assert sorted(found) == sorted(r.service_request_id for r in city.requests)
+    assert len(found) == 150
+    assert len(calls) == 2
+
+
+def test_a_burst_on_a_server_sorting_oldest_first_warns_naming_the_window() -> None:
+    """The same burst from a server sorting oldest first: halving, then a HarvestWarning."""
+    city = _burst_city("asc")
+    with pytest.warns(HarvestWarning, match="cap of 100 .* may be missing"):
+        found = harvest(city, "sync", Profile(result_cap=100), NOW - timedelta(days=1), NOW)
     assert 100 <= len(found) < 150
-    assert len({r.service_request_id for r in found}) == len(found)
+    assert len(set(found)) == len(found)
 
 
 def test_async_harvest_is_an_async_iterator() -> None:

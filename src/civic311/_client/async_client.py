@@ -33,6 +33,7 @@ from civic311._protocol import (
     IDENTITY,
     USER_AGENT,
     Call,
+    Collected,
     Sleep,
     build_request,
     https_upgrade,
@@ -231,8 +232,8 @@ class AsyncClient(ClientBase):
 
     async def list_services(self) -> list[Service]:
         """The service types the city accepts (GET services, spec §2.1)."""
-        result: list[Service] = await self._execute(self._services_call())
-        return result
+        got: Collected[Service] = await self._drive(self._pages(self._services_call()))
+        return self._complete(got, "list_services")
 
     async def get_service_definition(self, service_code: str) -> ServiceDefinition:
         """The attributes a service asks for (GET services/{code}, spec §2.2)."""
@@ -344,8 +345,8 @@ class AsyncClient(ClientBase):
         timezone-aware and are sent as ``YYYY-MM-DDTHH:MM:SSZ``.
         """
         call = self._requests_call(service_request_id, service_code, start_date, end_date, status)
-        found: list[ServiceRequest] = await self._execute(call)
-        return self._listed(found, service_request_id, service_code, status, start_date, end_date)
+        got: Collected[ServiceRequest] = await self._drive(self._pages(call))
+        return self._listed(got, service_request_id, service_code, status, start_date, end_date)
 
     async def iter_requests(
         self,
@@ -427,16 +428,12 @@ class AsyncClient(ClientBase):
     async def get_requests(self, ids: Sequence[str]) -> list[ServiceRequest]:
         """Many requests by id, in as few calls as URLs of at most 2,000 characters allow.
 
-        Results come in the order asked; ids the city does not know are left out.
+        Chunks hold no more ids than one answer can (the page size, or the cap), pages are
+        followed, and ids a cut answer left out are asked again: results come in the order
+        asked, and only ids the city does not know are left out.
         """
         wanted, chunks = self._id_chunks(ids)
-        found: list[ServiceRequest] = []
-        for chunk in chunks:
-            batch: list[ServiceRequest] = await self._execute(
-                self._requests_call(chunk, None, None, None, None)
-            )
-            found.extend(batch)
-        return self._in_order(wanted, found)
+        return await self._drive(self._lookup_flow(wanted, chunks))
 
     # --- driving -----------------------------------------------------------------------------
 

@@ -12,9 +12,9 @@ import random
 import ssl
 import warnings
 from collections import deque
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import attrs
 import httpx
@@ -22,9 +22,12 @@ import httpx
 from civic311._client.execution import AttemptHook, CallRun, reconcile_flow
 from civic311._clock import Clock, SystemClock
 from civic311._protocol import (
+    MAX_PAGES,
     MAX_URL_LENGTH,
     Call,
     Civic311Warning,
+    Collected,
+    PageRule,
     Settings,
     Sleep,
     Step,
@@ -32,9 +35,11 @@ from civic311._protocol import (
     chunk_ids,
     get_request_call,
     get_token_call,
+    id_set,
     list_requests_call,
     list_services_call,
     normalize_base_url,
+    paged_flow,
     redact_text,
     redact_url,
     service_definition_call,
@@ -48,6 +53,7 @@ from civic311.errors import (
     Civic311Error,
     DecodeError,
     InvalidRequestError,
+    NotFoundError,
     SubmissionUncertainError,
     UntrackableReceiptError,
 )
@@ -88,6 +94,18 @@ DEFAULT_TIMEOUT = 10.0
 
 #: The response size cap (DESIGN promise 6): bigger bodies raise `ResponseTooLargeError`.
 DEFAULT_MAX_RESPONSE_BYTES = 10 * 1024 * 1024
+
+
+T = TypeVar("T")
+
+
+def _request_key(request: ServiceRequest) -> str | None:
+    return request.service_request_id
+
+
+def _service_key(service: Any) -> str | None:
+    code: str | None = getattr(service, "service_code", None)
+    return code
 
 
 class _Reconcile(Exception):
@@ -619,22 +637,61 @@ class ClientBase:
                     name, "this city requires it on every report (see its profile)"
                 )
 
+    def _page_rule(self, max_pages: int = MAX_PAGES) -> PageRule:
+        settings = self._settings
+        return PageRule(
+            style=settings.paging,
+            page_size=settings.page_size,
+            first_page=settings.first_page,
+            result_cap=settings.result_cap,
+            max_pages=max_pages,
+        )
+
+    def _pages(self, call: Call[list[T]]) -> Generator[Call[list[T]], Any, Collected[T]]:
+        """*call* and the pages after it, as the server's headers or the profile say."""
+        key: Callable[[Any], str | None] = (
+            _service_key if call.operation == "list_services" else _request_key
+        )
+        return paged_flow(call, self._page_rule(), key)
+
+    @staticmethod
+    def _complete(got: Collected[T], what: str) -> list[T]:
+        """The rows of a paged list, warning when the server said there was more."""
+        if got.more:
+            warnings.warn(
+                f"{what} got {len(got.rows)} rows but the server says there are more: "
+                f"{got.reason}",
+                Civic311Warning,
+                stacklevel=3,
+            )
+        return got.rows
+
     def _listed(
         self,
-        found: list[ServiceRequest],
+        got: Collected[ServiceRequest],
         service_request_id: str | Sequence[str] | None,
         service_code: str | Sequence[str] | None,
         status: str | Sequence[str] | None,
         start_date: datetime | None,
         end_date: datetime | None,
     ) -> list[ServiceRequest]:
-        """Re-filter the answer, and warn when it hit the server's cap.
+        """Re-filter the answer, and warn when it may be cut.
 
-        Servers that ignore filters answer more than was asked (reference §10.30); dropping
-        what does not match is what FixMyStreet's client does too. Ids override every other
-        filter (spec §2.5), so an id lookup is not re-filtered.
+        Servers that ignore filters answer more than was asked (reference §10.30;
+        open311-adapter answers every request to ``service_request_id=0,2``, captured in
+        real-servers/B_requests_filter_ids_ignored): dropping what does not match is what
+        FixMyStreet's client does too. Ids override every other filter (spec §2.5), so an id
+        lookup is re-filtered by id alone.
         """
-        if len(found) >= self._settings.result_cap and not self._settings.ignores_filters:
+        found = got.rows
+        if got.more:
+            warnings.warn(
+                f"list_requests got {len(found)} requests but the server says there are more: "
+                f"{got.reason}; iter_requests harvests the whole span",
+                Civic311Warning,
+                stacklevel=3,
+            )
+        elif got.capped and not self._settings.ignores_filters:
             warnings.warn(
                 f"list_requests got {len(found)} requests, the server's cap: the answer is "
                 "probably cut short; iter_requests harvests the whole span",
@@ -642,8 +699,11 @@ class ClientBase:
                 stacklevel=3,
             )
         if service_request_id is not None:
-            return found
+            wanted = id_set(service_request_id)
+            return [r for r in found if r.service_request_id in wanted]
         codes, statuses = filter_sets(service_code, status)
+        if codes is None and statuses is None and start_date is None and end_date is None:
+            return found
         low = start_date or datetime.min.replace(tzinfo=timezone.utc)
         high = end_date or datetime.max.replace(tzinfo=timezone.utc)
         return [r for r in found if keep(r, low, high, codes, statuses)]
@@ -667,7 +727,9 @@ class ClientBase:
             page_size=settings.page_size,
             first_page=settings.first_page,
             date_zone=settings.date_zone,
-            split_capped=not settings.ignores_filters,
+            # No longer off for servers that ignore filters: the flow notices a server that
+            # ignores dates from its answers (issue 11 point 8).
+            split_capped=True,
         )
 
     def _wait_flow(self, token: str, timeout: float) -> Generator[Step, Any, str]:
@@ -720,7 +782,52 @@ class ClientBase:
             self._settings,
         )
         base_length = len(str(probe.url)) - 1  # the URL minus the one-character probe id
-        return wanted, chunk_ids(wanted, base_length, MAX_URL_LENGTH)
+        # No more ids than one answer holds: a page (when the profile knows its size) or the
+        # cap. More would come back cut (issue 11 point 2: 250 ids, 175 found).
+        settings = self._settings
+        most = min(settings.result_cap, settings.page_size or settings.result_cap)
+        return wanted, chunk_ids(wanted, base_length, MAX_URL_LENGTH, most)
+
+    def _lookup_flow(
+        self, wanted: list[str], chunks: list[list[str]]
+    ) -> Generator[Call[Any], Any, list[ServiceRequest]]:
+        """Look *wanted* up by id, chunk by chunk, following pages; in the order asked.
+
+        An id is missing only when the city truly lacks it: when a chunk's answer may be cut
+        (it reached the cap, or the server says there is more) its missing ids are asked again
+        in halves, and a single id still in doubt is asked alone (GET requests/{id}: a 404
+        means missing). Rows that were not asked for are dropped (open311-adapter ignores the
+        id filter and answers every request, reference real-servers/B_requests_filter_ids_
+        ignored). Bounded: each re-ask halves its chunk, so at most about 2 x the ids in calls.
+        """
+        found: dict[str, ServiceRequest] = {}
+        queue = deque(chunks)
+        alone: list[str] = []
+        rule = self._page_rule()
+        while queue:
+            chunk = queue.popleft()
+            got: Collected[ServiceRequest] = yield from paged_flow(
+                list_requests_call(service_request_id=chunk), rule, _request_key
+            )
+            asked = set(chunk)
+            for request in got.rows:
+                rid = request.service_request_id
+                if rid in asked and rid not in found:
+                    found[rid] = request
+            missing = [i for i in chunk if i not in found]
+            if not missing or not got.cut:
+                continue
+            if len(chunk) == 1:
+                alone.extend(missing)
+                continue
+            size = max(1, min(len(missing), len(chunk) // 2))
+            queue.extend(missing[i : i + size] for i in range(0, len(missing), size))
+        for rid in alone:
+            try:
+                found[rid] = yield get_request_call(rid)
+            except NotFoundError:
+                pass  # the city does not have it
+        return [found[i] for i in wanted if i in found]
 
     @staticmethod
     def _in_order(wanted: list[str], found: list[ServiceRequest]) -> list[ServiceRequest]:
