@@ -793,12 +793,15 @@ class ClientBase:
     ) -> Generator[Call[Any], Any, list[ServiceRequest]]:
         """Look *wanted* up by id, chunk by chunk, following pages; in the order asked.
 
-        An id is missing only when the city truly lacks it: when a chunk's answer may be cut
-        (it reached the cap, or the server says there is more) its missing ids are asked again
-        in halves, and a single id still in doubt is asked alone (GET requests/{id}: a 404
-        means missing). Rows that were not asked for are dropped (open311-adapter ignores the
-        id filter and answers every request, reference real-servers/B_requests_filter_ids_
-        ignored). Bounded: each re-ask halves its chunk, so at most about 2 x the ids in calls.
+        An id is missing only when the city truly lacks it. Ids an answer left out are asked
+        again while answers bring some of them (a server may cap below what the profile
+        says, silently); an answer with none of them settles it, unless that answer may be
+        cut (it reached the cap, or the server says there is more: a server ignoring the id
+        filter), when they are asked again in halves, and a single id still in doubt alone
+        (GET requests/{id}: a 404 means missing). Rows not asked for are dropped
+        (open311-adapter ignores the id filter and answers every request, reference
+        real-servers/B_requests_filter_ids_ignored). Bounded: every re-ask finds an id or
+        halves its chunk.
         """
         found: dict[str, ServiceRequest] = {}
         queue = deque(chunks)
@@ -810,13 +813,22 @@ class ClientBase:
                 list_requests_call(service_request_id=chunk), rule, _request_key
             )
             asked = set(chunk)
+            progress = False
             for request in got.rows:
                 rid = request.service_request_id
                 if rid in asked and rid not in found:
                     found[rid] = request
+                    progress = True
             missing = [i for i in chunk if i not in found]
-            if not missing or not got.cut:
+            if not missing:
                 continue
+            if progress:
+                # Some came, some did not: a server may cap below what the profile says and
+                # not say so. Ask the rest again; an answer with none of them settles it.
+                queue.append(missing)
+                continue
+            if not got.cut:
+                continue  # none of these came, from an answer that was not cut: missing
             if len(chunk) == 1:
                 alone.extend(missing)
                 continue
