@@ -12,7 +12,7 @@ import pytest
 import civic311
 from civic311.harvest import HarvestWarning
 from civic311.profiles import Profile
-from civic311.testing import FakeCity, VirtualClock
+from civic311.testing import Dialect, FakeCity, VirtualClock
 
 UTC = timezone.utc
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -222,3 +222,39 @@ def test_no_warning_when_every_window_fits() -> None:
     ):
         warnings.simplefilter("error")
         assert len(list(client.iter_requests(start_date=NOW - timedelta(days=366), end_date=NOW)))
+
+
+def test_a_server_ignoring_dates_is_noticed_and_the_harvest_stays_bounded(
+    client_kind: str,
+) -> None:
+    """A server answering the same 1,000 rows whatever the dates: the harvest warns that it
+    ignores them, stops splitting, and stays within a few calls per 90-day window."""
+    clock = VirtualClock(start=NOW)
+    city = FakeCity(seed=8, clock=clock, dialect=Dialect(ignore_filters=True))
+    city.generate_requests(3_000, start=NOW - timedelta(days=365), end=NOW)
+    calls: list[civic311.AttemptEvent] = []
+    with pytest.warns(HarvestWarning, match="ignores start_date and end_date"):
+        found = harvest(
+            city, client_kind, None, NOW - timedelta(days=365), NOW, on_attempt=calls.append
+        )
+    assert len(found) == len(set(found))
+    assert len(calls) <= 5 * 2  # five 90-day windows; a few calls each, not thousands
+    newest = sorted(city.requests, key=lambda r: r.requested_datetime)[-1000:]
+    assert {r.service_request_id for r in newest} <= set(found)
+
+
+def test_harvest_slides_at_about_the_floor_of_calls() -> None:
+    """100,000 requests over 3 years behind a cap of 1,000: close to N/cap + 1 calls."""
+    city = city_with_history(100_000, 3)
+    calls: list[civic311.AttemptEvent] = []
+    with civic311.Client(
+        city.base_url, transport=city.transport(), clock=city.clock, on_attempt=calls.append
+    ) as client:
+        found = sum(
+            1
+            for _ in client.iter_requests(
+                start_date=NOW - timedelta(days=365 * 3 + 1), end_date=NOW
+            )
+        )
+    assert found == 100_000
+    assert found / len(calls) >= 950

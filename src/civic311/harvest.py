@@ -170,22 +170,9 @@ def harvest_flow(
     )
     codes, statuses = filter_sets(service_code, status)
     largest = timedelta(days=max_window_days)
-    # The top-level windows, oldest first (the next one to ask is last).
-    windows: list[tuple[datetime, datetime]] = []
-    cursor = end
-    while cursor > start:
-        windows.append((max(start, cursor - largest), cursor))
-        cursor -= largest
-    if not windows:
-        windows.append((start, end))
-    emitted = 0
-    # Ids already emitted whose requested_datetime lies within a second of an edge that a
-    # later ask shares (windows share their boundary second: servers disagree on whether
-    # end_date is inclusive; a slide re-asks its oldest second). Only rows near edges can
-    # come twice, so memory stays flat however many requests the span holds.
-    edge_seen: dict[str, datetime] = {}
-    undated: set[str] = set()  # ids without requested_datetime: no window owns them
-    dates_ignored = False
+    windows = max(1, -(-(end - start) // largest))
+    budget = max_calls_per_window * windows
+    state = _Harvest(codes, statuses)
 
     def ask(lo: datetime, hi: datetime) -> Call[list[ServiceRequest]]:
         return list_requests_call(
@@ -197,100 +184,206 @@ def harvest_flow(
             extra_params=extra_params,
         )
 
-    def warn(message: str) -> None:
-        warnings.warn(message, HarvestWarning, stacklevel=3)
+    def fetch(lo: datetime, hi: datetime) -> Generator[Any, Any, Collected[ServiceRequest]]:
+        got: Collected[ServiceRequest] = yield from paged_flow(ask(lo, hi), rule, _request_key)
+        state.calls += got.pages
+        return got
 
-    while windows:
-        top_lo, top_hi = windows.pop()
-        # Segments of this window still to ask, each with the ids of the capped answer it
-        # came from (to notice a server answering the same rows whatever the dates).
-        segments: list[tuple[datetime, datetime, frozenset[str] | None]] = [(top_lo, top_hi, None)]
-        calls = 0
-        while segments:
-            lo, hi, parent = segments.pop()
-            if calls >= max_calls_per_window:
-                warn(
-                    f"gave up on the window {top_lo.isoformat()} .. {top_hi.isoformat()} after "
-                    f"{calls} calls: the server would not show it in fewer; requests in "
-                    f"{lo.isoformat()} .. {hi.isoformat()} and {len(segments)} more part(s) "
-                    "may be missing"
-                )
-                break
-            got: Collected[ServiceRequest] = yield from paged_flow(
-                ask(lo, hi), rule, _request_key
+    # The frontier moves from *end* back to *start*: everything newer than ``hi`` is done.
+    # Each ask spans the most the server allows (max_window_days) below ``hi``; an answer that
+    # fits finishes its span, a capped one sorted newest first finishes everything newer than
+    # its oldest second, and the next ask ends there (a slide, issue 13). So every call but the
+    # last brings about a full answer: N/cap + 1 calls, not N/cap + one per 90-day window.
+    hi = end
+    parent: int | None = None  # the fingerprint of the capped answer before this ask
+    first = True
+    while first or hi > start:
+        first = False
+        if state.calls >= budget:
+            state.warn(
+                f"gave up after {state.calls} calls, the budget for {windows} window(s) of "
+                f"{max_window_days} days: requests from {start.isoformat()} to "
+                f"{hi.isoformat()} may be missing"
             )
-            calls += got.pages
-            rows = got.rows
-            ids = frozenset(r.service_request_id or "" for r in rows)
-            outside = any(
-                r.requested_datetime is not None
-                and not lo - _SECOND <= r.requested_datetime <= hi + _SECOND
-                for r in rows
+            break
+        lo = max(start, hi - largest)
+        got = yield from fetch(lo, hi)
+        rows = got.rows
+        ids = _fingerprint(rows)
+        if got.cut and not state.dates_ignored and _ignores_dates(rows, ids, parent, lo, hi):
+            state.dates_ignored = True
+            state.warn(
+                f"the server answers the same {len(rows)} requests whatever the dates (asked "
+                f"{lo.isoformat()} .. {hi.isoformat()}): it ignores start_date and end_date, "
+                "so a harvest cannot see past what it shows; requests may be missing"
             )
-            if got.cut and parent is not None and ids == parent and outside and not dates_ignored:
-                dates_ignored = True
-                warn(
-                    f"the server answers the same {len(rows)} requests whatever the dates "
-                    f"(asked {lo.isoformat()} .. {hi.isoformat()}): it ignores start_date and "
-                    "end_date, so a harvest cannot see past what it shows; requests may be "
-                    "missing"
-                )
-            # What to ask next, when this answer may be cut.
-            slide_to: datetime | None = None
-            if got.cut and split_capped and not dates_ignored:
-                oldest = _newest_first(rows)
-                middle = _floor_second(lo + (hi - lo) / 2)
-                if oldest is not None:
-                    # Sorted newest first: everything newer than its oldest second is here.
-                    # Keep it, and ask again ending at that second (issue 13).
-                    second = _floor_second(oldest)
-                    if second + _SECOND < hi:
-                        slide_to = second + _SECOND
-                    else:
-                        warn(
-                            f"the server returned its cap of {len(rows)} requests within the "
-                            f"second {second.isoformat()}: requests in that second may be "
-                            "missing"
-                        )
-                        if second > lo:
-                            slide_to = second
-                    if slide_to is not None:
-                        segments.append((lo, slide_to, ids))
-                elif hi - lo > MIN_WINDOW and lo < middle < hi:
-                    # Not sorted newest first: halve; the capped answer is dropped and each
-                    # half asked in turn, older first.
-                    segments.append((middle, hi, ids))
-                    segments.append((lo, middle, ids))
-                    continue
-                else:
-                    _warn_cut(warn, got, result_cap, lo, hi)
-            elif got.cut and not dates_ignored:
-                _warn_cut(warn, got, result_cap, lo, hi)
-            batch: list[ServiceRequest] = []
-            for request in rows:
-                rid = request.service_request_id
-                if rid is None or rid in edge_seen:
-                    continue
-                if not keep(request, lo, hi, codes, statuses):
-                    continue
-                when = request.requested_datetime
-                if when is None:
-                    if rid in undated:
-                        continue
-                    undated.add(rid)
-                elif (
-                    hi - when < _SECOND
-                    or when - lo < _SECOND
-                    or (slide_to is not None and when >= slide_to - _SECOND)
-                ):
-                    edge_seen[rid] = when
-                batch.append(request)
+        if not got.cut or state.dates_ignored or not split_capped:
+            if got.cut and not state.dates_ignored:
+                _warn_cut(state.warn, got, result_cap, lo, hi)
+            batch = state.take(rows, lo, hi, None)
+            del rows, got  # hold one answer at a time: peak memory stays flat (bench/harvest.py)
             if batch:
-                emitted += len(batch)
-                yield Emit(tuple(batch))
-        # Only the ids on this window's upper edge can come again (in the next window).
-        edge_seen = {k: v for k, v in edge_seen.items() if top_hi - v < _SECOND}
-    return emitted
+                yield Emit(batch)
+            del batch
+            hi, parent = lo, None
+            continue
+        oldest = _newest_first(rows)
+        if oldest is None:
+            # Not sorted newest first: halve this span until each part fits (older first).
+            del rows, got
+            yield from _halve(state, fetch, lo, hi, ids, result_cap)
+            hi, parent = lo, None
+            continue
+        # Sorted newest first: everything newer than its oldest second is here. Keep it, and
+        # ask again ending at that second; the ids seen in it are dropped (issue 13).
+        second = _floor_second(oldest)
+        if second + _SECOND < hi:
+            # Never below this ask's start: rows older than it came from a server that does
+            # not honour start_date, and the next ask (its own span) settles that.
+            slide_to = max(second + _SECOND, lo)
+        else:
+            state.warn(
+                f"the server returned its cap of {len(rows)} requests within the second "
+                f"{second.isoformat()}: requests in that second may be missing"
+            )
+            slide_to = max(second, lo)
+        batch = state.take(rows, lo, hi, slide_to)
+        del rows, got
+        if batch:
+            yield Emit(batch)
+        del batch
+        state.prune(slide_to)
+        hi, parent = slide_to, ids
+        if hi <= lo and lo == start:
+            break
+    return state.emitted
+
+
+class _Harvest:
+    """What a harvest remembers between answers: ids near edges, counts, warnings."""
+
+    def __init__(self, codes: frozenset[str] | None, statuses: frozenset[str] | None) -> None:
+        self.codes = codes
+        self.statuses = statuses
+        # Ids already emitted whose requested_datetime lies within a second of an edge a
+        # later ask shares (asks share their boundary second, since servers disagree on
+        # whether end_date is inclusive; a slide re-asks its oldest second). Only rows near
+        # edges can come twice, so memory stays flat however many requests the span holds.
+        self.edge_seen: dict[str, datetime] = {}
+        self.undated: set[str] = set()  # ids without requested_datetime: no window owns them
+        self.emitted = 0
+        self.calls = 0
+        self.dates_ignored = False
+
+    def warn(self, message: str) -> None:
+        warnings.warn(message, HarvestWarning, stacklevel=4)
+
+    def take(
+        self,
+        rows: Sequence[ServiceRequest],
+        lo: datetime,
+        hi: datetime,
+        slide_to: datetime | None,
+    ) -> tuple[ServiceRequest, ...]:
+        """The rows of an answer for [lo, hi] not emitted before, re-filtered."""
+        batch: list[ServiceRequest] = []
+        for request in rows:
+            rid = request.service_request_id
+            if rid is None or rid in self.edge_seen:
+                continue
+            if not keep(request, lo, hi, self.codes, self.statuses):
+                continue
+            when = request.requested_datetime
+            if when is None:
+                if rid in self.undated:
+                    continue
+                self.undated.add(rid)
+            elif (
+                hi - when < _SECOND
+                or when - lo < _SECOND
+                or (slide_to is not None and when >= slide_to - _SECOND)
+            ):
+                self.edge_seen[rid] = when
+            batch.append(request)
+        self.emitted += len(batch)
+        return tuple(batch)
+
+    def prune(self, hi: datetime) -> None:
+        """Forget edge ids newer than any later ask can return (asks end at or below *hi*)."""
+        if len(self.edge_seen) > 64:
+            limit = hi + _SECOND
+            self.edge_seen = {k: v for k, v in self.edge_seen.items() if v <= limit}
+
+
+def _fingerprint(rows: Sequence[ServiceRequest]) -> int:
+    """The ids of an answer as one number: equal answers, equal numbers (and the rest is
+    vanishingly unlikely to collide); a whole id set would be a second answer in memory."""
+    return hash(frozenset(r.service_request_id or "" for r in rows))
+
+
+def _ignores_dates(
+    rows: Sequence[ServiceRequest],
+    ids: int,
+    parent: int | None,
+    lo: datetime,
+    hi: datetime,
+) -> bool:
+    """Whether a capped answer for [lo, hi] shows a server ignoring start_date/end_date: no row
+    inside the span at all, or the very rows of the bigger span before it with some outside
+    this one (a server honouring dates answers a part with rows of that part)."""
+    dated = [r.requested_datetime for r in rows if r.requested_datetime is not None]
+    if not dated:
+        return False
+    outside = [not lo - _SECOND <= when <= hi + _SECOND for when in dated]
+    if all(outside):
+        return True
+    return parent is not None and ids == parent and any(outside)
+
+
+def _halve(
+    state: _Harvest,
+    fetch: Callable[[datetime, datetime], Generator[Any, Any, Collected[ServiceRequest]]],
+    lo: datetime,
+    hi: datetime,
+    ids: int,
+    result_cap: int,
+) -> Generator[Any, Any, None]:
+    """Harvest [lo, hi], whose answer was capped and not sorted newest first, by halves."""
+    segments: list[tuple[datetime, datetime, int]] = []
+    middle = _floor_second(lo + (hi - lo) / 2)
+    if hi - lo > MIN_WINDOW and lo < middle < hi:
+        segments = [(middle, hi, ids), (lo, middle, ids)]
+    else:
+        segments = []
+        _warn_cut(state.warn, Collected([], 1, capped=True), result_cap, lo, hi)
+    while segments:
+        part_lo, part_hi, parent = segments.pop()
+        got = yield from fetch(part_lo, part_hi)
+        part_ids = _fingerprint(got.rows)
+        if (
+            got.cut
+            and not state.dates_ignored
+            and _ignores_dates(got.rows, part_ids, parent, part_lo, part_hi)
+        ):
+            state.dates_ignored = True
+            state.warn(
+                f"the server answers the same {len(got.rows)} requests whatever the dates "
+                f"(asked {part_lo.isoformat()} .. {part_hi.isoformat()}): it ignores "
+                "start_date and end_date, so a harvest cannot see past what it shows; "
+                "requests may be missing"
+            )
+        middle = _floor_second(part_lo + (part_hi - part_lo) / 2)
+        if got.cut and not state.dates_ignored:
+            if part_hi - part_lo > MIN_WINDOW and part_lo < middle < part_hi:
+                segments.append((middle, part_hi, part_ids))
+                segments.append((part_lo, middle, part_ids))
+                continue
+            _warn_cut(state.warn, got, result_cap, part_lo, part_hi)
+        batch = state.take(got.rows, part_lo, part_hi, None)
+        del got
+        if batch:
+            yield Emit(batch)
+        del batch
 
 
 def _warn_cut(

@@ -358,10 +358,10 @@ class AsyncClient(ClientBase):
     ) -> AsyncIterator[ServiceRequest]:
         """Every request in [start_date, end_date], each exactly once, however long the span.
 
-        Walks windows of at most 90 days, splits windows the server caps, pages where the
-        city's profile says the server pages, re-filters, and drops duplicates across windows
-        (`civic311.harvest`). Requests arrive window by window, oldest window first; memory
-        stays flat. A window the server cannot show completely raises no error but a
+        Walks back from end_date in spans of at most 90 days, follows pages the server names
+        or the profile implies, slides past capped answers sorted newest first (halving
+        others), re-filters, and drops duplicates at the edges (`civic311.harvest`). Requests
+        arrive answer by answer, newest span first; memory stays flat. A window the server cannot show completely raises no error but a
         `HarvestWarning` naming it.
         """
         flow = self._harvest_flow(start_date, end_date, service_code, status)
