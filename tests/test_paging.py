@@ -402,3 +402,44 @@ def test_replayed_open311_adapter_ignoring_ids_is_refiltered(kind: str) -> None:
         listed, got = run(url, kind, "json", job)
     assert sorted(r.service_request_id for r in listed) == ["0", "2"]
     assert [r.service_request_id for r in got] == ["2", "0"]
+
+
+# --- 11.12: (0, 0) echoed back is an unknown place -------------------------------------------
+
+
+_ADAPTER_LIST = {"json": "B_requests_filter_ids_ignored.json.txt", "xml": "B_request_0.xml.txt"}
+_ADAPTER_DESCRIPTION = {"json": "with attrs json", "xml": "interop pothole"}
+
+
+def test_find_submitted_takes_lat_long_0_as_unknown(kind: str, fmt: str) -> None:
+    """open311-adapter echoes lat/long 0 (captured): find_submitted still finds the request by
+    its description, and reconciliation's matches() neither confirms nor refutes on (0, 0)."""
+    from real_server_replay import Captured, load, replay
+
+    def route(method: str, path: str, query: list[tuple[str, str]]) -> Captured | None:
+        return load(_ADAPTER_LIST[fmt]) if path == f"/requests.{fmt}" else None
+
+    request = civic311.NewRequest(
+        service_code="POT", lat=51.5, long=-0.1, description=_ADAPTER_DESCRIPTION[fmt]
+    )
+    sent_at = datetime(2026, 12, 5, 7, 32, tzinfo=UTC)
+
+    def job(client: Any) -> Any:
+        return client.find_submitted(request, sent_at=sent_at)
+
+    with replay(route) as (url, _seen):
+        clock = VirtualClock(start=sent_at + timedelta(minutes=1))
+        found = run(url, kind, fmt, job, reconcile_wait=0, clock=clock)
+    assert found is not None
+    assert found.lat == 0 and found.description == _ADAPTER_DESCRIPTION[fmt]
+
+
+def test_lat_long_0_alone_does_not_confirm_a_match() -> None:
+    """A candidate whose only echoed field is (0, 0) is not taken for the request."""
+    from civic311._client.execution import matches
+
+    request = civic311.NewRequest(service_code="POT", lat=51.5, long=-0.1)
+    candidate = civic311.ServiceRequest(service_request_id="1", service_code="POT", lat=0, long=0)
+    assert not matches(request, candidate, NOW)
+    moved = civic311.ServiceRequest(service_request_id="1", service_code="POT", lat=1, long=1)
+    assert not matches(request, moved, NOW)
