@@ -137,6 +137,7 @@ class Settings:
         media: How the city takes media: one media_url, repeated media_url, or uploads in a
             multipart ``media`` (one file) or ``media[]`` (several) field (§10.36).
         max_media_bytes: The most bytes of uploads one report may carry.
+        form_names: POST form fields renamed for the server (``{"address_string": "address"}``).
         paging: How GET requests pages: "none", "page" (page, page_size), "offset".
         page_size: The page size to ask for when paging (None: the server's default).
         first_page: The number of the first page (1, or 0 for some servers).
@@ -159,6 +160,7 @@ class Settings:
     required_fields: tuple[str, ...] = ()
     media: MediaStyle = "url"
     max_media_bytes: int = MAX_MEDIA_BYTES
+    form_names: Mapping[str, str] = attrs.field(factory=dict, hash=False)
     paging: Literal["none", "page", "offset"] = "none"
     page_size: int | None = None
     first_page: int = 1
@@ -552,6 +554,7 @@ def submit_call(
     multivalue: MultivalueStyle = "brackets",
     media: MediaStyle = "url",
     max_media_bytes: int = MAX_MEDIA_BYTES,
+    form_names: Mapping[str, str] | None = None,
 ) -> Call[Receipt]:
     """POST requests (spec §2.3), with media as the city takes it (reference §10.36).
 
@@ -565,14 +568,36 @@ def submit_call(
         )
     extra, files = media_parts(request, style=media, max_bytes=max_media_bytes)
     form = (*new_request_fields(request, multivalue=multivalue), *extra)
+    if form_names:
+        # Fields the server knows under another name (6aika: address, issue 11 point 10).
+        form = tuple((form_names.get(name, name), value) for name, value in form)
 
     def parse(decoded: Decoded) -> Receipt:
         records = _records(decoded, _REQUEST_NAMES, "service_requests")
         if not records:
             return Receipt()  # blackbox: neither id nor token is success (reference §10.3)
-        return _structure(Receipt, records[0], "service_requests[0]")
+        receipt = _structure(Receipt, records[0], "service_requests[0]")
+        if receipt.extras:
+            receipt = attrs.evolve(receipt, extras=_request_extras(records[0], receipt.extras))
+        return receipt
 
     return Call("submit", "POST", "requests", parse, form=form, files=tuple(files))
+
+
+def _request_extras(record: dict[str, Any], extras: Mapping[str, Any]) -> dict[str, Any]:
+    """A POST answer's fields beyond the receipt's, read as a `ServiceRequest` reads them.
+
+    6aika answers a POST with 201 and the whole request (reference/real-servers/
+    A_post_latlong): kept raw, ``lat`` was a float from JSON and a string from XML, and an
+    empty ``address`` ``""`` from one and None from the other. Read through the request model
+    and back to plain data, both formats give the same extras (issue 11 point 10). A record
+    the model cannot read keeps its raw values.
+    """
+    try:
+        plain = converter.unstructure(converter.structure(record, ServiceRequest))
+    except (DecodeError, ValueError, TypeError):
+        return dict(extras)
+    return {key: plain[key] if key in plain else value for key, value in extras.items()}
 
 
 def get_token_call(token: str) -> Call[TokenStatus]:

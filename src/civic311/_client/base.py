@@ -288,6 +288,7 @@ def settings_for(profile: Profile, *, jurisdiction_id: str | None, api_key: str 
         required_fields=tuple(profile.required_fields),
         media=profile.media,
         max_media_bytes=profile.max_media_bytes,
+        form_names=dict(profile.form_names),
         paging=profile.paging,
         page_size=profile.page_size,
         first_page=profile.first_page,
@@ -562,6 +563,7 @@ class ClientBase:
             multivalue=self._settings.multivalue,
             media=self._settings.media,
             max_media_bytes=self._settings.max_media_bytes,
+            form_names=self._settings.form_names,
         )
 
     def _token_call(self, token: str) -> Call[Any]:

@@ -715,14 +715,14 @@ class FakeCity:
                 errors.append((400, "lat must be a number between -90 and 90"))
             if long is None:
                 errors.append((400, "long must be a number between -180 and 180"))
-        address = form.get("address_string")
+        address = form.get(self.dialect.address_field)
         address_id = form.get("address_id")
         if lat_text is None and long_text is None and address is None and address_id is None:
             errors.append(
                 (
                     400,
                     "A full location parameter must be submitted: lat and long, "
-                    "address_string or address_id",
+                    f"{self.dialect.address_field} or address_id",
                 )
             )
         description = form.get("description")

@@ -68,6 +68,9 @@ class Dialect:
 
     **Behaviour**
 
+    * **address_field** - the POST field the address is read from: the spec's
+      ``address_string``, or ``address`` (6aika, reference/real-servers/
+      A_post_address_string_only).
     * **post_status** - HTTP status of a successful POST (6aika answers 201, §8.5).
     * **post_full_record** - POST answers the whole request record, not just the id
       (6aika, Bloomington).
@@ -119,6 +122,9 @@ class Dialect:
     error_shape: ErrorShape = attrs.field(
         default="spec",
         validator=_in(("spec", "code_detail", "fms", "markaspot", "description_only")),
+    )
+    address_field: Literal["address_string", "address"] = attrs.field(
+        default="address_string", validator=_in(("address_string", "address"))
     )
     post_status: int = 200
     post_full_record: bool = False
@@ -183,6 +189,7 @@ class Dialect:
         (``X-Next-Page-URL``, ``X-Result-Count``; reference/real-servers/A_requests_*)."""
         return cls(
             paging_headers="sixaika",
+            address_field="address",
             post_status=201,
             post_full_record=True,
             requests_root="requests",
