@@ -125,3 +125,88 @@ def test_6aika_post_answer_extras_read_the_same_from_xml_and_json(kind: str) -> 
     assert [extras["json"][k] for k in same] == [extras["xml"][k] for k in same]
     assert extras["json"]["lat"] == 60.17 and extras["json"]["address"] is None
     assert isinstance(extras["xml"]["long"], float)
+
+
+# --- 11.11: number attributes take numbers ---------------------------------------------------
+
+_ADAPTER = {
+    ("GET", "/services/POT"): "B_definition_POT",
+    ("POST", "/requests"): "B_post_POT_with_attrs",
+}
+
+
+def _adapter_route(fmt: str) -> Any:
+    from real_server_replay import load
+
+    def route(method: str, path: str, query: list[tuple[str, str]]) -> Any:
+        name = _ADAPTER.get((method, path.removesuffix(f".{fmt}")))
+        return load(f"{name}.{fmt}.txt") if name else None
+
+    return route
+
+
+def _pothole(**attributes: Any) -> civic311.NewRequest:
+    return civic311.NewRequest(
+        service_code="POT", lat=51.5, long=-0.1, description="x", attributes=attributes
+    )
+
+
+def _submit_validated(url: str, kind: str, fmt: str, request: civic311.NewRequest) -> Any:
+    if kind == "sync":
+        with civic311.Client(url, format=fmt, api_key="k", retry=None) as client:  # type: ignore[arg-type]
+            return client.submit(request, validate=True)
+
+    async def main() -> Any:
+        async with civic311.AsyncClient(url, format=fmt, api_key="k", retry=None) as client:  # type: ignore[arg-type]
+            return await client.submit(request, validate=True)
+
+    return asyncio.run(main())
+
+
+def test_a_number_attribute_takes_a_number(kind: str, fmt: str) -> None:
+    """attributes={"depth": 7} for open311-adapter's `number` attribute is validated and sent
+    as attribute[depth]=7 (captured definition and answer replayed)."""
+    from real_server_replay import replay
+
+    with replay(_adapter_route(fmt)) as (url, seen):
+        receipt = _submit_validated(url, kind, fmt, _pothole(depth=7, shape="circle"))
+    assert receipt.service_request_id in ("24", "25")
+    (post,) = [s for s in seen if s.method == "POST"]
+    form = dict(parse_qsl(post.body.decode()))
+    assert form["attribute[depth]"] == "7"
+
+
+def test_a_boolean_for_a_number_attribute_is_refused_by_validate(kind: str) -> None:
+    """validate=True checks converted values by datatype: True is no number, nothing is sent."""
+    from real_server_replay import replay
+
+    with (
+        replay(_adapter_route("json")) as (url, seen),
+        pytest.raises(civic311.ValidationFailedError, match="depth"),
+    ):
+        _submit_validated(url, kind, "json", _pothole(depth=True))
+    assert all(s.method == "GET" for s in seen)
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (7, "7"),
+        (-2.5, "-2.5"),
+        (3.0, "3"),
+        (1e22, "10000000000000000000000"),
+        (True, "true"),
+        (False, "false"),
+        (datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), "2026-01-02T03:04:05Z"),
+    ],
+)
+def test_number_boolean_and_datetime_values_become_form_text(value: object, text: str) -> None:
+    """Ints, floats, bools and datetimes become the text a form carries."""
+    assert _pothole(a=value).attributes["a"] == text
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), datetime(2026, 1, 1), b"7", None])  # noqa: DTZ001
+def test_bad_attribute_values_are_refused_naming_the_attribute(bad: object) -> None:
+    """nan, inf, naive datetimes and other types raise InvalidRequestError naming the code."""
+    with pytest.raises(civic311.InvalidRequestError, match=r"attributes\[a\]"):
+        _pothole(a=bad)
