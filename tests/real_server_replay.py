@@ -79,7 +79,7 @@ def replay(router: Router) -> Iterator[tuple[str, list[Seen]]]:
             answer = router(self.command, parts.path, query)
             if answer is None:
                 answer = Captured(404, (("Content-Type", "text/plain"),), b"not captured")
-            here = f"127.0.0.1:{self.server.server_address[1]}"
+            here = f"127.0.0.1:{server.server_address[1]}"
             self.send_response(answer.status)
             for key, value in answer.headers:
                 if key.lower() in ("content-length", "date", "server", "connection"):

@@ -57,7 +57,8 @@ def test_the_sixaika_profile_sends_address_not_address_string(kind: str, fmt: st
         receipt = submit(url, kind, fmt, ADDRESS_ONLY, profile="sixaika", clock=city.clock)
     assert receipt.service_request_id
     stored = city.store.get(receipt.service_request_id)
-    assert stored is not None and stored.address == "Aleksanterinkatu 1"
+    assert stored is not None
+    assert stored.address == "Aleksanterinkatu 1"
 
 
 def test_without_the_rename_a_6aika_city_refuses_an_address_only_report(kind: str) -> None:
@@ -92,7 +93,9 @@ def test_renamed_fields_reach_the_wire() -> None:
     call = submit_call(request, form_names={"address_string": "address", "lat": "latitude"})
     assert call.form is not None
     names = [name for name, _ in call.form]
-    assert "address" in names and "latitude" in names and "address_string" not in names
+    assert "address" in names
+    assert "latitude" in names
+    assert "address_string" not in names
     assert ("attribute[address_string]", "kept") in call.form
 
 
@@ -123,7 +126,8 @@ def test_6aika_post_answer_extras_read_the_same_from_xml_and_json(kind: str) -> 
     }
     same = ("lat", "long", "address", "media_url", "service_code", "status", "status_notes")
     assert [extras["json"][k] for k in same] == [extras["xml"][k] for k in same]
-    assert extras["json"]["lat"] == 60.17 and extras["json"]["address"] is None
+    assert extras["json"]["lat"] == 60.17
+    assert extras["json"]["address"] is None
     assert isinstance(extras["xml"]["long"], float)
 
 

@@ -43,7 +43,10 @@ def harvest(
 
         async def run() -> list[str | None]:
             async with civic311.AsyncClient(
-                url, clock=city.clock, profile=profile, **options  # type: ignore[arg-type]
+                url,
+                clock=city.clock,
+                profile=profile,
+                **options,  # type: ignore[arg-type]
             ) as client:
                 return [
                     r.service_request_id

@@ -169,7 +169,8 @@ def test_a_result_count_above_what_came_back_warns(kind: str, fmt: str) -> None:
     """X-Result-Count above the rows served, and no next page: a Civic311Warning says so."""
 
     def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, content=_rows(fmt, range(100)), headers={"X-Result-Count": "260"})
+        body = _rows(fmt, range(100))
+        return httpx.Response(200, content=body, headers={"X-Result-Count": "260"})
 
     with pytest.warns(civic311.Civic311Warning, match="counts 260 and 100 came back"):
         found = run(
@@ -265,15 +266,14 @@ def test_page_of_reads_counts_and_foreign_links_redacted() -> None:
     page = page_of([1, 2], _response({"X-Total-Count": "7"}))
     assert (page.total, page.received, page.next_params) == (7, 2, None)
     page = page_of([], _response({"X-Next-Page-URL": "https://evil.example/r?api_key=s3cret"}))
-    assert page.foreign_next is not None and "s3cret" not in page.foreign_next
+    assert page.foreign_next is not None
+    assert "s3cret" not in page.foreign_next
 
 
 # --- 11.3: ids re-filtered -------------------------------------------------------------------
 
 
-def test_list_requests_by_id_is_refiltered_when_the_server_ignores_ids(
-    kind: str, fmt: str
-) -> None:
+def test_list_requests_by_id_is_refiltered_when_the_server_ignores_ids(kind: str, fmt: str) -> None:
     """list_requests(service_request_id=[…]) keeps only the ids asked (open311-adapter)."""
     city = FakeCity(seed=3, clock=VirtualClock(start=NOW), dialect=Dialect(ignore_ids=True))
     city.generate_requests(40, start=NOW - timedelta(days=10), end=NOW)
@@ -431,7 +431,8 @@ def test_find_submitted_takes_lat_long_0_as_unknown(kind: str, fmt: str) -> None
         clock = VirtualClock(start=sent_at + timedelta(minutes=1))
         found = run(url, kind, fmt, job, reconcile_wait=0, clock=clock)
     assert found is not None
-    assert found.lat == 0 and found.description == _ADAPTER_DESCRIPTION[fmt]
+    assert found.lat == 0
+    assert found.description == _ADAPTER_DESCRIPTION[fmt]
 
 
 def test_lat_long_0_alone_does_not_confirm_a_match() -> None:

@@ -597,7 +597,7 @@ def _request_extras(record: dict[str, Any], extras: Mapping[str, Any]) -> dict[s
         plain = converter.unstructure(converter.structure(record, ServiceRequest))
     except (DecodeError, ValueError, TypeError):
         return dict(extras)
-    return {key: plain[key] if key in plain else value for key, value in extras.items()}
+    return {key: plain.get(key, value) for key, value in extras.items()}
 
 
 def get_token_call(token: str) -> Call[TokenStatus]:
@@ -905,9 +905,7 @@ def next_params(request_url: httpx.URL, link: str) -> tuple[tuple[str, str], ...
     same_path = _FORMAT_SUFFIX.sub("", target.path) == _FORMAT_SUFFIX.sub("", request_url.path)
     if not (same_host and same_port and same_path):
         return None
-    return tuple(
-        (k, v) for k, v in target.params.multi_items() if k.lower() not in _NOT_COPIED
-    )
+    return tuple((k, v) for k, v in target.params.multi_items() if k.lower() not in _NOT_COPIED)
 
 
 def page_of(rows: list[T], response: httpx.Response) -> Page[T]:

@@ -4,20 +4,22 @@ GeoReport v2 answers GET requests with at most about 1,000 requests, over at mos
 says nothing when it cut the answer short (spec §2.5; reference §10.29). `harvest_flow` walks
 any span anyway, as `Client.iter_requests` and `AsyncClient.iter_requests` drive it:
 
-1. The span is cut into windows of at most ``max_window_days`` (90) days, oldest first.
-2. Each window is asked through `civic311._protocol.paged_flow`: pages the server names in its
+1. The harvest walks back from *end* to *start*; each ask spans the most the server allows
+   (``max_window_days``, 90) below what is done.
+2. Each span is asked through `civic311._protocol.paged_flow`: pages the server names in its
    headers (``X-Next-Page-URL``, ``Link: rel="next"``, 6aika) or the profile's paging
    (``page``/``page_size``, ``limit``/``offset``) are followed, so a paged window is complete.
 3. An answer that may be cut (it reached the cap, ``Profile.result_cap``, 1,000 unless the
    profile says otherwise, or the server says there is more) is **slid** when it is sorted
    newest first (the spec's default; detected from the rows, never assumed): everything newer
-   than its oldest second is complete, so it is kept and the window is asked again ending at
-   that second, ids seen twice dropped (issue 13: N/cap + 1 calls instead of halving's ~3×).
+   than its oldest second is complete, so it is kept and the next ask ends at that second,
+   ids seen twice dropped (issue 13: N/cap + 1 calls; halving took about three times as many).
    An answer sorted otherwise is **halved**, and the halves asked in turn, older first.
 4. What dates cannot separate is reported with a `HarvestWarning` that names the window, never
    silently cut: more than the cap within one second (sliding) or one minute (halving).
-5. A server that ignores ``start_date``/``end_date`` answers the same rows for a part of a
-   window as for the whole, rows outside the part included: the harvest notices, warns once,
+5. A server that ignores ``start_date``/``end_date`` answers rows none of which lie in the
+   span asked, or the same rows for a part of a span as for the whole, rows outside the part
+   included: the harvest notices, warns once,
    and stops sliding and splitting (issue 11 point 8: such a server made one day cost 4,095
    calls). Every window also has a budget of calls (`MAX_CALLS_PER_WINDOW`).
 6. Every answer is re-filtered to its window and filters (servers that ignore filters, FMS;

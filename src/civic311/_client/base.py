@@ -6,13 +6,14 @@ builds its `Call` through `ClientBase`, then only drives it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
 import ssl
 import warnings
 from collections import deque
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -651,18 +652,20 @@ class ClientBase:
 
     def _pages(self, call: Call[list[T]]) -> Generator[Call[list[T]], Any, Collected[T]]:
         """*call* and the pages after it, as the server's headers or the profile say."""
-        key: Callable[[Any], str | None] = (
-            _service_key if call.operation == "list_services" else _request_key
-        )
-        return paged_flow(call, self._page_rule(), key)
+        if call.operation == "list_services":
+            # The profile's paging is GET requests' (§8.1); services page only when the
+            # server says so in its headers (6aika sends X-Page-* there too).
+            rule = PageRule(result_cap=self._settings.result_cap)
+            return paged_flow(call, rule, _service_key)
+        request_key: Any = _request_key
+        return paged_flow(call, self._page_rule(), request_key)
 
     @staticmethod
     def _complete(got: Collected[T], what: str) -> list[T]:
         """The rows of a paged list, warning when the server said there was more."""
         if got.more:
             warnings.warn(
-                f"{what} got {len(got.rows)} rows but the server says there are more: "
-                f"{got.reason}",
+                f"{what} got {len(got.rows)} rows but the server says there are more: {got.reason}",
                 Civic311Warning,
                 stacklevel=3,
             )
@@ -837,16 +840,9 @@ class ClientBase:
             size = max(1, min(len(missing), len(chunk) // 2))
             queue.extend(missing[i : i + size] for i in range(0, len(missing), size))
         for rid in alone:
-            try:
+            with contextlib.suppress(NotFoundError):  # a 404: the city does not have it
                 found[rid] = yield get_request_call(rid)
-            except NotFoundError:
-                pass  # the city does not have it
         return [found[i] for i in wanted if i in found]
-
-    @staticmethod
-    def _in_order(wanted: list[str], found: list[ServiceRequest]) -> list[ServiceRequest]:
-        by_id = {r.service_request_id: r for r in found}
-        return [by_id[i] for i in wanted if i in by_id]
 
     @staticmethod
     def _token_of(receipt_or_token: Receipt | str) -> tuple[str | None, str | None]:

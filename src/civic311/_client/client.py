@@ -361,8 +361,8 @@ class Client(ClientBase):
         Walks back from end_date in spans of at most 90 days, follows pages the server names
         or the profile implies, slides past capped answers sorted newest first (halving
         others), re-filters, and drops duplicates at the edges (`civic311.harvest`). Requests
-        arrive answer by answer, newest span first; memory stays flat. A window the server cannot show completely raises no error but a
-        `HarvestWarning` naming it.
+        arrive answer by answer, newest span first; memory stays flat. A window the server
+        cannot show completely raises no error but a `HarvestWarning` naming it.
         """
         flow = self._harvest_flow(start_date, end_date, service_code, status)
         reply: Any = None
