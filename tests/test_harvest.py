@@ -261,3 +261,49 @@ def test_harvest_slides_at_about_the_floor_of_calls() -> None:
         )
     assert found == 100_000
     assert found / len(calls) >= 950
+
+
+def test_a_server_sorting_oldest_first_is_harvested_whole_by_halving() -> None:
+    """Capped answers sorted oldest first cannot be slid: halving still gets every request,
+    each once, with no warning."""
+    clock = VirtualClock(start=NOW)
+    city = FakeCity(seed=4, clock=clock, result_cap=500, sort="asc")
+    city.generate_requests(2_500, start=NOW - timedelta(days=180), end=NOW)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        found = harvest(city, "sync", Profile(result_cap=500), NOW - timedelta(days=200), NOW)
+    assert sorted(i or "" for i in found) == sorted(r.service_request_id for r in city.requests)
+
+
+def test_every_harvest_keeps_a_budget_of_calls() -> None:
+    """A server that always has older rows at the cap, however far back the harvest slides,
+    stops the harvest at its budget of calls with a HarvestWarning, never loops for ever."""
+    from civic311.harvest import Emit, harvest_flow
+
+    start, end = NOW - timedelta(days=1), NOW
+    flow = harvest_flow(start=start, end=end, result_cap=10, max_calls_per_window=3)
+
+    def drive() -> int:
+        calls = 0
+        reply: object = None
+        while True:
+            try:
+                step = flow.send(reply)
+            except StopIteration:
+                return calls
+            if isinstance(step, Emit):
+                reply = None
+                continue
+            calls += 1
+            hi = datetime.fromisoformat(dict(step.params)["end_date"].replace("Z", "+00:00"))
+            reply = [
+                civic311.ServiceRequest(
+                    service_request_id=f"{calls}-{i}",
+                    requested_datetime=hi - timedelta(seconds=2 * i + 1),
+                )
+                for i in range(10)
+            ]
+
+    with pytest.warns(HarvestWarning, match="gave up after 3 calls"):
+        calls = drive()
+    assert calls == 3
