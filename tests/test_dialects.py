@@ -199,6 +199,7 @@ def test_a_boolean_for_a_number_attribute_is_refused_by_validate(kind: str) -> N
         (-2.5, "-2.5"),
         (3.0, "3"),
         (1e22, "10000000000000000000000"),
+        (1e-25, "0.0000000000000000000000001"),
         (True, "true"),
         (False, "false"),
         (datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), "2026-01-02T03:04:05Z"),
