@@ -1570,11 +1570,6 @@ def test_31_chicago_page_and_page_size_are_followed_to_the_end() -> None:
     assert all("page" in r.url.params for r in city.requests)
 
 
-@pytest.mark.xfail(
-    reason="6aika header-based paging (X-Next-Page-URL) is not one of the profile's paging "
-    "strategies yet (none, page, offset)",
-    strict=True,
-)
 def test_31_x_next_page_url_header_is_followed() -> None:
     """§10.31: a header-based X-Next-Page-URL is followed until it is absent."""
     page_two = f"{BASE}/requests.json?page=2"

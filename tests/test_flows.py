@@ -62,7 +62,8 @@ def drive(flow: Flow[Any], answer: Any) -> tuple[Any, list[Call[Any] | Sleep]]:
 
 
 def test_lookup_flow_asks_each_chunk_and_answers_in_the_order_asked() -> None:
-    """lookup_flow yields one GET per chunk and returns the found requests in the asked order."""
+    """lookup_flow yields one GET per chunk, asks once more for ids an answer left out while
+    it brought others, and returns the found requests in the asked order."""
     known = {"1": request("1"), "3": request("3"), "4": request("4")}
 
     def answer(call: Call[Any]) -> list[ServiceRequest]:
@@ -74,30 +75,50 @@ def test_lookup_flow_asks_each_chunk_and_answers_in_the_order_asked() -> None:
     assert [dict(s.params)["service_request_id"] for s in steps if isinstance(s, Call)] == [
         "4,1",
         "2,3",
+        "2",  # the rest of a part-answered chunk, asked once more: none came, so missing
     ]
 
 
 def test_harvest_is_a_stream_of_flows_that_yield_only_calls() -> None:
-    """Each next_batch flow asks GET requests and returns a window's new requests; a capped
-    window is split; None ends the stream."""
+    """Each next_batch flow asks GET requests and returns an answer's new requests, newest
+    span first; a capped answer sorted newest first slides to its oldest second, and the
+    re-asked edge row is not returned twice; None ends the stream."""
     harvest = Harvest(start=NOW - timedelta(days=100), end=NOW, result_cap=3)
     answers: Iterator[list[ServiceRequest]] = iter(
         [
-            [request("a", when=NOW - timedelta(days=95))],  # the older, 10-day window
-            [request(f"b{i}", when=NOW - timedelta(days=50)) for i in range(3)],  # capped
-            [request("c", when=NOW - timedelta(days=60))],  # its older half
-            [request("d", when=NOW - timedelta(days=20))],  # its newer half
+            [  # the newest 90 days: capped, newest first
+                request("b0", when=NOW - timedelta(days=10)),
+                request("b1", when=NOW - timedelta(days=20)),
+                request("b2", when=NOW - timedelta(days=50)),
+            ],
+            # slid to b2's second, spanning the rest: capped again, so slid to a's second
+            [
+                request("b2", when=NOW - timedelta(days=50)),
+                request("c", when=NOW - timedelta(days=60)),
+                request("a", when=NOW - timedelta(days=95)),
+            ],
+            [request("a", when=NOW - timedelta(days=95))],  # the last part: only a again
         ]
     )
+    asked: list[str] = []
+
+    def answer(call: Call[Any]) -> list[ServiceRequest]:
+        asked.append(dict(call.params)["end_date"])
+        return next(answers)
+
     batches = []
     while True:
-        batch, steps = drive(harvest.next_batch(), lambda call: next(answers))
+        batch, steps = drive(harvest.next_batch(), answer)
         assert all(isinstance(step, Call) for step in steps)
         if batch is None:
             break
         batches.append([r.service_request_id for r in batch])
-    assert batches == [["a"], ["c"], ["d"]]
-    assert harvest.emitted == 3
+    assert batches == [["b0", "b1", "b2"], ["c", "a"]]
+    assert asked[1] == (NOW - timedelta(days=50) + timedelta(seconds=1)).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
+    assert len(asked) == 3
+    assert harvest.emitted == 5
 
 
 def test_watch_round_composes_the_lookup_flow_and_catches_its_rate_limit() -> None:
@@ -107,7 +128,7 @@ def test_watch_round_composes_the_lookup_flow_and_catches_its_rate_limit() -> No
         status_code=429, errors=[], body=b"", method="GET", url="u", retry_after=90.0
     )
     answers: Iterator[Any] = iter(
-        [TokenStatus(token="T", service_request_id="2"), rate_limited, [request("1")]]
+        [TokenStatus(token="T", service_request_id="2"), rate_limited, [request("1")], []]
     )
 
     def answer(call: Call[Any]) -> Any:

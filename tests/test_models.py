@@ -31,8 +31,12 @@ from civic311 import InvalidRequestError, NewRequest, Receipt, TokenStatus
         ({"service_code": "1", "address_id": "a", "email": b"x@y"}, "email"),
         ({"service_code": "1", "address_id": "a", "description": "x" * 4001}, "description"),
         ({"service_code": "1", "address_id": "a", "attributes": ["A"]}, "attributes"),
-        ({"service_code": "1", "address_id": "a", "attributes": {"A": 5}}, "attributes[A]"),
-        ({"service_code": "1", "address_id": "a", "attributes": {"A": [1]}}, "attributes[A]"),
+        # Numbers are values now (issue 11 point 11), but never nan or inf, nor float keys.
+        (
+            {"service_code": "1", "address_id": "a", "attributes": {"A": float("inf")}},
+            "attributes[A]",
+        ),
+        ({"service_code": "1", "address_id": "a", "attributes": {"A": [1.5]}}, "attributes[A]"),
         ({"service_code": "1", "address_id": "a", "attributes": {"": "x"}}, "attributes"),
         ({"service_code": "1", "address_id": "a", "attributes": {"A": b"x"}}, "attributes[A]"),
     ],

@@ -53,6 +53,7 @@ def test_field_names_are_the_agreed_ones() -> None:
         "ignores_filters",
         "max_window_days",
         "extensions",
+        "form_names",
     ]
 
 

@@ -18,9 +18,12 @@ sleep.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import re
 import warnings
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections import deque
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Generic, Literal, TypeVar
 from urllib.parse import quote, urlencode
@@ -68,10 +71,14 @@ from civic311.models import (
 from civic311.profiles import SPEC, Profile
 
 __all__ = [
+    "MAX_PAGES",
+    "MAX_URL_LENGTH",
     "Call",
     "Civic311Warning",
-    "MAX_URL_LENGTH",
     "SECRET_NAMES",
+    "Collected",
+    "Page",
+    "PageRule",
     "Settings",
     "Sleep",
     "build_request",
@@ -82,10 +89,15 @@ __all__ = [
     "get_request_call",
     "get_token_call",
     "https_upgrade",
+    "id_set",
     "list_requests_call",
     "list_services_call",
     "lookup_flow",
+    "next_link",
+    "next_params",
     "normalize_base_url",
+    "page_of",
+    "paged_flow",
     "read_response",
     "redact_text",
     "scrub",
@@ -146,6 +158,7 @@ class Call(Generic[T]):
         form: The POST form fields (without credentials), or None for a GET.
         files: Files to upload; when there are any, the POST is multipart/form-data.
         parse: Reads the decoded body into the result.
+        paged: The result is a list the server may page (`Page`, `paged_flow`).
     """
 
     operation: str
@@ -155,6 +168,9 @@ class Call(Generic[T]):
     params: tuple[tuple[str, str], ...] = ()
     form: tuple[tuple[str, str], ...] | None = None
     files: tuple[FilePart, ...] = attrs.field(default=(), repr=False)
+    #: The answer is a list that may be one page of several: `read_response` returns it as a
+    #: `Page` carrying what the response headers say about the rest (`page_of`).
+    paged: bool = False
 
     @property
     def is_post(self) -> bool:
@@ -378,7 +394,10 @@ def _read_response(
             # An error document served with 2xx is a refusal all the same, of the kind its
             # codes imply; never an empty Receipt, never an outage (issue 12 points 1-2).
             raise _document_error(call, response, body, decoded, secret)
-        return call.parse(decoded), decoded.format
+        result: Any = call.parse(decoded)
+        if call.paged:
+            result = page_of(result, response)
+        return result, decoded.format
     except DecodeError as exc:
         said = scrub_text(str(exc), secret)
     url = redact_url(response.request.url)  # only on the error path: it costs a parse
@@ -497,7 +516,7 @@ def _parse_services(decoded: Decoded) -> list[Service]:
 
 def list_services_call() -> Call[list[Service]]:
     """GET services (spec §2.1)."""
-    return Call("list_services", "GET", "services", _parse_services)
+    return Call("list_services", "GET", "services", _parse_services, paged=True)
 
 
 def service_definition_call(service_code: str) -> Call[ServiceDefinition]:
@@ -520,6 +539,7 @@ def submit_call(
     multivalue: MultivalueStyle = "brackets",
     media: MediaStyle = "url",
     max_media_bytes: int = MAX_MEDIA_BYTES,
+    form_names: Mapping[str, str] | None = None,
 ) -> Call[Receipt]:
     """POST requests (spec §2.3), with media as the city takes it (reference §10.36).
 
@@ -533,14 +553,36 @@ def submit_call(
         )
     extra, files = media_parts(request, style=media, max_bytes=max_media_bytes)
     form = (*new_request_fields(request, multivalue=multivalue), *extra)
+    if form_names:
+        # Fields the server knows under another name (6aika: address, issue 11 point 10).
+        form = tuple((form_names.get(name, name), value) for name, value in form)
 
     def parse(decoded: Decoded) -> Receipt:
         records = _records(decoded, _REQUEST_NAMES, "service_requests")
         if not records:
             return Receipt()  # blackbox: neither id nor token is success (reference §10.3)
-        return _structure(Receipt, records[0], "service_requests[0]")
+        receipt = _structure(Receipt, records[0], "service_requests[0]")
+        if receipt.extras:
+            receipt = attrs.evolve(receipt, extras=_request_extras(records[0], receipt.extras))
+        return receipt
 
     return Call("submit", "POST", "requests", parse, form=form, files=tuple(files))
+
+
+def _request_extras(record: dict[str, Any], extras: Mapping[str, Any]) -> dict[str, Any]:
+    """A POST answer's fields beyond the receipt's, read as a `ServiceRequest` reads them.
+
+    6aika answers a POST with 201 and the whole request (reference/real-servers/
+    A_post_latlong): kept raw, ``lat`` was a float from JSON and a string from XML, and an
+    empty ``address`` ``""`` from one and None from the other. Read through the request model
+    and back to plain data, both formats give the same extras (issue 11 point 10). A record
+    the model cannot read keeps its raw values.
+    """
+    try:
+        plain = converter.unstructure(converter.structure(record, ServiceRequest))
+    except (DecodeError, ValueError, TypeError):
+        return dict(extras)
+    return {key: plain.get(key, value) for key, value in extras.items()}
 
 
 def get_token_call(token: str) -> Call[TokenStatus]:
@@ -583,9 +625,9 @@ def get_request_call(service_request_id: str) -> Call[ServiceRequest]:
     return Call("get_request", "GET", path, parse)
 
 
-def _parse_request_list(decoded: Decoded) -> list[ServiceRequest]:
+def _parse_request_list(decoded: Decoded) -> Page[ServiceRequest]:
     records = _records(decoded, _REQUEST_NAMES, "service_requests")
-    out = []
+    out: Page[ServiceRequest] = Page(received=len(records))
     skipped = 0
     for index, record in enumerate(records):
         request = _structure(ServiceRequest, record, f"service_requests[{index}]")
@@ -618,6 +660,12 @@ def _comma_list(value: object, field: str) -> str | None:
         if item.strip():
             parts.append(encodable(item.strip(), field))
     return ",".join(parts) or None
+
+
+def id_set(value: str | Sequence[str] | None) -> frozenset[str]:
+    """The ids of a ``service_request_id`` filter, as `list_requests_call` sends them."""
+    text = _comma_list(value, "service_request_id")
+    return frozenset(text.split(",")) if text else frozenset()
 
 
 def _query_datetime(value: object, field: str, zone: bool) -> str | None:
@@ -672,11 +720,20 @@ def list_requests_call(
         if value is not None:
             params.append((name, value))
     params.extend(extra_params)
-    return Call("list_requests", "GET", "requests", _parse_request_list, params=tuple(params))
+    return Call(
+        "list_requests", "GET", "requests", _parse_request_list, params=tuple(params), paged=True
+    )
 
 
-def chunk_ids(ids: Sequence[str], base_length: int, limit: int = MAX_URL_LENGTH) -> list[list[str]]:
-    """Split *ids* into groups whose comma list keeps the URL within *limit* characters.
+def chunk_ids(
+    ids: Sequence[str],
+    base_length: int,
+    limit: int = MAX_URL_LENGTH,
+    most: int | None = None,
+) -> list[list[str]]:
+    """Split *ids* into groups whose comma list keeps the URL within *limit* characters, and
+    of at most *most* ids (the server's page size or result cap: more ids than one answer
+    holds would come back cut).
 
     *base_length* is the length of the URL without the ``service_request_id`` value.
 
@@ -691,7 +748,7 @@ def chunk_ids(ids: Sequence[str], base_length: int, limit: int = MAX_URL_LENGTH)
         cost = len(quote(id_, safe="")) + (3 if current else 0)  # "%2C" between ids
         if len(quote(id_, safe="")) > budget:
             raise InvalidRequestError("ids", f"id {id_[:40]!r}… is too long for one URL")
-        if current and used + cost > budget:
+        if current and (used + cost > budget or (most is not None and len(current) >= most)):
             chunks.append(current)
             current, used = [], 0
             cost = len(quote(id_, safe=""))
@@ -713,20 +770,69 @@ Flow = Generator[Step, Any, T]
 
 
 def lookup_flow(
-    wanted: Sequence[str], chunks: Sequence[Sequence[str]], *, date_zone: bool = True
+    wanted: Sequence[str],
+    chunks: Sequence[Sequence[str]],
+    *,
+    date_zone: bool = True,
+    rule: PageRule | None = None,
 ) -> Flow[list[ServiceRequest]]:
-    """Look the ids *wanted* up, one GET requests per chunk of *chunks* (`chunk_ids`).
+    """Look the ids *wanted* up by id, chunk by chunk (`chunk_ids`), following pages.
+
+    An id is missing only when the city truly lacks it. Ids an answer left out are asked
+    again while answers bring some of them (a server may cap below what the profile says,
+    silently); an answer with none of them settles it, unless that answer may be cut (it
+    reached the cap, or the server says there is more: a server ignoring the id filter), when
+    they are asked again in halves, and a single id still in doubt alone (GET
+    requests/{id}: a 404 means missing). Rows not asked for are dropped (open311-adapter
+    ignores the id filter and answers every request, reference
+    real-servers/B_requests_filter_ids_ignored). Bounded: every re-ask finds an id or halves
+    its chunk.
 
     Returns:
-        The requests in the order of *wanted*; ids the city did not return are left out.
+        The requests in the order of *wanted*; ids the city does not have are left out.
     """
-    by_id: dict[str | None, ServiceRequest] = {}
-    for chunk in chunks:
-        found: list[ServiceRequest] = yield list_requests_call(
-            service_request_id=chunk, date_zone=date_zone
+    rule = rule or PageRule()
+    found: dict[str, ServiceRequest] = {}
+    queue: deque[Sequence[str]] = deque(chunks)
+    alone: list[str] = []
+    while queue:
+        chunk = queue.popleft()
+        got: Collected[ServiceRequest] = yield from paged_flow(
+            list_requests_call(service_request_id=chunk, date_zone=date_zone),
+            rule,
+            _request_key,
         )
-        by_id.update((r.service_request_id, r) for r in found)
-    return [by_id[i] for i in wanted if i in by_id]
+        asked = set(chunk)
+        progress = False
+        for request in got.rows:
+            rid = request.service_request_id
+            if rid is not None and rid in asked and rid not in found:
+                found[rid] = request
+                progress = True
+        missing = [i for i in chunk if i not in found]
+        if not missing:
+            continue
+        if progress:
+            # Some came, some did not: a server may cap below what the profile says and not
+            # say so (issue 11 point 2: 250 ids, 175 found). Ask the rest again; an answer
+            # with none of them settles it.
+            queue.append(missing)
+            continue
+        if not got.cut:
+            continue  # none of these came, from an answer that was not cut: missing
+        if len(chunk) == 1:
+            alone.extend(missing)
+            continue
+        size = max(1, min(len(missing), len(chunk) // 2))
+        queue.extend(missing[i : i + size] for i in range(0, len(missing), size))
+    for rid in alone:
+        with contextlib.suppress(NotFoundError):  # a 404: the city does not have it
+            found[rid] = yield get_request_call(rid)
+    return [found[i] for i in wanted if i in found]
+
+
+def _request_key(request: ServiceRequest) -> str | None:
+    return request.service_request_id
 
 
 def wait_for_id_flow(
@@ -766,3 +872,225 @@ def wait_for_id_flow(
             raise WaitTimeoutError(token.strip(), now - started, polls)
         now = yield Sleep(min(interval, remaining))
         interval = min(interval * 2, max_interval)
+
+
+# --- paging ----------------------------------------------------------------------------------
+#
+# GeoReport v2 has no paging (spec §2.5: at most ~1,000 rows, silently cut), but servers page
+# anyway and say so in headers: 6aika/issue-reporting sends X-Next-Page-URL, X-Result-Count,
+# X-Page-Count and X-Page-Size on every list (default page 100, max 500; captured answers in
+# reference/real-servers/A_requests_*), other frameworks an RFC 8288 ``Link: <…>; rel="next"``
+# or an X-Total-Count. Whatever the profile says, a list answer is read as a `Page` with those
+# hints, and `paged_flow` follows them.
+
+#: Query names a next-page URL may carry that civic311 never copies from a server: the
+#: credentials and what `build_request` adds itself from the settings.
+_NOT_COPIED = SECRET_NAMES | {"jurisdiction_id", "extensions"}
+
+#: The most pages one list call follows (a runaway server must not hold a caller for ever).
+MAX_PAGES = 100
+
+_LINK = re.compile(r"<([^>]*)>((?:\s*;\s*[^;,]+)*)")
+_REL = re.compile(r"""(?i)(?:^|;)\s*rel\s*=\s*(?:"([^"]*)"|([^\s;,"]+))""")
+_FORMAT_SUFFIX = re.compile(r"\.(?:json|xml)$", re.IGNORECASE)
+
+
+class Page(list[T]):
+    """One answer of a list call, and what the server's headers say about the rest.
+
+    Attributes:
+        received: Records the body held (items without an id included: §10.5 skips them).
+        total: The rows the server says match (``X-Result-Count``, ``X-Total-Count``), if it
+            says.
+        next_params: The query of the next page, taken from ``X-Next-Page-URL`` or a ``Link``
+            ``rel="next"`` on this endpoint (None: the server named no next page).
+        foreign_next: A next-page URL that points elsewhere (another host or resource); it
+            is never followed, so the api_key and the caller never go there.
+    """
+
+    __slots__ = ("foreign_next", "next_params", "received", "total")
+
+    def __init__(self, rows: Iterable[T] = (), *, received: int | None = None) -> None:
+        super().__init__(rows)
+        self.received: int = len(self) if received is None else received
+        self.total: int | None = None
+        self.next_params: tuple[tuple[str, str], ...] | None = None
+        self.foreign_next: str | None = None
+
+
+def _count(headers: httpx.Headers) -> int | None:
+    for name in ("X-Result-Count", "X-Total-Count"):
+        text = headers.get(name)
+        if text is not None and text.strip().isdigit():
+            return int(text.strip())
+    return None
+
+
+def next_link(headers: httpx.Headers) -> str | None:
+    """The next page's URL a response names: ``X-Next-Page-URL`` (6aika, DRF) or an RFC 8288
+    ``Link`` with ``rel="next"`` (rel may list several types, §3.3 of the RFC)."""
+    url: str | None = headers.get("X-Next-Page-URL")
+    if url is not None and url.strip():
+        return url.strip()
+    for value in headers.get_list("Link"):
+        for target, params in _LINK.findall(value):
+            for quoted, bare in _REL.findall(params):
+                if "next" in str(quoted or bare).lower().split():
+                    return str(target).strip()
+    return None
+
+
+def next_params(request_url: httpx.URL, link: str) -> tuple[tuple[str, str], ...] | None:
+    """The query to ask for the page *link* names, or None when *link* is not this endpoint's.
+
+    civic311 never sends a request to the URL a server names: it takes that URL's query and
+    asks the endpoint it already uses, on the same resource. A link to another host, port or
+    path is refused (the api_key must never go elsewhere, DESIGN promise 6). A link that
+    differs only by scheme is accepted: a server behind a TLS proxy writes ``http://`` links
+    for an ``https://`` endpoint (Django without SECURE_PROXY_SSL_HEADER), and the query is
+    asked over the endpoint's own scheme anyway.
+    """
+    try:
+        target = request_url.join(link)
+    except (httpx.InvalidURL, ValueError):
+        return None
+    same_host = (target.host or "").lower() == (request_url.host or "").lower()
+    same_port = target.port == request_url.port or (target.port is None) == (
+        request_url.port is None
+    )
+    same_path = _FORMAT_SUFFIX.sub("", target.path) == _FORMAT_SUFFIX.sub("", request_url.path)
+    if not (same_host and same_port and same_path):
+        return None
+    return tuple((k, v) for k, v in target.params.multi_items() if k.lower() not in _NOT_COPIED)
+
+
+def page_of(rows: list[T], response: httpx.Response) -> Page[T]:
+    """*rows* as a `Page`, with the paging hints of *response*'s headers."""
+    page: Page[T] = rows if isinstance(rows, Page) else Page(rows)
+    headers = response.headers
+    page.total = _count(headers)
+    link = next_link(headers)
+    if link is not None:
+        page.next_params = next_params(response.request.url, link)
+        if page.next_params is None:
+            page.foreign_next = redact_url(link) if "://" in link else link
+    return page
+
+
+@attrs.frozen
+class PageRule:
+    """How to page a list by the profile: ``none``, ``page`` (page + page_size) or ``offset``
+    (limit + offset), the page size to ask for, the first page's number, and the cap."""
+
+    style: Literal["none", "page", "offset"] = "none"
+    page_size: int | None = None
+    first_page: int = 1
+    result_cap: int = DEFAULT_RESULT_CAP
+    max_pages: int = MAX_PAGES
+
+    def params(self, number: int) -> tuple[tuple[str, str], ...]:
+        """The query parameters of page *number* (0-based)."""
+        if self.style == "page":
+            params = [("page", str(self.first_page + number))]
+            if self.page_size is not None:
+                params.append(("page_size", str(self.page_size)))
+            return tuple(params)
+        if self.style == "offset":
+            size = self.page_size or 100
+            return (("limit", str(size)), ("offset", str(number * size)))
+        return ()
+
+
+@attrs.frozen
+class Collected(Generic[T]):
+    """What `paged_flow` gathered.
+
+    Attributes:
+        rows: Every row of every page, each key once, in the order served.
+        pages: Answers asked.
+        total: The count the server gave last, if any.
+        more: The server said there is more than was fetched (a count above what came, a
+            next page past the page budget, or a next page elsewhere): the list is cut.
+        capped: Nothing said "more", but an unpaged answer reached the cap: maybe cut.
+        reason: Why ``more``, for messages.
+    """
+
+    rows: list[T]
+    pages: int
+    total: int | None = None
+    more: bool = False
+    capped: bool = False
+    reason: str = ""
+
+    @property
+    def cut(self) -> bool:
+        """Whether the list may be incomplete."""
+        return self.more or self.capped
+
+
+def _with_params(call: Call[T], params: Sequence[tuple[str, str]]) -> Call[T]:
+    return attrs.evolve(call, params=tuple(params))
+
+
+def paged_flow(
+    call: Call[list[T]],
+    rule: PageRule,
+    key: Callable[[T], str | None],
+) -> Generator[Call[list[T]], Any, Collected[T]]:
+    """Ask *call*, and every further page the server names or the profile's *rule* implies.
+
+    The first page asks for the profile's page size (the largest the server allows, where the
+    profile knows it). A next page is taken from the answer's headers first (`page_of`), else
+    from *rule* while pages come full. Paging stops at an empty page, a page that repeats the
+    previous one (uReport answers the last page again past the end, §8.6), the server's count
+    reached, or ``rule.max_pages`` pages. Rows are de-duplicated by *key* across pages.
+    """
+    extra = rule.params(0) if rule.style != "none" else ()
+    ask = _with_params(call, (*call.params, *extra)) if extra else call
+    rows: list[T] = []
+    seen: set[str] = set()
+    previous: list[str | None] | None = None
+    pages = 0
+    total: int | None = None
+    received = 0
+    while True:
+        page: list[T] = yield ask
+        pages += 1
+        keys = [key(r) for r in page]
+        if pages > 1 and (not page or keys == previous):
+            break  # empty, or the last page answered again
+        previous = keys
+        for row, k in zip(page, keys, strict=True):
+            if k is not None:
+                if k in seen:
+                    continue
+                seen.add(k)
+            rows.append(row)
+        info = page if isinstance(page, Page) else Page(page)
+        received += info.received
+        total = info.total if info.total is not None else total
+        if info.foreign_next is not None:
+            return Collected(
+                rows, pages, total, True, False, f"its next page is elsewhere ({info.foreign_next})"
+            )
+        nxt: Sequence[tuple[str, str]] | None = None
+        if info.next_params is not None:
+            nxt = info.next_params
+        elif rule.style != "none" and info.received and (total is None or received < total):
+            full = rule.page_size is None or info.received >= rule.page_size
+            if full:
+                nxt = (*call.params, *rule.params(pages))
+        if nxt is None or (total is not None and received >= total and not info.next_params):
+            break
+        if pages >= rule.max_pages:
+            return Collected(
+                rows, pages, total, True, False, f"it has more pages than the {pages} followed"
+            )
+        ask = _with_params(call, nxt)
+    if total is not None and received < total:
+        return Collected(
+            rows, pages, total, True, False, f"it counts {total} and {received} came back"
+        )
+    paging_known = pages > 1 or total is not None or rule.style != "none"
+    capped = not paging_known and received >= rule.result_cap
+    return Collected(rows, pages, total, False, capped)

@@ -5,36 +5,45 @@ says nothing when it cut the answer short (spec §2.5; reference §10.29). A `Ha
 any span anyway, one window's flow at a time, as `Client.iter_requests` and
 `AsyncClient.iter_requests` drive it:
 
-1. The span is cut into windows of at most ``max_window_days`` (90) days, oldest first.
-2. A window whose answer reaches the server's cap (``Profile.result_cap``, 1,000 unless the
-   profile says otherwise) was probably cut: it is split in half, and the halves asked in turn,
-   until each answer fits.
-3. A window of one minute that still reaches the cap is a burst the server cannot show by
-   dates alone: it is paged through where the profile says the server pages, and otherwise
-   reported with a `HarvestWarning` that names the window, never silently cut.
-4. Where the profile says the server pages (``page``/``page_size`` or ``limit``/``offset``),
-   each window is paged through until a short or empty page, or a page that repeats the
-   previous one (some servers answer the last page again for any page past the end).
-5. Every answer is re-filtered to its window and filters (servers that ignore filters, FMS;
+1. The harvest walks back from *end* to *start*; each ask spans the most the server allows
+   (``max_window_days``, 90) below what is done.
+2. Each span is asked through `civic311._protocol.paged_flow`: pages the server names in its
+   headers (``X-Next-Page-URL``, ``Link: rel="next"``, 6aika) or the profile's paging
+   (``page``/``page_size``, ``limit``/``offset``) are followed, so a paged window is complete.
+3. An answer that may be cut (it reached the cap, ``Profile.result_cap``, 1,000 unless the
+   profile says otherwise, or the server says there is more) is **slid** when it is sorted
+   newest first (the spec's default; detected from the rows, never assumed): everything newer
+   than its oldest second is complete, so it is kept and the next ask ends at that second,
+   ids seen twice dropped (issue 13: N/cap + 1 calls; halving took about three times as many).
+   An answer sorted otherwise is **halved**, and the halves asked in turn, older first.
+4. What dates cannot separate is reported with a `HarvestWarning` that names the window, never
+   silently cut: more than the cap within one second (sliding) or one minute (halving).
+5. A server that ignores ``start_date``/``end_date`` answers rows none of which lie in the
+   span asked, or the same rows for a part of a span as for the whole, rows outside the part
+   included: the harvest notices, warns once,
+   and stops sliding and splitting (issue 11 point 8: such a server made one day cost 4,095
+   calls). Every window also has a budget of calls (`MAX_CALLS_PER_WINDOW`).
+6. Every answer is re-filtered to its window and filters (servers that ignore filters, FMS;
    reference §10.30), items without an id are skipped (not created yet, §10.5), and a request
-   seen in one window is not emitted again by the next (windows share their boundary second,
-   since servers disagree on whether ``end_date`` is inclusive).
+   seen near an edge is not emitted again by the next ask (windows share their boundary
+   second, since servers disagree on whether ``end_date`` is inclusive).
 
 Memory stays flat however long the span: the flow holds one answer at a time, plus the ids on
-the current boundary.
+the window edges.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Generator, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
-from civic311._protocol import Call, Flow, list_requests_call
+from civic311._protocol import Call, Collected, Flow, PageRule, list_requests_call, paged_flow
 from civic311.errors import HarvestWarning, InvalidRequestError
 from civic311.models import ServiceRequest
 
-__all__ = ["Harvest", "HarvestWarning", "filter_sets", "keep"]
+__all__ = ["MAX_CALLS_PER_WINDOW", "Harvest", "HarvestWarning", "filter_sets", "keep"]
 
 #: The smallest window civic311 splits down to before it pages or warns.
 MIN_WINDOW = timedelta(minutes=1)
@@ -79,19 +88,46 @@ def keep(
     return True
 
 
+#: How many calls one top-level window (``max_window_days``) may take before the harvest
+#: gives up on it with a warning: 2,000 answers of 1,000 rows by sliding is two million
+#: requests in 90 days, far beyond any city on record, while a server that defeats every
+#: strategy cannot hold a harvest for ever (issue 11 point 8: 4,095 calls for one day).
+MAX_CALLS_PER_WINDOW = 2_000
+
+_SECOND = timedelta(seconds=1)
+
+
+def _floor_second(when: datetime) -> datetime:
+    return when.replace(microsecond=0)
+
+
+def _newest_first(rows: Sequence[ServiceRequest]) -> datetime | None:
+    """The oldest requested_datetime of *rows* when they are sorted newest first (the spec's
+    default order, FixMyStreet's and FakeCity's), else None. Every row must be dated."""
+    oldest: datetime | None = None
+    for row in rows:
+        when = row.requested_datetime
+        if when is None or (oldest is not None and when > oldest):
+            return None
+        oldest = when
+    return oldest
+
+
+Batch = tuple[ServiceRequest, ...]
+
+
 class Harvest:
     """The harvest of [*start*, *end*] (module docstring), as a stream of flows.
 
     Each `next_batch` is a flow (`civic311._protocol.Flow`: it yields calls, never anything
-    else) that returns the next window's requests, or None once the span is done; the
-    windows still to ask and the ids on the current boundary live here between flows.
+    else) that returns the next answer's requests not seen before, or None once the span is
+    done; where the walk stands, and the ids on its edges, live here between flows.
     `emitted` counts the requests returned so far.
 
-    With ``split_capped=False`` (a server that ignores date filters answers every window the
-    same) capped windows are not split, only reported.
+    With ``split_capped=False`` capped windows are neither slid nor split, only reported.
 
     Raises:
-        InvalidRequestError: naive or reversed datetimes, or a bad cap or window.
+        InvalidRequestError: naive or reversed datetimes, or a bad cap, window or paging.
     """
 
     def __init__(
@@ -110,6 +146,7 @@ class Harvest:
         extra_params: Sequence[tuple[str, str]] = (),
         max_pages: int = 10_000,
         split_capped: bool = True,
+        max_calls_per_window: int = MAX_CALLS_PER_WINDOW,
     ) -> None:
         for name, value in (("start_date", start), ("end_date", end)):
             if not isinstance(value, datetime):
@@ -120,131 +157,293 @@ class Harvest:
             raise InvalidRequestError("end_date", "is before start_date")
         if result_cap < 1 or max_window_days < 1:
             raise InvalidRequestError("profile", "result_cap and max_window_days must be positive")
-        self._service_code = service_code
-        self._status = status
-        self._codes, self._statuses = filter_sets(service_code, status)
-        self._result_cap = result_cap
-        self._paging = paging
-        self._page_size = page_size
-        self._first_page = first_page
-        self._date_zone = date_zone
-        self._extra_params = tuple(extra_params)
-        self._max_pages = max_pages
-        self._split_capped = split_capped
-        largest = timedelta(days=max_window_days)
-        # The windows still to ask, as a stack: the next one to ask is last.
-        self._pending: list[tuple[datetime, datetime]] = []
-        cursor = end
-        while cursor > start:
-            self._pending.append((max(start, cursor - largest), cursor))
-            cursor -= largest
-        if not self._pending:
-            self._pending.append((start, end))
+        if paging not in ("none", "page", "offset"):
+            raise InvalidRequestError("paging", f"unknown paging strategy {paging!r}")
+        rule = PageRule(
+            style=paging,  # type: ignore[arg-type]  # checked just above
+            page_size=page_size,
+            first_page=first_page,
+            result_cap=result_cap,
+            max_pages=max_pages,
+        )
+        self._walk = _walk(
+            start=start,
+            end=end,
+            service_code=service_code,
+            status=status,
+            result_cap=result_cap,
+            max_window_days=max_window_days,
+            rule=rule,
+            date_zone=date_zone,
+            extra_params=tuple(extra_params),
+            split_capped=split_capped,
+            max_calls_per_window=max_calls_per_window,
+        )
         self.emitted = 0
-        self._boundary: set[str] = set()  # ids already emitted at the current window's start
-        self._undated: set[str] = set()  # ids without requested_datetime: no window owns them
 
-    def _ask(
-        self, lo: datetime, hi: datetime, page: Sequence[tuple[str, str]] = ()
-    ) -> Call[list[ServiceRequest]]:
+    def next_batch(self) -> Flow[Batch | None]:
+        """The next answer's requests not seen before (never empty), or None when done."""
+        reply: Any = None
+        failure: Exception | None = None
+        while True:
+            try:
+                step = self._walk.throw(failure) if failure else self._walk.send(reply)
+            except StopIteration:
+                return None
+            if isinstance(step, tuple):
+                self.emitted += len(step)
+                return step
+            try:
+                reply, failure = (yield step), None
+            except Exception as exc:  # a failed call: the walk sees it where it asked
+                reply, failure = None, exc
+
+
+def _walk(
+    *,
+    start: datetime,
+    end: datetime,
+    service_code: str | Sequence[str] | None,
+    status: str | Sequence[str] | None,
+    result_cap: int,
+    max_window_days: int,
+    rule: PageRule,
+    date_zone: bool,
+    extra_params: tuple[tuple[str, str], ...],
+    split_capped: bool,
+    max_calls_per_window: int,
+) -> Generator[Call[list[ServiceRequest]] | Batch, Any, None]:
+    """The harvest's walk: yields the calls to make and each batch of new requests."""
+    codes, statuses = filter_sets(service_code, status)
+    largest = timedelta(days=max_window_days)
+    windows = max(1, -(-(end - start) // largest))
+    budget = max_calls_per_window * windows
+    state = _Harvest(codes, statuses)
+
+    def ask(lo: datetime, hi: datetime) -> Call[list[ServiceRequest]]:
         return list_requests_call(
-            service_code=self._service_code,
-            status=self._status,
+            service_code=service_code,
+            status=status,
             start_date=lo,
             end_date=hi,
-            date_zone=self._date_zone,
-            extra_params=(*self._extra_params, *page),
+            date_zone=date_zone,
+            extra_params=extra_params,
         )
 
-    def next_batch(self) -> Flow[tuple[ServiceRequest, ...] | None]:
-        """The next window's requests not seen before (never empty), or None when done."""
-        while self._pending:
-            lo, hi = self._pending.pop()
-            if self._paging == "none":
-                found: list[ServiceRequest] = yield self._ask(lo, hi)
-                capped = len(found) >= self._result_cap
-                if capped and hi - lo > MIN_WINDOW and self._split_capped:
-                    middle = lo + (hi - lo) / 2
-                    self._pending.append((middle, hi))
-                    self._pending.append((lo, middle))
-                    continue
-                if capped:
-                    warnings.warn(
-                        f"the server returned its cap of {self._result_cap} requests for the "
-                        f"window {lo.isoformat()} .. {hi.isoformat()} and cannot page: "
-                        "requests in that window may be missing",
-                        HarvestWarning,
-                        stacklevel=2,
-                    )
-                pages = [found]
-            else:
-                pages = yield from self._pages(lo, hi)
-            batch = self._fresh(pages, lo, hi)
-            if batch:
-                self.emitted += len(batch)
-                return tuple(batch)
-        return None
+    def fetch(lo: datetime, hi: datetime) -> Generator[Any, Any, Collected[ServiceRequest]]:
+        got: Collected[ServiceRequest] = yield from paged_flow(ask(lo, hi), rule, _request_key)
+        state.calls += got.pages
+        return got
 
-    def _pages(self, lo: datetime, hi: datetime) -> Flow[list[list[ServiceRequest]]]:
-        """Every page of the window [lo, hi], where the profile says the server pages."""
-        pages: list[list[ServiceRequest]] = []
-        previous: list[str] | None = None
-        for number in range(self._max_pages):
-            params = _page_params(self._paging, number, self._page_size, self._first_page)
-            page: list[ServiceRequest] = yield self._ask(lo, hi, params)
-            ids = [r.service_request_id or "" for r in page]
-            if not page or ids == previous:
-                break  # empty, or the last page answered again
-            pages.append(page)
-            previous = ids
-            if self._page_size is not None and len(page) < self._page_size:
-                break
-        else:
-            warnings.warn(
-                f"stopped paging the window {lo.isoformat()} .. {hi.isoformat()} after "
-                f"{self._max_pages} pages",
-                HarvestWarning,
-                stacklevel=2,
+    # The frontier moves from *end* back to *start*: everything newer than ``hi`` is done.
+    # Each ask spans the most the server allows (max_window_days) below ``hi``; an answer that
+    # fits finishes its span, a capped one sorted newest first finishes everything newer than
+    # its oldest second, and the next ask ends there (a slide, issue 13). So every call but the
+    # last brings about a full answer: N/cap + 1 calls, not N/cap + one per 90-day window.
+    hi = end
+    parent: int | None = None  # the fingerprint of the capped answer before this ask
+    first = True
+    while first or hi > start:
+        first = False
+        if state.calls >= budget:
+            state.warn(
+                f"gave up after {state.calls} calls, the budget for {windows} window(s) of "
+                f"{max_window_days} days: requests from {start.isoformat()} to "
+                f"{hi.isoformat()} may be missing"
             )
-        return pages
+            break
+        lo = max(start, hi - largest)
+        got = yield from fetch(lo, hi)
+        rows = got.rows
+        ids = _fingerprint(rows)
+        if got.cut and not state.dates_ignored and _ignores_dates(rows, ids, parent, lo, hi):
+            state.dates_ignored = True
+            state.warn(
+                f"the server answers the same {len(rows)} requests whatever the dates (asked "
+                f"{lo.isoformat()} .. {hi.isoformat()}): it ignores start_date and end_date, "
+                "so a harvest cannot see past what it shows; requests may be missing"
+            )
+        if not got.cut or state.dates_ignored or not split_capped:
+            if got.cut and not state.dates_ignored:
+                _warn_cut(state.warn, got, result_cap, lo, hi)
+            batch = state.take(rows, lo, hi, None)
+            del rows, got  # hold one answer at a time: peak memory stays flat (bench/harvest.py)
+            if batch:
+                yield batch
+            del batch
+            hi, parent = lo, None
+            continue
+        oldest = _newest_first(rows)
+        if oldest is None:
+            # Not sorted newest first: halve this span until each part fits (older first).
+            del rows, got
+            yield from _halve(state, fetch, lo, hi, ids, result_cap)
+            hi, parent = lo, None
+            continue
+        # Sorted newest first: everything newer than its oldest second is here. Keep it, and
+        # ask again ending at that second; the ids seen in it are dropped (issue 13).
+        second = _floor_second(oldest)
+        if second + _SECOND < hi:
+            # Never below this ask's start: rows older than it came from a server that does
+            # not honour start_date, and the next ask (its own span) settles that.
+            slide_to = max(second + _SECOND, lo)
+        else:
+            state.warn(
+                f"the server returned its cap of {len(rows)} requests within the second "
+                f"{second.isoformat()}: requests in that second may be missing"
+            )
+            slide_to = max(second, lo)
+        batch = state.take(rows, lo, hi, slide_to)
+        del rows, got
+        if batch:
+            yield batch
+        del batch
+        state.prune(slide_to)
+        hi, parent = slide_to, ids
+        if hi <= lo and lo == start:
+            break
 
-    def _fresh(
-        self, pages: list[list[ServiceRequest]], lo: datetime, hi: datetime
-    ) -> list[ServiceRequest]:
-        """The window's requests that belong to it and were not emitted before."""
+
+class _Harvest:
+    """What a harvest remembers between answers: ids near edges, counts, warnings."""
+
+    def __init__(self, codes: frozenset[str] | None, statuses: frozenset[str] | None) -> None:
+        self.codes = codes
+        self.statuses = statuses
+        # Ids already emitted whose requested_datetime lies within a second of an edge a
+        # later ask shares (asks share their boundary second, since servers disagree on
+        # whether end_date is inclusive; a slide re-asks its oldest second). Only rows near
+        # edges can come twice, so memory stays flat however many requests the span holds.
+        self.edge_seen: dict[str, datetime] = {}
+        self.undated: set[str] = set()  # ids without requested_datetime: no window owns them
+        self.emitted = 0
+        self.calls = 0
+        self.dates_ignored = False
+
+    def warn(self, message: str) -> None:
+        warnings.warn(message, HarvestWarning, stacklevel=4)
+
+    def take(
+        self,
+        rows: Sequence[ServiceRequest],
+        lo: datetime,
+        hi: datetime,
+        slide_to: datetime | None,
+    ) -> tuple[ServiceRequest, ...]:
+        """The rows of an answer for [lo, hi] not emitted before, re-filtered."""
         batch: list[ServiceRequest] = []
-        next_boundary: set[str] = set()
-        seen_here: set[str] = set()
-        for page in pages:
-            for request in page:
-                rid = request.service_request_id
-                if rid is None or rid in self._boundary or rid in seen_here:
+        for request in rows:
+            rid = request.service_request_id
+            if rid is None or rid in self.edge_seen:
+                continue
+            if not keep(request, lo, hi, self.codes, self.statuses):
+                continue
+            when = request.requested_datetime
+            if when is None:
+                if rid in self.undated:
                     continue
-                if not keep(request, lo, hi, self._codes, self._statuses):
-                    continue
-                when = request.requested_datetime
-                if when is None:
-                    if rid in self._undated:
-                        continue
-                    self._undated.add(rid)
-                elif hi - when < timedelta(seconds=1):
-                    next_boundary.add(rid)
-                seen_here.add(rid)
-                batch.append(request)
-        self._boundary = next_boundary
-        return batch
+                self.undated.add(rid)
+            elif (
+                hi - when < _SECOND
+                or when - lo < _SECOND
+                or (slide_to is not None and when >= slide_to - _SECOND)
+            ):
+                self.edge_seen[rid] = when
+            batch.append(request)
+        self.emitted += len(batch)
+        return tuple(batch)
+
+    def prune(self, hi: datetime) -> None:
+        """Forget edge ids newer than any later ask can return (asks end at or below *hi*)."""
+        if len(self.edge_seen) > 64:
+            limit = hi + _SECOND
+            self.edge_seen = {k: v for k, v in self.edge_seen.items() if v <= limit}
 
 
-def _page_params(
-    paging: str, number: int, page_size: int | None, first_page: int
-) -> list[tuple[str, str]]:
-    """The query parameters of page *number* (0-based) in the profile's paging strategy."""
-    if paging == "page":
-        params = [("page", str(first_page + number))]
-        if page_size is not None:
-            params.append(("page_size", str(page_size)))
-        return params
-    if paging == "offset":
-        size = page_size or 100
-        return [("limit", str(size)), ("offset", str(number * size))]
-    raise InvalidRequestError("paging", f"unknown paging strategy {paging!r}")
+def _fingerprint(rows: Sequence[ServiceRequest]) -> int:
+    """The ids of an answer as one number: equal answers, equal numbers (and the rest is
+    vanishingly unlikely to collide); a whole id set would be a second answer in memory."""
+    return hash(frozenset(r.service_request_id or "" for r in rows))
+
+
+def _ignores_dates(
+    rows: Sequence[ServiceRequest],
+    ids: int,
+    parent: int | None,
+    lo: datetime,
+    hi: datetime,
+) -> bool:
+    """Whether a capped answer for [lo, hi] shows a server ignoring start_date/end_date: no row
+    inside the span at all, or the very rows of the bigger span before it with some outside
+    this one (a server honouring dates answers a part with rows of that part)."""
+    dated = [r.requested_datetime for r in rows if r.requested_datetime is not None]
+    if not dated:
+        return False
+    outside = [not lo - _SECOND <= when <= hi + _SECOND for when in dated]
+    if all(outside):
+        return True
+    return parent is not None and ids == parent and any(outside)
+
+
+def _halve(
+    state: _Harvest,
+    fetch: Callable[[datetime, datetime], Generator[Any, Any, Collected[ServiceRequest]]],
+    lo: datetime,
+    hi: datetime,
+    ids: int,
+    result_cap: int,
+) -> Generator[Any, Any, None]:
+    """Harvest [lo, hi], whose answer was capped and not sorted newest first, by halves."""
+    segments: list[tuple[datetime, datetime, int]] = []
+    middle = _floor_second(lo + (hi - lo) / 2)
+    if hi - lo > MIN_WINDOW and lo < middle < hi:
+        segments = [(middle, hi, ids), (lo, middle, ids)]
+    else:
+        segments = []
+        _warn_cut(state.warn, Collected([], 1, capped=True), result_cap, lo, hi)
+    while segments:
+        part_lo, part_hi, parent = segments.pop()
+        got = yield from fetch(part_lo, part_hi)
+        part_ids = _fingerprint(got.rows)
+        if (
+            got.cut
+            and not state.dates_ignored
+            and _ignores_dates(got.rows, part_ids, parent, part_lo, part_hi)
+        ):
+            state.dates_ignored = True
+            state.warn(
+                f"the server answers the same {len(got.rows)} requests whatever the dates "
+                f"(asked {part_lo.isoformat()} .. {part_hi.isoformat()}): it ignores "
+                "start_date and end_date, so a harvest cannot see past what it shows; "
+                "requests may be missing"
+            )
+        middle = _floor_second(part_lo + (part_hi - part_lo) / 2)
+        if got.cut and not state.dates_ignored:
+            if part_hi - part_lo > MIN_WINDOW and part_lo < middle < part_hi:
+                segments.append((middle, part_hi, part_ids))
+                segments.append((part_lo, middle, part_ids))
+                continue
+            _warn_cut(state.warn, got, result_cap, part_lo, part_hi)
+        batch = state.take(got.rows, part_lo, part_hi, None)
+        del got
+        if batch:
+            yield batch
+        del batch
+
+
+def _warn_cut(
+    warn: Callable[[str], None],
+    got: Collected[ServiceRequest],
+    result_cap: int,
+    lo: datetime,
+    hi: datetime,
+) -> None:
+    why = got.reason or f"returned its cap of {result_cap} requests"
+    warn(
+        f"the server {why} for the window {lo.isoformat()} .. {hi.isoformat()} and cannot "
+        "page: requests in that window may be missing"
+    )
+
+
+def _request_key(request: ServiceRequest) -> str | None:
+    return request.service_request_id

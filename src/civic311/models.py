@@ -20,11 +20,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import attrs
 
+from civic311._w3c import format_datetime
 from civic311.errors import InvalidRequestError
 from civic311.media import MediaFile
 
@@ -318,6 +320,37 @@ MAX_DESCRIPTION = 4000
 _AttrValue = str | tuple[str, ...]
 
 
+def _attribute_text(value: object, field: str) -> str:
+    """A number, boolean or datetime attribute value as the text a form carries.
+
+    open311-adapter's ``number`` attribute (reference/real-servers/B_definition_POT) is
+    naturally given as ``7``; asking for ``"7"`` made the caller convert (issue 11 point 11).
+    Booleans are ``true``/``false``, numbers plain decimals (never exponents, never nan or
+    inf), datetimes W3C in UTC (§10.28). `civic311.validation` then checks the text against
+    the attribute's datatype, as for a string.
+    """
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidRequestError(field, f"must be a finite number, got {value!r}")
+        # The shortest round-tripping digits (repr), written without an exponent.
+        text = format(Decimal(repr(value)), "f")
+        return text[:-2] if text.endswith(".0") else text
+    if isinstance(value, datetime):
+        try:
+            return format_datetime(value)
+        except InvalidRequestError as exc:
+            raise InvalidRequestError(field, str(exc).split(": ", 1)[-1]) from None
+    raise InvalidRequestError(
+        field,
+        "must be a string, a number, a boolean, a datetime or a sequence of strings, "
+        f"not {type(value).__name__}",
+    )
+
+
 def _freeze_attributes(value: object) -> dict[str, _AttrValue]:
     if value is None:
         return {}
@@ -335,7 +368,10 @@ def _freeze_attributes(value: object) -> dict[str, _AttrValue]:
             _utf8(field, item)
             frozen[code] = item
         elif isinstance(item, Sequence) and not isinstance(item, bytes | bytearray):
-            values = tuple(item)
+            values = tuple(
+                _attribute_text(v, field) if isinstance(v, int) and not isinstance(v, bool) else v
+                for v in item
+            )
             bad = [v for v in values if not isinstance(v, str)]
             if bad:
                 raise InvalidRequestError(
@@ -345,9 +381,7 @@ def _freeze_attributes(value: object) -> dict[str, _AttrValue]:
                 _utf8(field, text)
             frozen[code] = values
         else:
-            raise InvalidRequestError(
-                field, f"must be a string or a sequence of strings, not {type(item).__name__}"
-            )
+            frozen[code] = _attribute_text(item, field)
     return frozen
 
 
@@ -448,7 +482,10 @@ class NewRequest:
     - `service_code` is a non-empty string;
     - a location is given: `lat` and `long` together, or `address_string`, or `address_id`;
     - `lat` is within ±90 and `long` within ±180;
-    - `attributes` maps codes to a string, or a sequence of strings for multivaluelist;
+    - `attributes` maps codes to a string, or a sequence of strings for multivaluelist; a
+      number, boolean or datetime is taken too and kept as its form text (``7`` → ``"7"``,
+      ``True`` → ``"true"``, datetimes W3C in UTC), which ``validate=True`` checks against
+      the attribute's datatype;
     - `description` is at most 4,000 characters (spec §3.4).
 
     Attribute values are the option *keys* for list attributes (spec §3.5).

@@ -26,6 +26,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -43,6 +44,7 @@ __all__ = [
     "CHICAGO",
     "CONNECTED_BITS",
     "FIXMYSTREET",
+    "FORM_FIELD_NAMES",
     "HELSINKI",
     "KLARSCHIFF",
     "MARK_A_SPOT",
@@ -168,6 +170,36 @@ def _paths(value: object) -> object:
     return value
 
 
+#: The POST form fields a profile may rename (`Profile.form_names`): what `NewRequest` sends.
+FORM_FIELD_NAMES = frozenset(
+    {
+        "lat",
+        "long",
+        "address_string",
+        "address_id",
+        "email",
+        "device_id",
+        "account_id",
+        "first_name",
+        "last_name",
+        "phone",
+        "description",
+        "media_url",
+    }
+)
+
+
+def _check_form_names(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, Mapping):
+        raise _fail(attribute, f"must be a mapping of field to the server's name, got {value!r}")
+    for key, name in value.items():
+        if key not in FORM_FIELD_NAMES:
+            known = ", ".join(sorted(FORM_FIELD_NAMES))
+            raise _fail(attribute, f"unknown form field {key!r}; known: {known}")
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_\[\]-]*", name):
+            raise _fail(attribute, f"{key!r} must be renamed to a plain field name, got {name!r}")
+
+
 def _check_paths(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, Mapping):
         raise _fail(attribute, f"must be a mapping of resource to path, got {value!r}")
@@ -209,6 +241,9 @@ class Profile:
         api_key_on_reads: Send the api_key on GETs too (Baltimore, open311status #129).
         paths: Resource renames, keys from `PATH_KEYS` (``{"requests": "issues"}``; FixMyStreet's
             client needed such overrides for West Berkshire, field notes §4.2).
+        form_names: POST form fields the server knows under another name, keys from
+            `FORM_FIELD_NAMES` (6aika reads ``address``, not the spec's ``address_string``:
+            an address-only report got a 500, reference/real-servers/A_post_address_string_only).
         accept_encoding: An Accept-Encoding header to send instead of httpx's (``"identity"``
             for Alexandria's broken deflate, §10.37).
         result_cap: The most rows one GET requests answer holds (a page, when paging); an
@@ -284,6 +319,13 @@ class Profile:
     ignores_filters: bool = attrs.field(default=False, validator=_flag)
     max_window_days: int = attrs.field(default=90, validator=_positive_int)
     extensions: bool = attrs.field(default=False, validator=_flag)
+    form_names: Mapping[str, str] = attrs.field(
+        factory=dict,
+        converter=_paths,
+        validator=_check_form_names,
+        hash=False,
+        repr=lambda names: repr(dict(names)),
+    )
 
     def __attrs_post_init__(self) -> None:
         # Checks across fields.
@@ -308,7 +350,7 @@ class Profile:
         data: dict[str, Any] = {}
         for field in attrs.fields(Profile):
             value = getattr(self, field.name)
-            if field.name == "paths":
+            if field.name in ("paths", "form_names"):
                 value = dict(value)
             elif field.name == "required_fields":
                 value = list(value)
@@ -485,6 +527,9 @@ SIXAIKA = Profile(
     result_cap=500,
     # The `media` extension takes multipart files named `media`, repeatable (§8.5).
     media="multipart",
+    # It reads `address`, not the spec's `address_string`: an address-only report got a 500
+    # (reference/real-servers/A_post_address_string_only, issue 11 point 10).
+    form_names={"address_string": "address"},
 )
 
 #: Mark-a-Spot (Bonn; reference §8.8). The Drupal-8 module answers at most `limit` rows,

@@ -44,6 +44,7 @@ from civic311._clock import Clock
 from civic311._protocol import (
     IDENTITY,
     Call,
+    Collected,
     Flow,
     Sleep,
     build_request,
@@ -288,7 +289,8 @@ class AsyncClient(ClientBase):
 
     async def list_services(self) -> list[Service]:
         """The service types the city accepts (GET services, spec §2.1)."""
-        return await self._execute(list_services_call())
+        got: Collected[Service] = await self._drive(self._pages(list_services_call()))
+        return self._complete(got, "list_services")
 
     async def get_service_definition(self, service_code: str) -> ServiceDefinition:
         """The attributes a service asks for (GET services/{code}, spec §2.2)."""
@@ -415,8 +417,8 @@ class AsyncClient(ClientBase):
             status=status,
             date_zone=self._settings.date_zone,
         )
-        found = await self._execute(call)
-        return self._listed(found, service_request_id, service_code, status, start_date, end_date)
+        got: Collected[ServiceRequest] = await self._drive(self._pages(call))
+        return self._listed(got, service_request_id, service_code, status, start_date, end_date)
 
     async def iter_requests(
         self,
@@ -428,11 +430,11 @@ class AsyncClient(ClientBase):
     ) -> AsyncIterator[ServiceRequest]:
         """Every request in [start_date, end_date], each exactly once, however long the span.
 
-        Walks windows of at most 90 days, splits windows the server caps, pages where the
-        city's profile says the server pages, re-filters, and drops duplicates across windows
-        (`civic311.harvest`). Requests arrive window by window, oldest window first; memory
-        stays flat. A window the server cannot show completely raises no error but a
-        `HarvestWarning` naming it.
+        Walks back from end_date in spans of at most 90 days, follows pages the server names
+        or the profile implies, slides past capped answers sorted newest first (halving
+        others), re-filters, and drops duplicates at the edges (`civic311.harvest`). Requests
+        arrive answer by answer, newest span first; memory stays flat. A window the server
+        cannot show completely raises no error but a `HarvestWarning` naming it.
         """
         harvest = self._harvest(start_date, end_date, service_code, status)
         while (batch := await self._drive(harvest.next_batch())) is not None:
@@ -525,7 +527,9 @@ class AsyncClient(ClientBase):
     async def get_requests(self, ids: Sequence[str]) -> list[ServiceRequest]:
         """Many requests by id, in as few calls as URLs of at most 2,000 characters allow.
 
-        Results come in the order asked; ids the city does not know are left out.
+        Chunks hold no more ids than one answer can (the page size, or the cap), pages are
+        followed, and ids a cut answer left out are asked again: results come in the order
+        asked, and only ids the city does not know are left out.
         """
         return await self._drive(self._lookup_flow(ids))
 

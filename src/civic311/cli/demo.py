@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import TextIO
 
 import civic311
-from civic311._resilience import RetryPolicy
+from civic311 import RetryPolicy
 from civic311.testing import FakeCity, VirtualClock
 
 __all__ = ["run_demo"]

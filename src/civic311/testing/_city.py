@@ -56,7 +56,7 @@ from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
-from urllib.parse import unquote
+from urllib.parse import unquote, urlencode
 
 import attrs
 
@@ -632,7 +632,7 @@ class FakeCity:
             return self._token(segments[1], renderer)
         if len(segments) == 2:
             return self._one_request(segments[1], renderer)
-        return self._list_requests(query, renderer)
+        return self._list_requests(query, renderer, self._public_base(incoming), route.ext)
 
     # -- the six methods ---------------------------------------------------------------------
 
@@ -715,14 +715,14 @@ class FakeCity:
                 errors.append((400, "lat must be a number between -90 and 90"))
             if long is None:
                 errors.append((400, "long must be a number between -180 and 180"))
-        address = form.get("address_string")
+        address = form.get(self.dialect.address_field)
         address_id = form.get("address_id")
         if lat_text is None and long_text is None and address is None and address_id is None:
             errors.append(
                 (
                     400,
                     "A full location parameter must be submitted: lat and long, "
-                    "address_string or address_id",
+                    f"{self.dialect.address_field} or address_id",
                 )
             )
         description = form.get("description")
@@ -855,8 +855,15 @@ class FakeCity:
             return renderer.errors([(404, f"Service request {service_request_id} not found")])
         return renderer.request_list([renderer.record(record, now)])
 
-    def _list_requests(self, query: Mapping[str, list[str]], renderer: Renderer) -> Reply:
+    def _list_requests(
+        self,
+        query: Mapping[str, list[str]],
+        renderer: Renderer,
+        base: str | None = None,
+        ext: str = "json",
+    ) -> Reply:
         dialect = self.dialect
+        counted = dialect.paging_headers != "none" and dialect.paging != "none"
         now = self.clock.now()
         descending = self.sort == "desc"
 
@@ -865,7 +872,7 @@ class FakeCity:
         except ValueError as exc:
             return renderer.errors([(400, str(exc))])
 
-        ids = _comma(query, "service_request_id")
+        ids = [] if dialect.ignore_ids else _comma(query, "service_request_id")
         if ids:
             # "This overrides all other arguments" (§2.5): each id, in the order asked.
             found = [self.store.get(i) for i in ids]
@@ -873,7 +880,8 @@ class FakeCity:
             page = matched[offset : offset + limit]
             if not page and matched and offset and dialect.repeat_last_page:
                 page = matched[(len(matched) - 1) // limit * limit :]
-            return renderer.request_list([renderer.record(r, now) for r in page])
+            extra = self._paging_headers(query, len(matched), offset, limit, base, ext)
+            return renderer.request_list([renderer.record(r, now) for r in page], extra=extra)
 
         codes = set(_comma(query, "service_code"))
         statuses: set[str] = set()
@@ -903,12 +911,57 @@ class FakeCity:
                 if not pending_listed and not record.visible_at(now):
                     continue
                 matched.append(record)
-                if len(matched) >= wanted and not dialect.repeat_last_page:
+                if len(matched) >= wanted and not dialect.repeat_last_page and not counted:
                     break
         page = matched[offset : offset + limit]
         if not page and matched and offset and dialect.repeat_last_page:
             page = matched[(len(matched) - 1) // limit * limit :]
-        return renderer.request_list([self._list_item(r, now, renderer) for r in page])
+        extra = self._paging_headers(query, len(matched), offset, limit, base, ext)
+        items = [self._list_item(r, now, renderer) for r in page]
+        return renderer.request_list(items, extra=extra)
+
+    def _paging_headers(
+        self,
+        query: Mapping[str, list[str]],
+        total: int,
+        offset: int,
+        limit: int,
+        base: str | None,
+        ext: str,
+    ) -> tuple[tuple[str, str], ...]:
+        """The headers a paged list answer carries in the dialect's style (6aika's X-…
+        headers, or RFC 8288 Link and X-Total-Count), keeping the query's other parameters in
+        the next page's URL as Django REST framework does."""
+        dialect = self.dialect
+        if dialect.paging_headers == "none" or dialect.paging == "none":
+            return ()
+
+        def url_at(new_offset: int) -> str:
+            pairs = [(k, v) for k, values in query.items() for v in values]
+            if dialect.paging == "page":
+                pairs = [(k, v) for k, v in pairs if k != "page"]
+                pairs.append(("page", str(new_offset // limit + 1)))
+            else:
+                pairs = [(k, v) for k, v in pairs if k != "offset"]
+                pairs.append(("offset", str(new_offset)))
+            return f"{base or self.base_url}/requests.{ext}?{urlencode(pairs)}"
+
+        following = url_at(offset + limit) if offset + limit < total else None
+        if dialect.paging_headers == "link":
+            headers = [("X-Total-Count", str(total))]
+            if following is not None:
+                headers.append(("Link", f'<{following}>; rel="next"'))
+            return tuple(headers)
+        headers = [
+            ("X-Result-Count", str(total)),
+            ("X-Page-Count", str(max(1, -(-total // limit)))),
+            ("X-Page-Size", str(limit)),
+        ]
+        if following is not None:
+            headers.append(("X-Next-Page-URL", following))
+        if offset > 0:
+            headers.append(("X-Previous-Page-URL", url_at(max(0, offset - limit))))
+        return tuple(headers)
 
     def _list_item(
         self, record: StoredRequest, now: datetime, renderer: Renderer

@@ -68,6 +68,9 @@ class Dialect:
 
     **Behaviour**
 
+    * **address_field** - the POST field the address is read from: the spec's
+      ``address_string``, or ``address`` (6aika, reference/real-servers/
+      A_post_address_string_only).
     * **post_status** - HTTP status of a successful POST (6aika answers 201, §8.5).
     * **post_full_record** - POST answers the whole request record, not just the id
       (6aika, Bloomington).
@@ -89,6 +92,13 @@ class Dialect:
       ``page=0`` read as 1, ``page_size``), or ``offset`` (``limit``/``offset``); page sizes default
       to **page_size_default** and are clipped to **page_size_max** (§8.1).
     * **repeat_last_page** - a page past the end answers the last page again instead of ``[]``.
+    * **paging_headers** - how a paged list says there is more (with ``page`` or ``offset``
+      paging): ``none``; ``sixaika`` (``X-Result-Count``, ``X-Page-Count``, ``X-Page-Size``,
+      ``X-Next-Page-URL``, ``X-Previous-Page-URL``, as 6aika/issue-reporting sends them,
+      reference/real-servers/A_requests_*); or ``link`` (an RFC 8288 ``Link: <…>; rel="next"``
+      and ``X-Total-Count``).
+    * **ignore_ids** - GET requests ignores ``service_request_id`` and answers every request
+      (open311-adapter, reference/real-servers/B_requests_filter_ids_ignored).
     * **ignore_filters** - GET requests ignores ``start_date``, ``end_date`` and ``status`` and
       applies no date window (§6.2, §10.30).
     * **default_window_days** - the window GET requests uses when no date is given (90 in the
@@ -114,6 +124,9 @@ class Dialect:
         default="spec",
         validator=_in(("spec", "code_detail", "fms", "markaspot", "description_only")),
     )
+    address_field: Literal["address_string", "address"] = attrs.field(
+        default="address_string", validator=_in(("address_string", "address"))
+    )
     post_status: int = 200
     post_full_record: bool = False
     token_404_while_pending: bool = False
@@ -131,6 +144,10 @@ class Dialect:
     page_size_default: int = 50
     page_size_max: int = 500
     repeat_last_page: bool = False
+    paging_headers: Literal["none", "sixaika", "link"] = attrs.field(
+        default="none", validator=_in(("none", "sixaika", "link"))
+    )
+    ignore_ids: bool = False
     ignore_filters: bool = False
     default_window_days: int | None = 90
     max_span_days: int | None = 90
@@ -171,8 +188,11 @@ class Dialect:
     def sixaika(cls) -> Dialect:
         """6aika issue-reporting (Turku, §8.5): POST answers 201 with the full record, XML list
         root ``<requests>``, ``{"code","detail"}`` errors, null coordinates omitted, ``+HH:MM``
-        dates, ``page_size`` paging (default 100, max 500)."""
+        dates, ``page_size`` paging (default 100, max 500) announced in ``X-…`` headers
+        (``X-Next-Page-URL``, ``X-Result-Count``; reference/real-servers/A_requests_*)."""
         return cls(
+            paging_headers="sixaika",
+            address_field="address",
             post_status=201,
             post_full_record=True,
             media="array",  # the `media` extension: repeatable multipart files (§8.5)
