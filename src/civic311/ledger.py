@@ -72,7 +72,8 @@ from typing import IO, TYPE_CHECKING, Any, Literal, cast, get_args
 
 import attrs
 
-from civic311._journal.sqlite import MIGRATIONS, Migration, SQLiteStore
+from civic311._journal import open_store
+from civic311._journal.sqlite import MIGRATIONS, Migration
 from civic311._journal.store import (
     JournalStore,
     NewRow,
@@ -497,7 +498,8 @@ class Ledger:
 
     Args:
         path: The SQLite file (created 0600 if missing, migrated forward if older; an old
-            `Outbox` file is fine), or a `JournalStore` to keep the journal elsewhere.
+            `Outbox` file is fine), a ``postgresql://`` URL (the journal in PostgreSQL, shared
+            by workers on several machines: docs/scaling-out.md), or a `JournalStore`.
 
     Raises:
         LedgerSchemaError: the file was written by a newer civic311.
@@ -509,8 +511,9 @@ class Ledger:
 
     def __init__(self, path: str | os.PathLike[str] | JournalStore) -> None:
         if isinstance(path, str | os.PathLike):
-            self.path = Path(path)
-            self._store: JournalStore = SQLiteStore(self.path, MIGRATIONS)
+            # A path opens SQLite, a postgresql:// URL PostgreSQL (the one place that decides).
+            self._store: JournalStore = open_store(path)
+            self.path = Path(self._store.location)  # for PostgreSQL, the URL sans password
         elif isinstance(path, JournalStore):
             self._store = path
             self.path = Path(path.location)
