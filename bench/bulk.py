@@ -86,7 +86,7 @@ def _postgres(quick: bool, url: str) -> float:
     base = os.environ.get("CIVIC311_BENCH_POSTGRES_URL")
     with contextlib.ExitStack() as stack:
         if not base:
-            import pgserver  # type: ignore[import-untyped,unused-ignore]
+            import pgserver
 
             data = stack.enter_context(tempfile.TemporaryDirectory(prefix="c311bench"))
             server = pgserver.get_server(data, cleanup_mode="stop")

@@ -512,7 +512,7 @@ class Ledger:
     def __init__(self, path: str | os.PathLike[str] | JournalStore) -> None:
         if isinstance(path, str | os.PathLike):
             # A path opens SQLite, a postgresql:// URL PostgreSQL (the one place that decides).
-            self._store: JournalStore = open_store(path)
+            self._store: JournalStore = open_store(path, sqlite_migrations=MIGRATIONS)
             self.path = Path(self._store.location)  # for PostgreSQL, the URL sans password
         elif isinstance(path, JournalStore):
             self._store = path

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -63,8 +64,7 @@ def test_an_unreachable_server_is_a_ledger_error_without_the_password() -> None:
 
 def test_a_missing_database_is_named(postgres_server: str) -> None:
     """A database that does not exist: LedgerFileError saying so, password-free."""
-    url = postgres_server.replace("/postgres?", "/no_such_journal?", 1)
-    assert url != postgres_server
+    url = urlunsplit(urlsplit(postgres_server)._replace(path="/no_such_journal"))
     with pytest.raises(LedgerFileError) as caught:
         open_store(url)
     assert "no_such_journal" in str(caught.value)
@@ -76,11 +76,11 @@ def test_a_password_in_the_url_never_shows(postgres_server: str) -> None:
     location, its repr and the Ledger's hold none."""
     with psycopg.connect(postgres_server, autocommit=True) as conn:
         conn.execute("DROP ROLE IF EXISTS civic_pw")
-        conn.execute("CREATE ROLE civic_pw LOGIN")
+        conn.execute(f"CREATE ROLE civic_pw LOGIN PASSWORD '{PASSWORD}'")
     try:
-        # pgserver trusts local connections, so the login works with any password: what
-        # matters here is that nothing civic311 shows holds it.
-        url = postgres_server.replace("postgres:@", f"civic_pw:{PASSWORD}@", 1)
+        parts = urlsplit(postgres_server)
+        host = parts.netloc.rpartition("@")[2]
+        url = urlunsplit(parts._replace(netloc=f"civic_pw:{PASSWORD}@{host}"))
         assert PASSWORD in url
         with pytest.raises(LedgerFileError) as refused:  # no schema it may create tables in
             Ledger(url)

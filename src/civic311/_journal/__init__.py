@@ -9,16 +9,23 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from civic311._journal.postgres import is_postgres_url
 from civic311._journal.store import JournalStore
 
+if TYPE_CHECKING:
+    from civic311._journal.sqlite import Migration
+
 __all__ = ["is_postgres_url", "open_store"]
 
 
-def open_store(target: str | os.PathLike[str]) -> JournalStore:
+def open_store(
+    target: str | os.PathLike[str], *, sqlite_migrations: tuple[Migration, ...] | None = None
+) -> JournalStore:
     """The journal store *target* names: a ``postgresql://`` (or ``postgres://``) URL opens
-    `PostgresStore` (psycopg is imported only then); anything else is a SQLite file path.
+    `PostgresStore` (psycopg is imported only then); anything else is a SQLite file path,
+    migrated with *sqlite_migrations* (default: `civic311._journal.sqlite.MIGRATIONS`).
 
     Raises:
         LedgerFileError: the file or database cannot be used (named; a URL without its
@@ -31,4 +38,4 @@ def open_store(target: str | os.PathLike[str]) -> JournalStore:
         return PostgresStore(str(target))
     from civic311._journal.sqlite import MIGRATIONS, SQLiteStore
 
-    return SQLiteStore(Path(target), MIGRATIONS)
+    return SQLiteStore(Path(target), MIGRATIONS if sqlite_migrations is None else sqlite_migrations)
