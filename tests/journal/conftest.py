@@ -14,7 +14,7 @@ import uuid
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import pytest
 
@@ -69,3 +69,27 @@ def journal_target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return str(tmp_path / "journal.sqlite")
     return str(request.getfixturevalue("postgres_url"))
+
+
+#: The password of the role `password_url` logs in as: it must never show anywhere.
+PASSWORD = "hunter2-SECRET"
+
+
+@pytest.fixture
+def password_url(postgres_server: str) -> Iterator[str]:
+    """A URL holding a password (role ``civic_pw``, whose own schema is first on its path)."""
+    import psycopg
+
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA IF EXISTS civic_pw CASCADE")
+        conn.execute("DROP ROLE IF EXISTS civic_pw")
+        conn.execute(f"CREATE ROLE civic_pw LOGIN PASSWORD '{PASSWORD}'")
+    parts = urlsplit(postgres_server)
+    host = parts.netloc.rpartition("@")[2]
+    try:
+        yield urlunsplit(parts._replace(netloc=f"civic_pw:{PASSWORD}@{host}"))
+    finally:
+        with psycopg.connect(postgres_server, autocommit=True) as conn:
+            conn.execute("DROP SCHEMA IF EXISTS civic_pw CASCADE")
+            conn.execute("DROP OWNED BY civic_pw")
+            conn.execute("DROP ROLE civic_pw")

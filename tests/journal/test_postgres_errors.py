@@ -71,32 +71,43 @@ def test_a_missing_database_is_named(postgres_server: str) -> None:
     assert "does not exist" in str(caught.value)
 
 
-def test_a_password_in_the_url_never_shows(postgres_server: str) -> None:
+def test_a_password_in_the_url_never_shows(postgres_server: str, password_url: str) -> None:
     """A URL with a password: a refused write names the URL without it, and the store's
     location, its repr and the Ledger's hold none."""
+    assert PASSWORD in password_url
+    with pytest.raises(LedgerFileError) as refused:  # no schema it may create tables in
+        Ledger(password_url)
+    assert "refuses civic311's writes" in str(refused.value)
+    assert PASSWORD not in str(refused.value)
     with psycopg.connect(postgres_server, autocommit=True) as conn:
-        conn.execute("DROP ROLE IF EXISTS civic_pw")
-        conn.execute(f"CREATE ROLE civic_pw LOGIN PASSWORD '{PASSWORD}'")
-    try:
-        parts = urlsplit(postgres_server)
-        host = parts.netloc.rpartition("@")[2]
-        url = urlunsplit(parts._replace(netloc=f"civic_pw:{PASSWORD}@{host}"))
-        assert PASSWORD in url
-        with pytest.raises(LedgerFileError) as refused:  # no schema it may create tables in
-            Ledger(url)
-        assert "refuses civic311's writes" in str(refused.value)
-        assert PASSWORD not in str(refused.value)
-        with psycopg.connect(postgres_server, autocommit=True) as conn:
-            conn.execute("CREATE SCHEMA civic_pw AUTHORIZATION civic_pw")  # first on its path
-        with Ledger(url) as ledger:
-            shown = [repr(ledger), repr(ledger.store), ledger.store.location, str(ledger.path)]
-        assert all(PASSWORD not in text for text in shown)
-        assert "civic_pw@" in ledger.store.location
-    finally:
-        with psycopg.connect(postgres_server, autocommit=True) as conn:
-            conn.execute("DROP SCHEMA IF EXISTS civic_pw CASCADE")
-            conn.execute("DROP OWNED BY civic_pw")
-            conn.execute("DROP ROLE civic_pw")
+        conn.execute("CREATE SCHEMA civic_pw AUTHORIZATION civic_pw")  # first on its path
+    with Ledger(password_url) as ledger:
+        shown = [repr(ledger), repr(ledger.store), ledger.store.location, str(ledger.path)]
+    assert all(PASSWORD not in text for text in shown)
+    assert "civic_pw@" in ledger.store.location
+
+
+def test_the_cli_never_prints_the_password(
+    postgres_server: str, password_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`civic311 ledger list` on a URL with a password (from --ledger or $CIVIC311_LEDGER)
+    names the journal without it, and so does an error."""
+    from click.testing import CliRunner
+
+    from civic311.cli._app import cli
+
+    refused = CliRunner().invoke(cli, ["--ledger", password_url, "ledger", "list"])
+    assert refused.exit_code != 0
+    assert "refuses civic311's writes" in refused.output
+    assert PASSWORD not in refused.output
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA civic_pw AUTHORIZATION civic_pw")
+    monkeypatch.setenv("CIVIC311_LEDGER", password_url)
+    for args in (["ledger", "list"], ["--ledger", password_url, "ledger", "list"]):
+        done = CliRunner().invoke(cli, args)
+        assert done.exit_code == 0, done.output
+        assert "Nothing in the ledger matches (postgresql://civic_pw@" in done.output
+        assert PASSWORD not in done.output
 
 
 def test_a_schema_from_a_newer_civic311_is_refused_and_left_alone(postgres_url: str) -> None:
