@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 import click
 
-from civic311._journal.postgres import is_postgres_url, safe_url
 from civic311.cli._output import Output
 
 if TYPE_CHECKING:
@@ -63,6 +62,9 @@ def default_ledger_path(environ: os._Environ[str] | dict[str, str] | None = None
 
 def ledger_target(given: str | Path) -> Path | str:
     """A --ledger value: a ``postgresql://`` URL as given, else a file path (``~`` expanded)."""
+    # Imported here: commands that never open the ledger do not load the journal's modules.
+    from civic311._journal.postgres import is_postgres_url
+
     if is_postgres_url(given):
         return str(given)
     return Path(given).expanduser()
@@ -231,6 +233,8 @@ class State:
     @property
     def ledger_path(self) -> Path | str:
         """Where the ledger is, as shown to the user (a URL without its password)."""
+        from civic311._journal.postgres import safe_url
+
         target = self.ledger_target
         return safe_url(target) if isinstance(target, str) else target
 
