@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import civic311
@@ -86,7 +87,9 @@ def _postgres(quick: bool, url: str) -> float:
     base = os.environ.get("CIVIC311_BENCH_POSTGRES_URL")
     with contextlib.ExitStack() as stack:
         if not base:
-            import pgserver
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # platformdirs: "XDG_RUNTIME_DIR is not set"
+                import pgserver
 
             data = stack.enter_context(tempfile.TemporaryDirectory(prefix="c311bench"))
             server = pgserver.get_server(data, cleanup_mode="stop")
