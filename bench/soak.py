@@ -83,13 +83,13 @@ async def soak(count: int, concurrency: int) -> dict[str, float]:
                 async def one(n: int) -> None:
                     async with gate:
                         try:
-                            receipt = await client.submit(report(n), outbox=outbox)
+                            entry = await outbox.asubmit(client, report(n))
                         except civic311.Civic311Error as exc:  # refused by the city: counted
                             outcomes[f"error {type(exc).__name__}"] += 1
                             return
-                    if receipt.queued:
+                    if entry.state != "sent":
                         outcomes["queued"] += 1
-                    elif receipt.reconciled:
+                    elif entry.receipt is not None and entry.receipt.reconciled:
                         outcomes["reconciled"] += 1
                     else:
                         outcomes["filed"] += 1

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio
+import anyio.from_thread
 import httpx
 
 import civic311
@@ -16,17 +17,64 @@ BASE = "https://city.example/open311/v2"
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
+T = TypeVar("T")
+
 
 def fixture_bytes(name: str) -> bytes:
     """The bytes of a file under tests/fixtures."""
     return (FIXTURES / name).read_bytes()
 
 
-class Both:
-    """Runs a client method through `Client` or `AsyncClient`, whichever the test is for."""
+#: The event loops every AsyncClient test runs on (anyio's names): the client promises both.
+ASYNC_BACKENDS = ("asyncio", "trio")
 
-    def __init__(self, flavor: str) -> None:
+
+def run_async(function: Callable[[], Awaitable[T]], backend: str) -> T:
+    """Run *function* to completion on a fresh event loop of *backend* ("asyncio" or "trio")."""
+    return anyio.run(function, backend=backend)
+
+
+class AsyncCaller:
+    """Drives one AsyncClient across several calls on one event loop of *backend*, from sync test
+    code (an anyio blocking portal: the loop runs in a thread until `close`)."""
+
+    def __init__(self, backend: str, *args: Any, **options: Any) -> None:
+        self._portal_cm = anyio.from_thread.start_blocking_portal(backend)
+        self._portal = self._portal_cm.__enter__()
+        self.client = civic311.AsyncClient(*args, **options)
+
+    def __call__(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        bound = getattr(self.client, method)
+
+        async def call() -> Any:
+            return await bound(*args, **kwargs)
+
+        return self._portal.call(call)
+
+    def run(self, function: Callable[[], Awaitable[T]]) -> T:
+        """Run *function* on this caller's event loop."""
+        return self._portal.call(function)
+
+    def close(self) -> None:
+        try:
+            self._portal.call(self.client.aclose)
+        finally:
+            self._portal_cm.__exit__(None, None, None)
+
+
+class Both:
+    """Runs a client method through `Client` or `AsyncClient`, whichever the test is for.
+
+    *flavor* is "sync" or "async"; an async Both runs on *backend* ("asyncio" or "trio").
+    """
+
+    def __init__(self, flavor: str, backend: str = "asyncio") -> None:
         self.flavor = flavor
+        self.backend = backend
+
+    def run(self, function: Callable[[], Awaitable[T]]) -> T:
+        """Run *function* on this Both's async backend."""
+        return run_async(function, self.backend)
 
     def __call__(
         self,
@@ -47,7 +95,7 @@ class Both:
             async with civic311.AsyncClient(endpoints, **options) as async_client:
                 return await getattr(async_client, method)(*args, **kwargs)
 
-        return asyncio.run(run())
+        return self.run(run)
 
 
 def respond(

@@ -191,9 +191,10 @@ RUNNER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_killed_halfway_then_resumed_files_every_row_exactly_once(tmp_path: Path) -> None:
-    """2,000 rows; kill -9 the filing process halfway; resume: each row on the city once."""
-    count = 2000
+    """300 rows; kill -9 the filing process halfway; resume: each row on the city once."""
+    count = 300
     city = FakeCity(seed=7)
     rows = write_csv(tmp_path / "rows.csv", count)
     ledger_path = tmp_path / "ledger.sqlite"

@@ -27,7 +27,7 @@ from civic311.cli._app import cli
 from civic311.cli._output import Scrubbed, jsonable
 from civic311.cli._state import default_ledger_path
 from civic311.ledger import Ledger
-from civic311.testing import FakeCity
+from civic311.testing import Dialect, FakeCity
 
 KEY = "k3y-SeCrEt-0d1e-9f7a"
 CONSOLE_SCRIPT = Path(sys.executable).with_name("civic311")
@@ -410,7 +410,7 @@ def test_submit_wait_turns_the_token_into_an_id(
 
 def test_submit_photo(tmp_path: Path, url: str, key_file: Path) -> None:
     """--photo uploads a file where the profile takes uploads."""
-    city = FakeCity(seed=1, api_key=KEY)
+    city = FakeCity(seed=1, api_key=KEY, dialect=Dialect(media="array"))  # default: no uploads
     photo = tmp_path / "pothole.jpg"
     photo.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     with city.serve() as base:
@@ -457,7 +457,9 @@ def test_submit_unreachable_exits_3_with_the_citys_other_channels(
     result = run("--city", "testville", "--timeout", "2", *submit_args("--no-validate"))
     assert result.exit_code == 3
     lines = result.stderr.strip().splitlines()
-    assert lines[0].startswith("error: AllEndpointsFailedError: submit: every endpoint failed")
+    # One endpoint: the refusal itself, not a wrapper (issue 11.9).
+    assert lines[0].startswith("error: TransportError: POST http://127.0.0.1:")
+    assert "Connection refused" in lines[0]
     assert "Other ways to reach the city:" in lines
     assert "  web: https://testville.example/311" in lines
     assert "  phone: 311" in lines
@@ -737,7 +739,7 @@ def test_health_when_nothing_answers_exits_3() -> None:
     result = run(*at(dead, "health"))
     assert result.exit_code == 3
     assert "down" in result.stdout
-    assert "AllEndpointsFailedError" in result.stderr
+    assert "TransportError" in result.stderr  # one endpoint: the refusal itself (issue 11.9)
 
 
 # --- watch and the ledger --------------------------------------------------------------------
@@ -1106,10 +1108,10 @@ def test_key_masked_even_when_the_city_echoes_it(key_file: Path) -> None:
 
 
 def test_scrubbed_masks_every_secret() -> None:
-    """The output stream masks each secret, longest first."""
+    """The output stream masks each secret, longest first (short keys: tests/test_security.py)."""
     sink = io.StringIO()
-    stream = Scrubbed(sink, ["abc", "abcdef"])
-    stream.write("x abcdef y abc z")
+    stream = Scrubbed(sink, ["abcdefgh", "abcdefghijkl"])
+    stream.write("x abcdefghijkl y abcdefgh z")
     assert sink.getvalue() == "x *** y *** z"
 
 
@@ -1279,7 +1281,7 @@ def test_console_script_unreachable_exits_3(env: Path) -> None:
     """The installed script exits 3 with one error line when nothing answers."""
     done = _script(*at(closed_url(), "--timeout", "2", "services"), env=env)
     assert done.returncode == 3
-    assert done.stderr.startswith("error: AllEndpointsFailedError")
+    assert done.stderr.startswith("error: TransportError")  # one endpoint (issue 11.9)
     assert "Traceback" not in done.stderr
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import datetime, timezone
 from urllib.parse import parse_qsl
@@ -286,22 +285,17 @@ def test_client_closes_only_what_it_opened() -> None:
     assert inner.is_closed
 
 
-def test_async_client_closes_only_what_it_opened() -> None:
+@pytest.mark.anyio
+async def test_async_client_closes_only_what_it_opened() -> None:
     """AsyncClient leaves a given httpx.AsyncClient open and closes its own."""
-
-    async def run() -> None:
-        mine = httpx.AsyncClient(transport=httpx.MockTransport(respond("[]")))
-        async with civic311.AsyncClient(BASE, http_client=mine) as client:
-            await client.list_services()
-        assert not mine.is_closed
-        await mine.aclose()
-        async with civic311.AsyncClient(
-            BASE, transport=httpx.MockTransport(respond("[]"))
-        ) as client:
-            inner = client._http
-        assert inner.is_closed
-
-    asyncio.run(run())
+    mine = httpx.AsyncClient(transport=httpx.MockTransport(respond("[]")))
+    async with civic311.AsyncClient(BASE, http_client=mine) as client:
+        await client.list_services()
+    assert not mine.is_closed
+    await mine.aclose()
+    async with civic311.AsyncClient(BASE, transport=httpx.MockTransport(respond("[]"))) as client:
+        inner = client._http
+    assert inner.is_closed
 
 
 def test_wrong_http_client_types_are_refused() -> None:
@@ -344,10 +338,11 @@ def test_transport_error_text_never_holds_the_key() -> None:
         raise httpx.ConnectError(f"refused {request.url}")
 
     from civic311._protocol import Settings
+    from civic311.profiles import Profile
 
     transport = httpx.MockTransport(handler)
     with civic311.Client(BASE, api_key=SECRET, transport=transport, retry=None) as client:
-        client._settings = Settings(api_key=SECRET, api_key_on_reads=True)
+        client._settings = Settings(api_key=SECRET, profile=Profile(api_key_on_reads=True))
         with pytest.raises(civic311.TransportError) as caught:
             client.list_services()
     assert caught.value.url.endswith("api_key=%2A%2A%2A")

@@ -167,11 +167,6 @@ def requests_json(*records: dict[str, Any]) -> str:
     return json.dumps(list(records))
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 # --- §10.1 POST response shapes --------------------------------------------------------------
 
 

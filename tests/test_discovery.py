@@ -1,21 +1,31 @@
 """Service Discovery (reference §7): parsing what servers really send, choosing endpoints,
-the TTL cache, fetching, and FakeCity's discovery document."""
+the TTL cache, fetching through a client (its User-Agent, headers, TLS and size cap), and
+FakeCity's discovery document."""
 
 from __future__ import annotations
 
+import http.server
+import json
+import ssl
+import threading
+from collections.abc import Iterator
 from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, ClassVar
 
 import httpx
 import pytest
 
+import civic311
+from civic311._protocol import USER_AGENT
 from civic311.discovery import (
     GEOREPORT_V2,
     Discovery,
     DiscoveryCache,
     DiscoveryEndpoint,
-    afetch_discovery,
     choose_endpoints,
-    fetch_discovery,
+    default_cache,
+    discovery_root,
     parse_discovery,
 )
 from civic311.errors import (
@@ -26,6 +36,7 @@ from civic311.errors import (
     ServerError,
     TransportError,
 )
+from civic311.profiles import Profile
 from civic311.testing import Dialect, FakeCity, Fault, VirtualClock
 from civic311.testing._discovery import DiscoveryEndpointSpec
 
@@ -346,7 +357,7 @@ def test_cache_refuses_a_bad_ttl(ttl: object) -> None:
         DiscoveryCache(ttl=ttl)  # type: ignore[arg-type]
 
 
-# -- fetching ----------------------------------------------------------------------------------
+# -- fetching, through a client ----------------------------------------------------------------
 
 
 @pytest.fixture
@@ -361,11 +372,20 @@ def city(clock: VirtualClock) -> FakeCity:
     return FakeCity(seed=0, clock=clock)
 
 
+def fetch(
+    url: str,
+    transport: httpx.BaseTransport | None = None,
+    cache: DiscoveryCache | None = None,
+    **options: Any,
+) -> Discovery:
+    """The document at *url*, fetched by a `civic311.Client` made for the purpose."""
+    with civic311.Client(discovery_root(url), transport=transport, **options) as client:
+        return client.get_discovery(url, cache=cache)
+
+
 def test_fetch_over_fakecity_and_choose(city: FakeCity, clock: VirtualClock) -> None:
-    """fetch_discovery reads FakeCity's document; its own base URL is the production choice."""
-    cache = DiscoveryCache(clock=clock)
-    with httpx.Client(transport=city.transport()) as http:
-        discovery = fetch_discovery(city.discovery_url, http, cache=cache)
+    """get_discovery reads FakeCity's document; its own base URL is the production choice."""
+    discovery = fetch(city.discovery_url, city.transport(), cache=DiscoveryCache(clock=clock))
     assert choose_endpoints(discovery) == [(city.base_url, "json")]
     assert [e.specification for e in discovery.endpoints][1].endswith("GeoReport_v3")
 
@@ -373,48 +393,47 @@ def test_fetch_over_fakecity_and_choose(city: FakeCity, clock: VirtualClock) -> 
 def test_fetch_uses_the_cache_until_it_expires(city: FakeCity, clock: VirtualClock) -> None:
     """A second fetch within the TTL asks nothing; after it, the city is asked again."""
     cache = DiscoveryCache(ttl=600, clock=clock)
-    with httpx.Client(transport=city.transport()) as http:
-        first = fetch_discovery(city.discovery_url, http, cache=cache)
-        assert fetch_discovery(city.discovery_url, http, cache=cache) is first
+    with civic311.Client(city.base_url, transport=city.transport()) as client:
+        first = client.get_discovery(city.discovery_url, cache=cache)
+        assert client.get_discovery(city.discovery_url, cache=cache) is first
         assert [c.path for c in city.calls] == ["discovery"]
         clock.advance(601)
-        fetch_discovery(city.discovery_url, http, cache=cache)
-        fetch_discovery(city.discovery_url, http, cache=None)
+        client.get_discovery(city.discovery_url, cache=cache)
+        client.get_discovery(city.discovery_url, cache=None)
     assert [c.path for c in city.calls] == ["discovery"] * 3
 
 
 def test_fetch_xml_document(city: FakeCity) -> None:
     """The .xml document parses to the same Discovery as the .json one."""
-    with httpx.Client(transport=city.transport()) as http:
-        from_json = fetch_discovery(city.discovery_url, http, cache=None)
-        from_xml = fetch_discovery(city.discovery_url_for(city.base_url, "xml"), http, cache=None)
+    from_json = fetch(city.discovery_url, city.transport())
+    from_xml = fetch(city.discovery_url_for(city.base_url, "xml"), city.transport())
     assert from_xml == from_json
 
 
 @pytest.mark.anyio
-async def test_afetch_over_fakecity(city: FakeCity) -> None:
-    """afetch_discovery reads the same document over an AsyncClient."""
-    async with httpx.AsyncClient(transport=city.transport()) as http:
-        discovery = await afetch_discovery(city.discovery_url, http, cache=None)
+async def test_async_fetch_over_fakecity(city: FakeCity) -> None:
+    """AsyncClient.get_discovery reads the same document (asyncio and trio)."""
+    async with civic311.AsyncClient(city.base_url, transport=city.transport()) as client:
+        discovery = await client.get_discovery(city.discovery_url, cache=None)
     assert choose_endpoints(discovery) == [(city.base_url, "json")]
 
 
 @pytest.mark.anyio
-async def test_afetch_errors_become_civic311_errors(city: FakeCity) -> None:
+async def test_async_fetch_errors_become_civic311_errors(city: FakeCity) -> None:
     """Async: a down city is a TransportError, a 503 a ServerError."""
-    async with httpx.AsyncClient(transport=city.transport()) as http:
+    async with civic311.AsyncClient(city.base_url, transport=city.transport()) as client:
         city.inject(Fault.status(503), path="discovery", times=1)
         with pytest.raises(ServerError):
-            await afetch_discovery(city.discovery_url, http, cache=None)
+            await client.get_discovery(city.discovery_url, cache=None)
         city.down()
         with pytest.raises(TransportError):
-            await afetch_discovery(city.discovery_url, http, cache=None)
+            await client.get_discovery(city.discovery_url, cache=None)
 
 
 def test_fetch_over_loopback_lists_the_served_url(city: FakeCity) -> None:
     """Over serve(), the document sits beside the served base URL and lists it."""
-    with city.serve() as base_url, httpx.Client() as http:
-        discovery = fetch_discovery(city.discovery_url_for(base_url), http, cache=None)
+    with city.serve() as base_url:
+        discovery = fetch(city.discovery_url_for(base_url))
     assert choose_endpoints(discovery) == [(base_url, "json")]
     assert base_url.startswith("http://127.0.0.1:")
 
@@ -423,58 +442,228 @@ def test_fetch_error_status_is_an_api_error(city: FakeCity) -> None:
     """A 404 answer raises NotFoundError and is not cached."""
     cache = DiscoveryCache(clock=city.clock)
     url = "http://fakecity.test/elsewhere/discovery.json"
-    with httpx.Client(transport=city.transport()) as http, pytest.raises(NotFoundError):
-        fetch_discovery(url, http, cache=cache)
+    with pytest.raises(NotFoundError):
+        fetch(url, city.transport(), cache=cache)
     assert cache.get(url) is None
 
 
 def test_fetch_down_city_is_a_transport_error(city: FakeCity) -> None:
     """A refused connection is a TransportError that says it was never sent."""
     city.down()
-    http = httpx.Client(transport=city.transport())
-    with http, pytest.raises(TransportError) as caught:
-        fetch_discovery(city.discovery_url, http, cache=None)
+    with pytest.raises(TransportError) as caught:
+        fetch(city.discovery_url, city.transport())
     assert caught.value.sent is False
 
 
 def test_fetch_body_over_the_cap(city: FakeCity) -> None:
-    """A body over max_bytes raises ResponseTooLargeError."""
-    with httpx.Client(transport=city.transport()) as http, pytest.raises(ResponseTooLargeError):
-        fetch_discovery(city.discovery_url, http, cache=None, max_bytes=64)
+    """A body over the client's max_response_bytes raises ResponseTooLargeError."""
+    with pytest.raises(ResponseTooLargeError):
+        fetch(city.discovery_url, city.transport(), max_response_bytes=64)
 
 
 def test_fetch_maintenance_page_is_a_decode_error_with_url(city: FakeCity) -> None:
     """An HTML page with 200 is a DecodeError carrying the URL and status."""
     city.inject(Fault.maintenance(), path="discovery", times=1)
-    http = httpx.Client(transport=city.transport())
-    with http, pytest.raises(DecodeError, match="HTTP 200") as caught:
-        fetch_discovery(city.discovery_url, http, cache=None)
+    with pytest.raises(DecodeError, match="HTTP 200") as caught:
+        fetch(city.discovery_url, city.transport())
     assert caught.value.url == city.discovery_url
     assert caught.value.status_code == 200
 
 
+def _redirecting_to_https(request: httpx.Request) -> httpx.Response:
+    if request.url.scheme == "http":
+        return httpx.Response(301, headers={"Location": str(request.url.copy_with(scheme="https"))})
+    body = fixture_bytes("discovery/spec.json")
+    return httpx.Response(200, content=body, headers={"Content-Type": "application/json"})
+
+
 def test_fetch_follows_redirects() -> None:
     """An http→https redirect is followed (reference §10.37)."""
-    body = fixture_bytes("discovery/spec.json")
+    discovery = fetch(
+        "http://city.example/discovery.json", httpx.MockTransport(_redirecting_to_https)
+    )
+    assert len(discovery.endpoints) == 3
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.scheme == "http":
-            return httpx.Response(
-                301, headers={"Location": str(request.url.copy_with(scheme="https"))}
-            )
-        return httpx.Response(200, content=body, headers={"Content-Type": "application/json"})
 
-    with httpx.Client(transport=httpx.MockTransport(handler)) as http:
-        discovery = fetch_discovery("http://city.example/discovery.json", http, cache=None)
+def test_fetch_follows_redirects_when_the_profile_sends_keys_on_reads() -> None:
+    """The discovery GET carries no api_key, so it follows redirects even for a client whose
+    profile puts the key on reads (those GETs never follow one)."""
+    discovery = fetch(
+        "http://city.example/discovery.json",
+        httpx.MockTransport(_redirecting_to_https),
+        api_key="SECRET-key",
+        profile=Profile(api_key_on_reads=True),
+    )
     assert len(discovery.endpoints) == 3
 
 
 @pytest.mark.parametrize("url", ["ftp://city.example/discovery.json", "not a url", ""])
 def test_fetch_refuses_a_non_http_url(url: str) -> None:
     """A URL that is not http(s) with a host is refused before any request."""
-    http = httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(500)))
-    with http, pytest.raises(InvalidRequestError, match="discovery_url"):
-        fetch_discovery(url, http, cache=None)
+    seen: list[httpx.Request] = []
+    transport = httpx.MockTransport(lambda r: seen.append(r) or httpx.Response(500))
+    with civic311.Client("https://city.example/open311", transport=transport) as client:
+        with pytest.raises(InvalidRequestError, match="discovery_url"):
+            client.get_discovery(url, cache=None)
+        with pytest.raises(InvalidRequestError, match="discovery_url"):
+            civic311.Client.from_discovery(url, transport=transport)
+    assert seen == []
+
+
+def test_discovery_root_is_the_documents_directory() -> None:
+    """discovery_root drops the file name, query and fragment."""
+    assert discovery_root("https://city.example/open311/discovery.json?x=1#top") == (
+        "https://city.example/open311"
+    )
+    assert discovery_root("http://127.0.0.1:8000/discovery.xml") == "http://127.0.0.1:8000"
+
+
+def test_discovery_module_does_no_io() -> None:
+    """civic311.discovery parses and chooses only: it imports no client and sends nothing."""
+    import civic311.discovery as module
+
+    source = Path(module.__file__).read_text(encoding="utf-8")
+    assert "_client" not in source
+    assert not any(
+        name in source for name in (".send(", ".stream(", "httpx.Client(", "httpx.AsyncClient(")
+    )
+
+
+# -- from_discovery: the document comes through the client's own exchange ------------------------
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """Serves a discovery document listing this server's /v2, and /v2/services.json, recording
+    the headers of every request; ``padding`` bytes of extras make the document large."""
+
+    seen: ClassVar[list[dict[str, str]]] = []
+    padding: ClassVar[int] = 0
+
+    def do_GET(self) -> None:
+        type(self).seen.append({k.lower(): v for k, v in self.headers.items()})
+        base = f"http://127.0.0.1:{self.server.server_address[1]}/v2"
+        if self.path == "/discovery.json":
+            document = {
+                "endpoints": [
+                    {
+                        "specification": GEOREPORT_V2,
+                        "url": base,
+                        "type": "production",
+                        "formats": ["application/json"],
+                    }
+                ],
+                "padding": "x" * self.padding,
+            }
+            body = json.dumps(document).encode()
+        elif self.path == "/v2/services.json":
+            body = b'[{"service_code": "001", "service_name": "Pothole"}]'
+        else:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[type[_Handler], str]]:
+    """A small discovery server on 127.0.0.1 (fresh records, small document), and its URL."""
+    handler = type("Handler", (_Handler,), {"seen": [], "padding": 0})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
+    thread.start()
+    default_cache.clear()
+    try:
+        yield handler, f"http://127.0.0.1:{server.server_address[1]}/discovery.json"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+        default_cache.clear()
+
+
+def test_from_discovery_fetches_with_the_clients_user_agent_and_headers(
+    served: tuple[type[_Handler], str],
+) -> None:
+    """Over real HTTP the discovery GET carries civic311's User-Agent and the client's extra
+    headers, like every other call; and the client made goes on to work."""
+    handler, url = served
+    with civic311.Client.from_discovery(url, headers={"X-App": "tests"}, timeout=5) as client:
+        assert [s.service_code for s in client.list_services()] == ["001"]
+    assert len(handler.seen) == 2
+    assert {seen["user-agent"] for seen in handler.seen} == {USER_AGENT}
+    assert {seen["x-app"] for seen in handler.seen} == {"tests"}
+
+
+@pytest.mark.anyio
+async def test_async_from_discovery_fetches_with_the_clients_user_agent(
+    served: tuple[type[_Handler], str],
+) -> None:
+    """AsyncClient.from_discovery (asyncio and trio) fetches over loopback with civic311's UA."""
+    handler, url = served
+    client = await civic311.AsyncClient.from_discovery(url, timeout=5)
+    async with client:
+        assert await client.list_services()
+    assert [seen["user-agent"] for seen in handler.seen] == [USER_AGENT, USER_AGENT]
+
+
+def test_from_discovery_applies_the_response_cap(served: tuple[type[_Handler], str]) -> None:
+    """max_response_bytes bounds the discovery document too: a larger one is refused, a
+    smaller one is read."""
+    handler, url = served
+    handler.padding = 20_000
+    with pytest.raises(ResponseTooLargeError, match="max_response_bytes"):
+        civic311.Client.from_discovery(url, max_response_bytes=10_000, timeout=5)
+    with civic311.Client.from_discovery(url, max_response_bytes=30_000, timeout=5) as client:
+        assert client.endpoints[0].endswith("/v2")
+
+
+@pytest.mark.anyio
+async def test_async_from_discovery_applies_the_response_cap(
+    served: tuple[type[_Handler], str],
+) -> None:
+    """The async twin refuses the oversized document as well (asyncio and trio)."""
+    handler, url = served
+    handler.padding = 20_000
+    with pytest.raises(ResponseTooLargeError):
+        await civic311.AsyncClient.from_discovery(url, max_response_bytes=10_000, timeout=5)
+
+
+def test_from_discovery_checks_the_ca_bundle_before_fetching(
+    served: tuple[type[_Handler], str], tmp_path: Path
+) -> None:
+    """A ca_bundle that cannot be loaded stops from_discovery before anything is sent (it used
+    to fetch the document over a default TLS set-up first)."""
+    handler, url = served
+    with pytest.raises(InvalidRequestError, match="ca_bundle"):
+        civic311.Client.from_discovery(url, ca_bundle=str(tmp_path / "missing.pem"))
+    assert handler.seen == []
+
+
+def test_from_discovery_keeps_the_fetching_http_client(
+    served: tuple[type[_Handler], str],
+) -> None:
+    """The document and the calls go through one httpx client, made with the ca_bundle's TLS
+    context, owned (and closed) by the client; a given http_client is left open."""
+    certifi = pytest.importorskip("certifi")
+    _, url = served
+    client = civic311.Client.from_discovery(url, ca_bundle=certifi.where())
+    with client:
+        pool = getattr(client._http._transport, "_pool", None)
+        context = getattr(pool, "_ssl_context", None)
+        assert isinstance(context, ssl.SSLContext)
+        assert context.cert_store_stats()["x509_ca"] > 10
+    assert client._http.is_closed
+    default_cache.clear()
+    with httpx.Client() as mine:
+        with civic311.Client.from_discovery(url, http_client=mine) as client:
+            assert client._http is mine
+        assert not mine.is_closed
 
 
 # -- FakeCity's document -----------------------------------------------------------------------
@@ -494,8 +683,7 @@ def test_fakecity_discovery_urls() -> None:
 def test_fakecity_xml_only_city_lists_only_text_xml(clock: VirtualClock) -> None:
     """An XML-only dialect advertises text/xml alone, so XML is chosen."""
     city = FakeCity(clock=clock, dialect=Dialect.xml_only())
-    with httpx.Client(transport=city.transport()) as http:
-        discovery = fetch_discovery(city.discovery_url, http, cache=None)
+    discovery = fetch(city.discovery_url, city.transport())
     assert discovery.endpoints[0].formats == ("text/xml",)
     assert choose_endpoints(discovery) == [(city.base_url, "xml")]
 
@@ -511,8 +699,7 @@ def test_fakecity_custom_endpoints_in_order(clock: VirtualClock) -> None:
         ],
     )
     city.discovery_endpoints.append(DiscoveryEndpointSpec(url="http://backup.test/open311/v2"))
-    with httpx.Client(transport=city.transport()) as http:
-        discovery = fetch_discovery(city.discovery_url, http, cache=None)
+    discovery = fetch(city.discovery_url, city.transport())
     assert [url for url, _ in choose_endpoints(discovery)] == [
         "http://mirror.test/open311/v2",
         city.base_url,

@@ -285,3 +285,48 @@ def test_site_builds_strict(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert (tmp_path / "site" / "index.html").exists()
+
+
+def test_readme_links_stay_inside_the_clone() -> None:
+    """Every relative link of the README names a file of the repository (none reach outside
+    a clone, as ../shared/DESIGN.md did)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    links = [
+        link
+        for link in re.findall(r"\]\(([^)#\s]+)", readme)
+        if not link.startswith(("http://", "https://", "mailto:"))
+    ]
+    assert "docs/architecture.md" in links
+    outside = [link for link in links if not (ROOT / link).resolve().is_relative_to(ROOT)]
+    assert outside == []
+    assert [link for link in links if not (ROOT / link).exists()] == []
+
+
+def test_every_page_is_in_the_nav() -> None:
+    """Every page under docs/ (but the build helpers) is reachable from mkdocs.yml's nav."""
+    config = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    nav = set(re.findall(r"^\s+- (?:[^:\n]+: )?([\w/-]+\.md)\s*$", config, re.MULTILINE))
+    pages = {str(p.relative_to(DOCS)) for p in PAGES if not p.name.startswith("_")}
+    assert pages - nav == set()
+
+
+def test_reference_lists_every_model_field() -> None:
+    """The models reference asks for the field tables, and they name every field of every
+    model `to_dict` takes (docs/_hooks/model_fields.py makes them from attrs.fields)."""
+    import attrs
+
+    from civic311._wire.converter import MODELS
+
+    spec = importlib.util.spec_from_file_location(
+        "model_fields", DOCS / "_hooks" / "model_fields.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    assert hook.MARKER in (DOCS / "reference" / "models.md").read_text(encoding="utf-8")
+    tables = hook.on_page_markdown(hook.MARKER)
+    for model in MODELS:
+        assert f"### {model.__name__}" in tables
+        for field in attrs.fields(model):
+            assert f"| `{field.name}` |" in tables, f"{model.__name__}.{field.name}"

@@ -555,3 +555,109 @@ def test_call_builders_take_any_text_or_name_the_field(value: str) -> None:
             assert field
         else:
             assert isinstance(request, httpx.Request)
+
+
+# --- hostile answers: error documents, surrogates, masking (issue 12, issue 11 point 14) -----
+
+#: Text an XML document can carry too (no control characters, no surrogates).
+ERROR_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=["Cc", "Cs"]), max_size=30)
+
+
+@st.composite
+def error_documents(draw: st.DrawFn) -> tuple[bytes, str]:
+    """An error document in one of the shapes seen in the wild, and its format."""
+    # 4xx and 5xx codes (a document whose codes are all 2xx reports success, not an error).
+    code = draw(st.one_of(st.none(), st.integers(400, 599), st.sampled_from(["403", "E12"])))
+    text = draw(ERROR_TEXT)
+    record: dict[str, Any] = {"description": text} if code is None else {"code": code}
+    if code is not None:
+        record[draw(st.sampled_from(["description", "message", "detail"]))] = text
+    shape = draw(st.sampled_from(["list", "errors", "errors-map", "error", "sixaika", "xml"]))
+    if shape == "xml":
+        from xml.sax.saxutils import escape
+
+        inner = "".join(f"<{k}>{escape(str(v))}</{k}>" for k, v in record.items())
+        return f"<errors><error>{inner}</error></errors>".encode(), "xml"
+    data: Any = {
+        "list": [record],
+        "errors": {"errors": [record]},
+        "errors-map": {"errors": {"field": [text or "bad"]}},
+        "error": {"error": {**record, "message": text}},
+        "sixaika": {"code": code or 400, "detail": text or "bad"},
+    }[shape]
+    return json.dumps(data).encode(), "json"
+
+
+@FUZZ
+@given(document=error_documents(), status=st.sampled_from([200, 201, 202]))
+def test_error_documents_with_2xx_are_always_api_errors(
+    document: tuple[bytes, str], status: int
+) -> None:
+    """Any error document served with a 2xx raises a 4xx APIError from every operation —
+    never a result, never an outage-like error."""
+    body, fmt = document
+    for call in _calls():
+        response = httpx.Response(status, request=build_request(call, BASE, "json", Settings()))
+        with pytest.raises(civic311.APIError) as caught:
+            read_response(call, response, body, fmt, NOW)  # type: ignore[arg-type]
+        assert 400 <= caught.value.status_code < 500
+        assert caught.value.http_status == status
+
+
+@FUZZ
+@given(data=JSON_DATA)
+def test_error_document_recognition_reads_any_data(data: Any) -> None:
+    """error_document and implied_status take any decoded data without raising."""
+    from civic311._wire.errors import error_document, implied_status
+
+    assert error_document(data) in (True, False)
+    assert 400 <= implied_status(error_details(data)) < 500
+
+
+@FUZZ
+@given(
+    text=st.text(st.one_of(st.characters(codec="utf-8"), SURROGATES), max_size=20),
+    fmt=st.sampled_from(FORMATS),
+)
+def test_decoded_text_never_holds_a_surrogate(text: str, fmt: str) -> None:
+    """Whatever a JSON string escapes (lone surrogates included), decoded text is UTF-8-able."""
+    body = json.dumps({"status_notes": text, text: [text]}).encode("ascii")
+    data = decode(body, "json").data
+    json.dumps(data, ensure_ascii=False).encode("utf-8")  # raises on a lone surrogate
+
+
+#: Keys long enough to be masked everywhere: letters, digits and the characters that escape
+#: differently in URLs, forms, JSON and XML; at least 8 of them.
+LONG_KEYS = st.text(st.sampled_from('aZ09"\\/+&<> %é'), min_size=8, max_size=24)
+#: Surroundings that share no character with any spelling of those keys.
+AROUND = st.text(st.sampled_from(" \t:,()[]{}|!~"), max_size=10)
+
+
+@FUZZ
+@given(key=LONG_KEYS, before=AROUND, after=AROUND)
+def test_a_long_key_never_survives_masking_in_any_spelling(
+    key: str, before: str, after: str
+) -> None:
+    """Every spelling of a key of 8+ characters is masked, wherever it sits."""
+    from civic311._secrets import mask_bytes, mask_text, spellings
+
+    for spelling in spellings(key):
+        text = f"{before}{spelling}{after}{spelling}"
+        assert mask_text(text, key) == f"{before}***{after}***"
+        assert mask_bytes(text.encode(), key) == f"{before}***{after}***".encode()
+
+
+@FUZZ
+@given(
+    key=st.text(st.sampled_from("abcdefgh"), min_size=1, max_size=7),
+    words=st.lists(st.text(st.sampled_from("abcdefgh_"), min_size=1, max_size=12), max_size=8),
+)
+def test_a_short_key_never_corrupts_words(key: str, words: list[str]) -> None:
+    """A key under 8 characters is left alone inside prose: only a value position (after
+    "=", quoted, element text, the whole text) is masked."""
+    from civic311._secrets import mask_text
+
+    text = " ".join(words)
+    if text == key:
+        return
+    assert mask_text(text, key) == text

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import warnings
 from collections import Counter
 from datetime import datetime, timedelta, timezone
@@ -111,22 +110,18 @@ def test_a_burst_beyond_the_cap_in_one_minute_warns_naming_the_window() -> None:
     assert len({r.service_request_id for r in found}) == len(found)
 
 
-def test_async_harvest_is_an_async_iterator() -> None:
-    """AsyncClient.iter_requests yields the same requests, asynchronously."""
+@pytest.mark.anyio
+async def test_async_harvest_is_an_async_iterator() -> None:
+    """AsyncClient.iter_requests yields the same requests, asynchronously (asyncio and trio)."""
     city = city_with_history(5_000, 1)
-
-    async def run() -> set[str | None]:
-        async with civic311.AsyncClient(
-            city.base_url, transport=city.transport(), clock=city.clock
-        ) as client:
-            return {
-                r.service_request_id
-                async for r in client.iter_requests(
-                    start_date=NOW - timedelta(days=366), end_date=NOW
-                )
-            }
-
-    assert asyncio.run(run()) == {r.service_request_id for r in city.requests}
+    async with civic311.AsyncClient(
+        city.base_url, transport=city.transport(), clock=city.clock
+    ) as client:
+        found = {
+            r.service_request_id
+            async for r in client.iter_requests(start_date=NOW - timedelta(days=366), end_date=NOW)
+        }
+    assert found == {r.service_request_id for r in city.requests}
 
 
 def test_harvest_over_loopback_http() -> None:

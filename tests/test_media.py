@@ -372,9 +372,21 @@ def test_multipart_array_sends_every_file_as_media_brackets() -> None:
 @pytest.mark.parametrize("style", ["url", "url_repeat"])
 def test_url_styles_refuse_files(style: MediaStyle) -> None:
     """A city that takes no uploads gets a clear error telling the caller to host the file."""
-    with pytest.raises(InvalidRequestError, match="takes no uploads; host the file") as caught:
+    with pytest.raises(InvalidRequestError, match="takes no uploads") as caught:
         media_parts(request(media=photo()), style=style, max_bytes=1000)
     assert caught.value.field == "media"
+    assert "host the file and give media_url" in str(caught.value)
+
+
+def test_no_uploads_error_says_how_to_turn_them_on() -> None:
+    """The error names the profiles (and the Profile option) for a city that takes files."""
+    with pytest.raises(InvalidRequestError) as caught:
+        media_parts(request(media=photo()), style="url", max_bytes=1000)
+    text = str(caught.value)
+    assert 'profile="bloomington"' in text
+    assert 'profile="helsinki"' in text
+    assert 'media="multipart_array"' in text
+    assert "docs/photos.md" in text
 
 
 def test_files_over_the_total_cap_are_refused() -> None:
@@ -434,7 +446,7 @@ def test_contract_uploads_reach_a_city_byte_for_byte() -> None:
     """Files sent per the contract arrive whole: FakeCity's SHA-256 matches, in order."""
     import hashlib
 
-    city = FakeCity()
+    city = FakeCity(dialect=Dialect(media="array"))  # the default takes none, like the spec
     files = [photo(), MediaFile.from_bytes(PNG + b"\r\n--boundary\r\n", "b.png")]
     req = request(media=files, attributes={"DEPTH": "7"}, description="Große Lücke")
     response = _post(city, req, "multipart_array")

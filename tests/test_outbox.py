@@ -203,6 +203,7 @@ FLUSHER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_flush_survives_being_killed_mid_flush(tmp_path: Path) -> None:
     """Kill -9 a flushing process halfway; a second flush files every request exactly once."""
     count = 24

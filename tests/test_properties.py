@@ -427,7 +427,7 @@ def definitions() -> st.SearchStrategy[ServiceDefinition]:
 
 
 def receipts() -> st.SearchStrategy[Receipt]:
-    """Any Receipt, including the reconciled and queued kinds."""
+    """Any Receipt, including the reconciled kind."""
     return st.builds(
         Receipt,
         service_request_id=st.none() | ids(),
@@ -435,8 +435,6 @@ def receipts() -> st.SearchStrategy[Receipt]:
         service_notice=optional_text(),
         account_id=st.none() | ids(),
         reconciled=st.booleans(),
-        queued=st.booleans(),
-        local_id=st.none() | st.uuids().map(lambda u: u.hex),
         extras=extras(),
     )
 

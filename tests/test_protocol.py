@@ -27,6 +27,7 @@ from civic311._protocol import (
     submit_call,
     wait_for_id_flow,
 )
+from civic311.profiles import Profile
 
 from helpers import fixture_bytes
 
@@ -96,7 +97,7 @@ def test_post_carries_key_and_jurisdiction_in_the_form() -> None:
 
 def test_api_key_on_reads_when_settings_say_so() -> None:
     """A profile can send the api_key on GETs too (as a query parameter)."""
-    settings = Settings(api_key="SECRET", api_key_on_reads=True)
+    settings = Settings(api_key="SECRET", profile=Profile(api_key_on_reads=True))
     request = build_request(list_services_call(), BASE, "json", settings)
     assert request.url.params["api_key"] == "SECRET"
     assert "SECRET" not in redact_url(request.url)

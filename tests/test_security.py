@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import inspect
 import io
+import json
 import logging
+import re
 import socket
 import ssl
 import sysconfig
@@ -22,9 +25,10 @@ import traceback
 import tracemalloc
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, quote_plus
+from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
 
 import httpx
 import pytest
@@ -61,7 +65,7 @@ from civic311.discovery import parse_discovery
 from civic311.ledger import Ledger
 from civic311.testing import FakeCity, Fault, VirtualClock
 
-from helpers import Both
+from helpers import ASYNC_BACKENDS, Both, run_async
 
 BASE = "https://city.example/open311/v2"
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -201,8 +205,9 @@ class StreamingServer(_Loopback):
 class TLSServer(_Loopback):
     """Serves a services list over TLS with *certfile* (certificate and key)."""
 
-    def __init__(self, certfile: Path) -> None:
+    def __init__(self, certfile: Path, bodies: dict[str, bytes] | None = None) -> None:
         super().__init__()
+        self.bodies = bodies or {}  # path suffix → body; SERVICES_JSON otherwise
         self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self.context.load_cert_chain(certfile)
         self.handshakes = 0
@@ -216,11 +221,14 @@ class TLSServer(_Loopback):
             return
         with tls:
             self.handshakes += 1
-            self.read_head(tls)
+            path = self.read_head(tls).split(b" ")[1].decode()
+            body = next(
+                (b for suffix, b in self.bodies.items() if path.endswith(suffix)), SERVICES_JSON
+            )
             tls.sendall(
                 b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
-                + f"Content-Length: {len(SERVICES_JSON)}\r\n\r\n".encode()
-                + SERVICES_JSON
+                + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
             )
 
 
@@ -316,8 +324,13 @@ def _calls() -> list[Any]:
     ]
 
 
-def _everything_said(exc: BaseException) -> str:
+def _everything_said(exc: BaseException, seen: set[int] | None = None) -> str:
     """Every text an error carries: message, repr, args, body, nested attempts."""
+    # An error's last attempt holds the error itself (issue 11.9): visit each error once.
+    seen = set() if seen is None else seen
+    if id(exc) in seen:
+        return ""
+    seen.add(id(exc))
     parts = [str(exc), repr(exc), repr(exc.args)]
     for name in ("body", "url", "detail", "method"):
         value = getattr(exc, name, None)
@@ -326,7 +339,7 @@ def _everything_said(exc: BaseException) -> str:
     for attempt in getattr(exc, "attempts", ()):
         parts.append(repr(attempt))
         if attempt.error is not None:
-            parts.append(_everything_said(attempt.error))
+            parts.append(_everything_said(attempt.error, seen))
     request = getattr(exc, "request", None)
     if isinstance(request, NewRequest):
         parts.append(repr(request))
@@ -453,7 +466,7 @@ def _traced_peak(action: Callable[[], Any]) -> int:
     return peak
 
 
-@pytest.mark.parametrize("flavor", ["sync", "async"])
+@pytest.mark.parametrize("flavor", ["sync", *ASYNC_BACKENDS])
 def test_gigabyte_stream_is_stopped_at_the_cap(flavor: str) -> None:
     """A 1 GiB streamed body is read only up to the cap, in under 3x the cap of memory."""
     stream = GigaStream()
@@ -478,7 +491,7 @@ def test_gigabyte_stream_is_stopped_at_the_cap(flavor: str) -> None:
                 with pytest.raises(ResponseTooLargeError):
                     await client.list_services()
 
-        asyncio.run(go())
+        run_async(go, flavor)
 
     started = time.perf_counter()
     peak = _traced_peak(run)
@@ -487,7 +500,7 @@ def test_gigabyte_stream_is_stopped_at_the_cap(flavor: str) -> None:
     assert peak < 3 * CAP
 
 
-@pytest.mark.parametrize("flavor", ["sync", "async"])
+@pytest.mark.parametrize("flavor", ["sync", *ASYNC_BACKENDS])
 def test_huge_declared_length_is_refused_at_once(flavor: str) -> None:
     """A body that declares a huge Content-Length is refused before a byte of it is read."""
     stream = GigaStream()
@@ -512,7 +525,7 @@ def test_huge_declared_length_is_refused_at_once(flavor: str) -> None:
                     await client.list_services()
                 return str(inner.value)
 
-        message = asyncio.run(go())
+        message = run_async(go, flavor)
     assert stream.given == 0
     assert "declares 1,000,000,000,000 bytes" in message
 
@@ -935,14 +948,14 @@ def test_api_key_absent_from_outbox_files(tmp_path: Path) -> None:
         return NewRequest(service_code="001", lat=41.3, long=-72.9, description=f"hole {n}")
 
     with Outbox(path) as box, Client(city.base_url, transport=switch, **options) as client:
-        assert not client.submit(report(1), outbox=box).queued  # sent
+        assert box.submit(client, report(1)).state == "sent"
         for n, mode in enumerate(("refuse", "timeout-post"), start=2):
             switch.mode = mode
-            assert client.submit(report(n), outbox=box).queued  # queued, then uncertain
+            assert box.submit(client, report(n)).state in ("queued", "uncertain")
             clock.advance(120)  # past the endpoint's cooldown
         switch.mode = "city"
         city.inject(Fault.status(500, body="error"), times=10, method="POST")
-        client.submit(report(4), outbox=box)
+        box.submit(client, report(4))
         city.clear_faults()
         clock.advance(7200)
         box.flush(client)
@@ -955,7 +968,7 @@ def test_api_key_absent_from_outbox_files(tmp_path: Path) -> None:
         Client(city.base_url, transport=city.transport(), **{**options, "api_key": "wrong"}) as bad,
         pytest.raises(civic311.ForbiddenError),
     ):
-        bad.submit(report(5), outbox=box)  # failed: the city refuses the key
+        box.submit(bad, report(5))  # failed: the city refuses the key
     with Outbox(path) as box:
         states |= {entry.state for entry in box.entries()}
     assert {"sent", "failed"} <= states
@@ -1175,3 +1188,910 @@ def test_untrusted_certificate_is_refused_on_loopback() -> None:
     assert [s.service_code for s in services] == ["001"]
     assert server.refused >= 1
     assert server.handshakes == 1
+
+
+# --- 6. hostile answers: error documents with 2xx, echoed keys (issue 12) ---------------------
+
+
+class Scripted:
+    """A GeoReport server on 127.0.0.1 that answers every request with one scripted answer.
+
+    *body* may be a function of the request's form and query (to echo what it was sent, the
+    api_key included). Each answer is counted; the server stops at the end of the block.
+    """
+
+    def __init__(
+        self,
+        body: bytes | Callable[[dict[str, str]], bytes],
+        *,
+        status: int = 200,
+        content_type: str = "application/json; charset=utf-8",
+        base_path: str = "/open311/v2",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.headers = headers or {}
+        self.body = body
+        self.status = status
+        self.content_type = content_type
+        self.base_path = base_path
+        self.seen: list[tuple[str, str]] = []
+
+    def _answer(self, handler: BaseHTTPRequestHandler) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        raw = handler.rfile.read(min(length, 1 << 20)).decode("utf-8", "replace")
+        fields = dict(parse_qsl(urlsplit(handler.path).query)) | dict(parse_qsl(raw))
+        self.seen.append((handler.command, handler.path))
+        body = self.body(fields) if callable(self.body) else self.body
+        handler.send_response(self.status)
+        handler.send_header("Content-Type", self.content_type)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.send_header("Connection", "close")
+        for name, value in self.headers.items():
+            handler.send_header(name, value)
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    @contextlib.contextmanager
+    def serve(self) -> Iterator[str]:
+        """Serve on a free port of 127.0.0.1; yield the base URL."""
+        scripted = self
+
+        class Handler(BaseHTTPRequestHandler):
+            timeout = 5
+
+            def do_GET(self) -> None:
+                scripted._answer(self)
+
+            def do_POST(self) -> None:
+                scripted._answer(self)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}{self.base_path}"
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=10)
+            assert not thread.is_alive()
+
+
+def run_on(flavor: str, url: str, method: str, *args: Any, **options: Any) -> Any:
+    """Call *method* on a Client or AsyncClient (by *flavor*) for *url*; return the result and
+    the client's endpoint health."""
+    options = {"retry": None, "timeout": 5, "reconcile_wait": 0.0, **options}
+    if flavor == "sync":
+        with Client(url, **options) as client:
+            try:
+                return getattr(client, method)(*args)
+            finally:
+                run_on.health = client.health()  # type: ignore[attr-defined]
+
+    async def go() -> Any:
+        async with AsyncClient(url, **options) as client:
+            try:
+                return await getattr(client, method)(*args)
+            finally:
+                run_on.health = client.health()  # type: ignore[attr-defined]
+
+    return asyncio.run(go())
+
+
+def echo(template: str) -> Callable[[dict[str, str]], bytes]:
+    """A body built from *template* with ``{key}`` replaced by the api_key the server got,
+    JSON-escaped (``{key_json}``) or as XML text (``{key_xml}``)."""
+
+    def body(fields: dict[str, str]) -> bytes:
+        key = fields.get("api_key", "")
+        return (
+            template.replace("{key_json}", json.dumps(key)[1:-1])
+            .replace("{key_xml}", html.escape(key))
+            .replace("{key}", key)
+            .encode()
+        )
+
+    return body
+
+
+#: (name, body, expected error class): the six error shapes seen in the wild, and more, as a
+#: city answers them with HTTP 200 — each echoing the key it refused.
+ERROR_DOCUMENTS_200: list[tuple[str, Callable[[dict[str, str]], bytes], type[APIError]]] = [
+    (
+        "fixmystreet-field-map",
+        echo('{"errors":{"api_key":"Invalid api_key {key_json}"}}'),
+        civic311.ForbiddenError,
+    ),
+    (
+        "spec-list",
+        echo('[{"code":403,"description":"Invalid api_key received: {key_json}"}]'),
+        civic311.ForbiddenError,
+    ),
+    (
+        "fixmystreet-record",
+        echo('{"errors":{"code":400,"description":"Bad request: lat {key_json}"}}'),
+        civic311.BadRequestError,
+    ),
+    (
+        "mark-a-spot",
+        echo('{"error":{"code":400,"message":"service_code missing; key {key_json}"}}'),
+        civic311.BadRequestError,
+    ),
+    (
+        "6aika",
+        echo('{"code":403,"detail":["Invalid API key {key_json}"]}'),
+        civic311.ForbiddenError,
+    ),
+    (
+        "ureport",
+        echo('[{"description":"Invalid api_key {key_json}"}]'),
+        civic311.ForbiddenError,
+    ),
+    (
+        "errors-list",
+        echo('{"errors":["no such service","key {key_json}"]}'),
+        civic311.BadRequestError,
+    ),
+    (
+        "xml-errors",
+        echo(
+            '<?xml version="1.0"?><errors><error><code>403</code>'
+            "<description>Invalid api_key {key_xml}</description></error></errors>"
+        ),
+        civic311.ForbiddenError,
+    ),
+]
+
+
+def _said_by(error: BaseException) -> str:
+    """Everything an error shows: text, repr, body, parsed errors, attributes, cause chain."""
+    return "\n".join(
+        [
+            _everything_said(error),
+            repr(getattr(error, "errors", "")),
+            getattr(error, "body", b"").decode("utf-8", "replace"),
+        ]
+    )
+
+
+@pytest.mark.parametrize("flavor", ["sync", "async"])
+@pytest.mark.parametrize(
+    ("name", "body", "expected"), ERROR_DOCUMENTS_200, ids=[e[0] for e in ERROR_DOCUMENTS_200]
+)
+def test_error_document_with_200_is_a_refusal_not_a_receipt(
+    flavor: str, name: str, body: Callable[[dict[str, str]], bytes], expected: type[APIError]
+) -> None:
+    """A POST answered 200 with an error document raises the APIError its codes imply: no
+    Receipt, one attempt, the endpoint still up, and the echoed key nowhere in the error."""
+    xml = name.startswith("xml")
+    server = Scripted(body, content_type="text/xml" if xml else "application/json")
+    with server.serve() as url, pytest.raises(APIError) as caught:
+        run_on(
+            flavor,
+            url,
+            "submit",
+            REQUEST,
+            api_key=KEY,
+            format="xml" if xml else "json",
+            retry=civic311.RetryPolicy(attempts=3),
+        )
+    error = caught.value
+    assert type(error) is expected
+    assert error.http_status == 200
+    assert error.status_code == (403 if expected is civic311.ForbiddenError else 400)
+    assert error.errors, "the parsed error entries are kept"
+    assert len(server.seen) == 1, "a refusal is not retried"
+    assert [h.state.value for h in run_on.health] == ["up"]  # type: ignore[attr-defined]
+    assert not leaks(_said_by(error))
+    assert "***" in _said_by(error)
+
+
+@pytest.mark.parametrize("flavor", ["sync", "async"])
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+def test_error_document_with_200_on_a_read_is_an_api_error(flavor: str, fmt: str) -> None:
+    """A GET answered 200 with an error document raises too (never an empty list)."""
+    body = (
+        b'<?xml version="1.0"?><errors><error><code>404</code><description>unknown jurisdiction'
+        b"</description></error></errors>"
+        if fmt == "xml"
+        else b'[{"code":404,"description":"unknown jurisdiction"}]'
+    )
+    with Scripted(body).serve() as url, pytest.raises(civic311.NotFoundError) as caught:
+        run_on(flavor, url, "list_requests", format=fmt)
+    assert caught.value.http_status == 200
+    assert "unknown jurisdiction" in str(caught.value)
+
+
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+def test_answers_that_look_like_errors_but_carry_data_are_data(fmt: str) -> None:
+    """A receipt or request list that merely has a description field is not an error."""
+    json_body = b'[{"service_request_id":"7","description":"error: pothole","code":"x"}]'
+    xml_body = (
+        b"<service_requests><request><service_request_id>7</service_request_id>"
+        b"<description>error</description></request></service_requests>"
+    )
+    with Scripted(xml_body if fmt == "xml" else json_body).serve() as url:
+        receipt = run_on("sync", url, "submit", REQUEST, api_key=KEY, format=fmt)
+    assert receipt.service_request_id == "7"
+
+
+def test_cli_exits_1_on_an_error_document_with_200(tmp_path: Path) -> None:
+    """civic311 submit against an XML <errors> 200 exits 1 (refused), not 3 (unreachable),
+    and prints no spelling of the echoed key, with --json or --debug."""
+    group = _click_group()
+    from click.testing import CliRunner
+
+    key_file = tmp_path / "key.txt"
+    key_file.write_text(KEY + "\n")
+    key_file.chmod(0o600)
+    body = echo(
+        '<?xml version="1.0"?><errors><error><code>403</code>'
+        "<description>Invalid api_key {key_xml} ({key_json})</description></error></errors>"
+    )
+    submit = ["submit", "--service-code", "001", "--lat", "41.3", "--long", "-72.9"]
+    with Scripted(body, content_type="text/xml").serve() as url:
+        common = ["--endpoint", url, "--api-key-file", str(key_file)]
+        common += ["--ledger", str(tmp_path / "l.sqlite"), "--format", "xml"]
+        plain = CliRunner().invoke(group, [*common, *submit])
+        as_json = CliRunner().invoke(group, ["--json", *common, *submit])
+        debug = CliRunner().invoke(group, ["--debug", *common, *submit])
+    for result in (plain, as_json):
+        assert result.exit_code == 1, result.output
+        assert "ForbiddenError" in result.output + result.stderr
+        assert not leaks(result.output + result.stderr)
+    assert isinstance(debug.exception, civic311.ForbiddenError)
+    traced = "".join(traceback.format_exception(debug.exception))
+    assert not leaks(traced + debug.output)
+
+
+# --- 7. the one masking rule (issue 11 point 14, issue 12 points 3 and 8) -------------------
+
+
+def test_short_keys_are_masked_only_where_they_stand_as_values() -> None:
+    """api_key="test" leaves "a test service" and "get_token" alone, masks api_key=test."""
+    from civic311._secrets import mask_text
+
+    assert mask_text("This is a test service", "test") == "This is a test service"
+    assert mask_text("GET /tokens/get_token.json", "test") == "GET /tokens/get_token.json"
+    assert mask_text("POST a?api_key=test&x=1", "test") == "POST a?api_key=***&x=1"
+    assert mask_text('{"api_key": "test"}', "test") == '{"api_key": "***"}'
+    assert mask_text("<key>test</key>", "test") == "<key>***</key>"
+    assert mask_text("test", "test") == "***"
+
+
+def test_long_keys_are_masked_everywhere_in_every_spelling() -> None:
+    """A key of 8+ characters is masked inside words too, raw, URL-, form-, JSON-, XML-escaped."""
+    from civic311._secrets import mask_bytes, mask_text
+
+    key = 'k"e\\y/+é&<7f3a9c'
+    spellings = [
+        key,
+        quote(key, safe=""),
+        quote_plus(key),
+        json.dumps(key)[1:-1],
+        json.dumps(key, ensure_ascii=False)[1:-1],
+        json.dumps(key)[1:-1].replace("/", "\\/"),
+        html.escape(key),
+        repr(json.dumps(key))[2:-2],
+    ]
+    for spelling in spellings:
+        text = f"x{spelling}y and {spelling}"
+        assert spelling not in mask_text(text, key), spelling
+        assert spelling.encode() not in mask_bytes(text.encode(), key), spelling
+
+
+def test_cli_short_key_does_not_corrupt_output(tmp_path: Path) -> None:
+    """With api_key "test", the CLI prints a city's "test" words as they are."""
+    group = _click_group()
+    from click.testing import CliRunner
+
+    key_file = tmp_path / "key.txt"
+    key_file.write_text("test\n")
+    key_file.chmod(0o600)
+    body = (
+        b'[{"service_code":"001","service_name":"Pothole","description":"This is a test service"}]'
+    )
+    with Scripted(body).serve() as url:
+        result = CliRunner().invoke(
+            group, ["--json", "--endpoint", url, "--api-key-file", str(key_file), "services"]
+        )
+    assert result.exit_code == 0, result.output
+    assert "This is a test service" in result.output
+
+
+def test_cli_masks_a_json_escaped_key_in_json_output(tmp_path: Path) -> None:
+    """A key holding '"' and '\\' that a city echoes in a field never shows in --json output,
+    raw or JSON-escaped (issue 12 point 8)."""
+    group = _click_group()
+    from click.testing import CliRunner
+
+    key = 'quo"te\\back/slash-7f3a'
+    key_file = tmp_path / "key.txt"
+    key_file.write_text(key + "\n")
+    key_file.chmod(0o600)
+    body = json.dumps(
+        [{"service_request_id": "1", "status": "open", "status_notes": f"you sent {key}"}]
+    ).encode()
+    with Scripted(body).serve() as url:
+        result = CliRunner().invoke(
+            group,
+            ["--json", "--endpoint", url, "--api-key-file", str(key_file), "request", "1"],
+        )
+    assert result.exit_code == 0, result.output
+    assert "you sent ***" in result.output
+    for spelling in (key, json.dumps(key)[1:-1], quote(key, safe="")):
+        assert spelling not in result.output + result.stderr
+
+
+@pytest.mark.parametrize("flavor", ["sync", "async"])
+def test_echoed_key_absent_from_debug_log_of_an_error_document(
+    flavor: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The DEBUG log of a call refused by a 200 error document echoing the key holds no key."""
+    caplog.set_level(logging.DEBUG)
+    body = echo('{"errors":{"api_key":"bad key {key_json}"}}')
+    with Scripted(body).serve() as url, pytest.raises(civic311.ForbiddenError):
+        run_on(flavor, url, "submit", REQUEST, api_key=KEY)
+    texts = _log_texts(caplog.records)
+    assert any("attempt" in text for text in texts)
+    assert [text for text in texts if leaks(text)] == []
+
+
+class EchoThenFlood(_Loopback):
+    """Answers 200 with the request's form (api_key and all) echoed, then an endless body."""
+
+    def serve(self, conn: socket.socket) -> None:
+        head = self.read_head(conn)
+        _, _, rest = head.partition(b"\r\n\r\n")
+        length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+        while len(rest) < length:
+            chunk = conn.recv(4096)
+            if not chunk:
+                break
+            rest += chunk
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
+        conn.sendall(b"Connection: close\r\n\r\n")
+        conn.sendall(b'{"echo": "' + rest + b'", "pad": "')
+        with contextlib.suppress(OSError):
+            for _ in range(64):
+                conn.sendall(b"x" * 16384)
+
+
+@pytest.mark.parametrize("flavor", ["sync", "async"])
+def test_echoed_key_absent_from_response_too_large_body(flavor: str) -> None:
+    """ResponseTooLargeError.body (the first KiB) never holds the key a city echoed."""
+    with EchoThenFlood() as server:
+        url = f"http://127.0.0.1:{server.port}/open311/v2"
+        with pytest.raises(Civic311Error) as caught:
+            run_on(flavor, url, "submit", REQUEST, api_key=KEY, max_response_bytes=4096)
+    error = caught.value
+    too_large = [
+        e
+        for e in (error, error.__cause__, getattr(error, "__context__", None))
+        if isinstance(e, ResponseTooLargeError)
+    ]
+    attempts = getattr(error, "attempts", [])
+    too_large += [a.error for a in attempts if isinstance(a.error, ResponseTooLargeError)]
+    assert too_large, f"expected a ResponseTooLargeError, got {error!r}"
+    for found in too_large:
+        assert b"api_key=***" in found.body
+        assert not leaks(found.body.decode("utf-8", "replace"))
+    assert not leaks(_everything_said(error))
+
+
+def test_html_error_page_is_named_by_its_title_not_its_markup() -> None:
+    """An HTML error page is named by status and <title> in the message; the body stays."""
+    page = (
+        b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title><style>body{}</style>"
+        b"</head><body><center><h1>502 Bad Gateway</h1></center><hr>nginx</body></html>"
+    )
+    for status in (502, 200):
+        server = Scripted(page, status=status, content_type="text/html")
+        with server.serve() as url, pytest.raises(Civic311Error) as caught:
+            run_on("sync", url, "get_request", "1")
+        error = caught.value
+        if isinstance(error, civic311.AllEndpointsFailedError):
+            error = error.last_error  # type: ignore[assignment]
+        text = str(error)
+        assert f"HTTP {status}" in text
+        assert "'502 Bad Gateway'" in text
+        assert "<center>" not in text
+        assert "style" not in text
+        assert error.body == page  # type: ignore[union-attr]
+
+
+# --- 8. downgrades: discovery, redirects, the https upgrade (issue 12 point 4) ---------------
+
+_DISCOVERIES = iter(range(10**6))
+
+
+def _discovery(*urls: str) -> bytes:
+    """A discovery document listing *urls* as GeoReport v2 production JSON endpoints."""
+    return json.dumps(
+        {
+            "endpoints": [
+                {
+                    "specification": "http://wiki.open311.org/GeoReport_v2",
+                    "url": url,
+                    "type": "production",
+                    "formats": ["application/json"],
+                }
+                for url in urls
+            ]
+        }
+    ).encode()
+
+
+def _from_discovery(flavor: str, url: str, hosts: Hosts, **options: Any) -> tuple[str, ...]:
+    """The endpoints of a client built by from_discovery (sync or async), after one submit
+    (whose errors are ignored: what matters is where it went)."""
+    options = {"transport": httpx.MockTransport(hosts), "retry": None, **options}
+    options["reconcile_wait"] = 0.0
+    if flavor == "sync":
+        with Client.from_discovery(url, **options) as client:
+            with contextlib.suppress(Civic311Error):
+                client.submit(REQUEST)
+            return client.endpoints
+
+    async def go() -> tuple[str, ...]:
+        async with await AsyncClient.from_discovery(url, **options) as client:
+            with contextlib.suppress(Civic311Error):
+                await client.submit(REQUEST)
+            return client.endpoints
+
+    return asyncio.run(go())
+
+
+def _document_host(body: bytes) -> Callable[[httpx.Request], httpx.Response]:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith(".json") and "discovery" in request.url.path:
+            return httpx.Response(200, content=body)
+        return httpx.Response(200, json=[{"service_request_id": "1"}])
+
+    return handler
+
+
+@pytest.mark.parametrize("flavor", ["sync", "async"])
+def test_discovery_over_https_never_yields_http_endpoints(flavor: str) -> None:
+    """A document read over https that lists http endpoints yields them over https (warned);
+    the POST and its key never travel over plain http."""
+    doc = _discovery("http://api.city.example/open311/v2")
+    hosts = Hosts({"city.example": _document_host(doc), "api.city.example": _document_host(doc)})
+    url = f"https://city.example/open311/discovery-{next(_DISCOVERIES)}.json"
+    with pytest.warns(civic311.Civic311Warning, match="plain-http endpoint"):
+        endpoints = _from_discovery(flavor, url, hosts, api_key=KEY)
+    assert endpoints == ("https://api.city.example/open311/v2",)
+    assert all(url.startswith("https://") for _, _, url, _ in hosts.seen)
+    assert hosts.saw_key("api.city.example")
+
+
+@pytest.mark.parametrize("flavor", ["sync", "async"])
+def test_discovery_redirected_from_https_to_http_is_refused(flavor: str) -> None:
+    """A discovery URL given as https that redirects to http is refused before the http
+    request is sent; no endpoint it names is ever asked."""
+    doc = _discovery("http://evil.example/open311/v2")
+    hosts = Hosts(
+        {
+            "city.example": lambda request: (
+                _redirect(302, "http://city.example/open311/discovery.json")(request)
+                if request.url.scheme == "https"
+                else httpx.Response(200, content=doc)
+            ),
+            "evil.example": _document_host(doc),
+        }
+    )
+    url = f"https://city.example/open311/discovery-{next(_DISCOVERIES)}.json"
+    with pytest.raises(TransportError) as caught:
+        _from_discovery(flavor, url, hosts, api_key=KEY)
+    assert "https to plain http" in str(caught.value)
+    assert caught.value.sent is False
+    assert [scheme for _, _, scheme, _ in hosts.seen if scheme.startswith("http://")] == []
+    assert "evil.example" not in hosts.hosts()
+
+
+def test_get_discovery_refuses_a_document_read_after_a_downgrade() -> None:
+    """get_discovery over a caller's own httpx client (no downgrade hook installed) refuses a
+    document whose https fetch ended on plain http (what TLS vouched for is not what came back)."""
+    hosts = Hosts(
+        {
+            "city.example": lambda request: (
+                _redirect(301, "http://city.example/d.json")(request)
+                if request.url.scheme == "https"
+                else httpx.Response(200, content=_discovery("http://city.example/v2"))
+            )
+        }
+    )
+    with (
+        httpx.Client(transport=httpx.MockTransport(hosts)) as http,
+        civic311.Client("https://city.example", http_client=http) as client,
+        pytest.raises(DecodeError, match="redirected to plain http"),
+    ):
+        client.get_discovery("https://city.example/d.json", cache=None)
+
+
+@pytest.mark.parametrize("flavor", ["sync", "async"])
+def test_plain_http_document_gets_no_key_on_plain_http_endpoints(flavor: str) -> None:
+    """From a document read over http, an api_key goes to no plain-http endpoint: they are
+    dropped beside https ones (warned), refused when alone, kept when there is no key."""
+    mixed = _discovery("http://a.example/v2", "https://b.example/v2")
+    alone = _discovery("http://a.example/v2")
+    hosts = Hosts(
+        {
+            "city.example": lambda request: httpx.Response(
+                200, content=mixed if "mixed" in request.url.path else alone
+            ),
+            "a.example": _document_host(b""),
+            "b.example": _document_host(b""),
+        }
+    )
+    n = next(_DISCOVERIES)
+    with pytest.warns(civic311.Civic311Warning, match="never travels unencrypted"):
+        kept = _from_discovery(flavor, f"http://city.example/mixed-{n}.json", hosts, api_key=KEY)
+    assert kept == ("https://b.example/v2",)
+    with pytest.raises(InvalidRequestError) as caught:
+        _from_discovery(flavor, f"http://city.example/alone-{n}.json", hosts, api_key=KEY)
+    assert caught.value.field == "api_key"
+    assert "Client(endpoint, api_key=" in str(caught.value)
+    assert not hosts.saw_key("a.example")
+    assert _from_discovery(flavor, f"http://city.example/alone-{n}.json", hosts) == (
+        "http://a.example/v2",
+    )
+
+
+def test_get_redirect_from_https_to_http_is_refused(both: Both) -> None:
+    """A GET redirected from https to http is refused before anything goes over http."""
+    hosts = Hosts(
+        {
+            "city.example": lambda request: (
+                _redirect(301, "http://city.example/open311/v2/services.json")(request)
+                if request.url.scheme == "https"
+                else httpx.Response(200, content=SERVICES_JSON)
+            )
+        }
+    )
+    with pytest.raises(TransportError, match="https to plain http"):
+        both(hosts, "list_services", client={"retry": None})
+    assert [url for _, _, url, _ in hosts.seen] == ["https://city.example/open311/v2/services.json"]
+
+
+@pytest.mark.parametrize(
+    ("start", "location", "followed"),
+    [
+        (
+            "http://city.example:8080/open311/v2",
+            "https://city.example:8443/open311/v2/requests.json",
+            False,
+        ),
+        (
+            "http://city.example:8080/open311/v2",
+            "https://city.example:8080/open311/v2/requests.json",
+            True,
+        ),
+        ("http://city.example/open311/v2", "https://city.example/open311/v2/requests.json", True),
+        (
+            "http://city.example/open311/v2",
+            "https://city.example:8443/open311/v2/requests.json",
+            False,
+        ),
+    ],
+    ids=["other-port", "same-port", "default-ports", "default-to-other"],
+)
+def test_post_https_upgrade_keeps_the_port(
+    both: Both, start: str, location: str, followed: bool
+) -> None:
+    """A POST follows an http→https upgrade only to the same port (or 80 → 443)."""
+    hosts = Hosts(
+        {
+            "city.example": lambda request: (
+                _redirect(301, location)(request)
+                if request.url.scheme == "http"
+                else httpx.Response(200, json=[{"service_request_id": "5"}])
+            )
+        }
+    )
+    options = {"endpoints": start, "api_key": KEY, "retry": None, "reconcile_wait": 0.0}
+    if followed:
+        assert both(hosts, "submit", REQUEST, client=options).service_request_id == "5"
+    else:
+        with pytest.raises(Civic311Error):
+            both(hosts, "submit", REQUEST, client=options)
+    posts = [url for method, _, url, _ in hosts.seen if method == "POST"]
+    assert len(posts) == (2 if followed else 1)
+
+
+# --- 9. lone surrogates (issue 12 point 5) -----------------------------------------------------
+
+SURROGATE_JSON = (
+    b'[{"service_request_id":"1","status":"open","status_notes":"x \\ud800 y",'
+    b'"description":"\\udfff","service_name":"ok \\ud83d\\ude00"}]'
+)
+
+
+@pytest.mark.parametrize("flavor", ["sync", "async"])
+def test_lone_surrogates_decode_to_replacement_characters(flavor: str, tmp_path: Path) -> None:
+    """A city's lone surrogate escapes arrive as U+FFFD (pairs stay whole), and tracking them
+    into a ledger (sqlite) works."""
+    with Scripted(SURROGATE_JSON).serve() as url, Ledger(tmp_path / "l.sqlite") as ledger:
+        request = run_on(flavor, url, "get_request", "1")
+        if flavor == "sync":
+            with Client(url, retry=None, timeout=5) as client:
+                tracked = client.track(["1"], ledger=ledger)
+        else:
+
+            async def go() -> Any:
+                async with AsyncClient(url, retry=None, timeout=5) as client:
+                    return await client.track(["1"], ledger=ledger)
+
+            tracked = asyncio.run(go())
+        assert tracked
+        assert "\ufffd" in repr(ledger.history("1"))
+    assert request.status_notes == "x \ufffd y"
+    assert request.description == "\ufffd"
+    assert request.service_name == "ok \U0001f600"
+
+
+def test_lone_surrogates_do_not_crash_the_cli(tmp_path: Path) -> None:
+    """civic311 request on a city sending lone surrogates prints them as U+FFFD, exit 0."""
+    group = _click_group()
+    from click.testing import CliRunner
+
+    with Scripted(SURROGATE_JSON).serve() as url:
+        for mode in ([], ["--json"]):
+            result = CliRunner().invoke(
+                group,
+                [*mode, "--endpoint", url, "--ledger", str(tmp_path / "l.db"), "request", "1"],
+            )
+            assert result.exit_code == 0, result.output + result.stderr
+            assert "\ufffd" in result.output
+
+
+# --- 10. endpoint URLs (issue 12 point 6, issue 14 point 5) ---------------------------------
+
+BAD_ENDPOINTS = {
+    "crlf": "https://city.example/open311/v2\r\nX-Injected: 1",
+    "lf-in-host": "https://city.exa\nmple/open311/v2",
+    "tab": "https://city.example/open\t311/v2",
+    "nul": "https://city.example/\x00/v2",
+    "del": "https://city.example/\x7f/v2",
+    "long-label": f"https://{'a' * 300}.example/open311/v2",
+    "long-host": "https://" + ".".join(["a" * 60] * 5) + "/v2",
+    "space": "https://city example/open311/v2",
+    "bad-port": "https://city.example:99999/open311/v2",
+    "no-host": "https:///open311/v2",
+    "ftp": "ftp://city.example/open311/v2",
+    "query": "https://city.example/open311/v2?x=1",
+    "bad-idna": "https://xn--a.example/v2",
+    "empty-label": "https://city..example/v2",
+}
+
+
+@pytest.mark.parametrize("cls", [Client, AsyncClient])
+@pytest.mark.parametrize("name", list(BAD_ENDPOINTS))
+def test_bad_endpoint_urls_are_refused_in_the_constructor(
+    cls: type[Client] | type[AsyncClient], name: str
+) -> None:
+    """CR/LF, control characters, a 300-character label and any URL httpx cannot send to are
+    an InvalidRequestError in the constructor, never an httpx error on a call."""
+    with pytest.raises(InvalidRequestError) as caught:
+        cls(BAD_ENDPOINTS[name])
+    assert caught.value.field == "endpoint"
+    assert "\r" not in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("cls", [Client, AsyncClient])
+@pytest.mark.parametrize("document", ["services.json", "services.xml", "discovery.json"])
+def test_base_url_ending_in_a_document_is_trimmed_with_a_warning(
+    cls: type[Client] | type[AsyncClient], document: str
+) -> None:
+    """A base URL given with services.json or discovery.json is trimmed, with a warning."""
+    with pytest.warns(civic311.Civic311Warning, match="using the base URL"):
+        client = cls(f"https://city.example/open311/v2/{document}")
+    assert client.endpoints == ("https://city.example/open311/v2",)
+    if isinstance(client, Client):
+        client.close()
+    else:
+        asyncio.run(client.aclose())
+
+
+NGINX_404 = (
+    b"<html>\r\n<head><title>404 Not Found</title></head>\r\n<body>\r\n<center><h1>404 Not "
+    b"Found</h1></center>\r\n<hr><center>nginx/1.24.0</center>\r\n</body>\r\n</html>\r\n"
+)
+
+
+@pytest.mark.parametrize("flavor", ["sync", "async"])
+@pytest.mark.parametrize("status", [404, 200])
+def test_wrong_base_url_says_where_the_base_url_usually_ends(flavor: str, status: int) -> None:
+    """A services list answered by a 404 or an HTML page asks whether the base URL is right."""
+    server = Scripted(NGINX_404, status=status, content_type="text/html")
+    with server.serve() as url, pytest.raises(Civic311Error) as caught:
+        run_on(flavor, url.replace("/open311/v2", ""), "list_services")
+    error = caught.value
+    if isinstance(error, civic311.AllEndpointsFailedError):
+        error = error.last_error  # type: ignore[assignment]
+    assert isinstance(error, civic311.NotFoundError if status == 404 else DecodeError)
+    assert "is this the GeoReport v2 base URL? it usually ends in …/open311/v2" in str(error)
+    assert "'404 Not Found'" in str(error)
+
+
+# --- 11. TLS: ca_bundle replaces, extra_ca adds (issue 12 point 10) --------------------------
+
+
+def _ca_count(client: Client) -> int:
+    return int(_ssl_context(client).cert_store_stats()["x509_ca"])
+
+
+def test_ca_bundle_replaces_the_public_roots_and_extra_ca_adds_to_them() -> None:
+    """ca_bundle trusts only its CAs; extra_ca trusts the public roots and its CAs."""
+    certs = _certdata()
+    with Client(BASE) as default:
+        default_context = _ssl_context(default)
+    public = int(httpx.create_ssl_context().cert_store_stats()["x509_ca"])
+    assert public > 10
+    with Client(BASE, ca_bundle=str(certs / "pycacert.pem")) as replaced:
+        assert _ca_count(replaced) == 1
+    with Client(BASE, extra_ca=str(certs / "pycacert.pem")) as added:
+        assert _ca_count(added) == public + 1
+    assert default_context.verify_mode == ssl.CERT_REQUIRED
+
+
+def test_bad_extra_ca_is_refused(tmp_path: Path) -> None:
+    """A missing or empty extra_ca raises InvalidRequestError naming extra_ca."""
+    empty = tmp_path / "empty.pem"
+    empty.write_text("")
+    for bad in (tmp_path / "missing.pem", empty):
+        for cls in (Client, AsyncClient):
+            with pytest.raises(InvalidRequestError) as caught:
+                cls(BASE, extra_ca=str(bad))
+            assert caught.value.field == "extra_ca"
+
+
+@pytest.mark.parametrize("option", ["ca_bundle", "extra_ca"])
+@pytest.mark.parametrize("flavor", ["sync", "async"])
+def test_from_discovery_honours_the_tls_options(option: str, flavor: str) -> None:
+    """Real TLS on 127.0.0.1: from_discovery fetches the document trusting ca_bundle or
+    extra_ca, and the client it makes trusts the same."""
+    certs = _certdata()
+    with TLSServer(certs / "allsans.pem") as server:
+        base = f"https://127.0.0.1:{server.port}/open311/v2"
+        server.bodies = {"discovery.json": _discovery(base)}
+        url = f"https://127.0.0.1:{server.port}/d{next(_DISCOVERIES)}/discovery.json"
+        options = {option: str(certs / "pycacert.pem"), "retry": None, "timeout": 5}
+        if flavor == "sync":
+            with Client.from_discovery(url, **options) as client:
+                services = client.list_services()
+        else:
+
+            async def go() -> list[Any]:
+                async with await AsyncClient.from_discovery(url, **options) as client:
+                    return await client.list_services()
+
+            services = asyncio.run(go())
+        with pytest.raises(TransportError):
+            Client.from_discovery(url.replace("/d", "/e"), retry=None, timeout=5)
+    assert server.errors == []
+    assert [s.service_code for s in services] == ["001"]
+
+
+@pytest.mark.parametrize("flavor", ["sync", "async"])
+def test_probe_calls_every_endpoint_and_a_wrong_url_is_not_up(flavor: str) -> None:
+    """probe() asks each endpoint for its services: a real city is up, a wrong base URL (an
+    nginx 404) is not, and its last error says what the base URL usually ends in."""
+    city = FakeCity(seed=3)
+    wrong = Scripted(NGINX_404, status=404, content_type="text/html", base_path="")
+    with city.serve() as good, wrong.serve() as bad:
+        if flavor == "sync":
+            with Client([good, bad], timeout=5) as client:
+                before = client.health()
+                report = client.probe()
+        else:
+
+            async def go() -> tuple[Any, Any]:
+                async with AsyncClient([good, bad], timeout=5) as client:
+                    return client.health(), await client.probe()
+
+            before, report = asyncio.run(go())
+    assert [h.state.value for h in before] == ["up", "up"]  # remembered state: nothing asked
+    assert [h.state.value for h in report] == ["up", "degraded"]
+    assert "usually ends in …/open311/v2" in (report[1].last_error or "")
+    assert len(wrong.seen) == 1
+
+
+def test_cli_health_shows_a_wrong_url_as_not_up() -> None:
+    """civic311 health against a wrong base URL fails and does not report it "up"."""
+    group = _click_group()
+    from click.testing import CliRunner
+
+    wrong = Scripted(NGINX_404, status=404, content_type="text/html", base_path="")
+    with wrong.serve() as bad:
+        result = CliRunner().invoke(group, ["--json", "--endpoint", bad, "health"])
+    assert result.exit_code == 1, result.output
+    shown = json.loads(result.stdout)
+    assert shown["ok"] is False
+    assert [e["state"] for e in shown["endpoints"]] == ["degraded"]
+    assert "is this the GeoReport v2 base URL" in result.stderr
+
+
+@pytest.mark.parametrize("flavor", ["sync", "async"])
+def test_redirect_to_an_unusable_host_is_a_transport_error(flavor: str) -> None:
+    """A GET redirected to a host label of 300 characters is a TransportError (never sent),
+    not a bare UnicodeError from the IDNA codec."""
+    target = f"http://{'a' * 300}.example/open311/v2/services.json"
+    server = Scripted(b"", status=302, headers={"Location": target})
+    with server.serve() as url, pytest.raises(TransportError) as caught:
+        run_on(flavor, url, "list_services")
+    assert caught.value.sent is False
+    # Sync: the IDNA codec's UnicodeError, mapped; async: anyio's resolver refuses the name.
+    assert ("not a usable URL" if flavor == "sync" else "could not connect") in str(caught.value)
+
+
+def test_build_request_maps_an_unusable_url_to_invalid_request() -> None:
+    """build_request on a base URL httpx refuses raises InvalidRequestError, not InvalidURL."""
+    with pytest.raises(InvalidRequestError) as caught:
+        build_request(list_services_call(), "https://city.example/a\nb", "json", Settings())
+    assert caught.value.field == "endpoint"
+
+
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+def test_bulk_and_outbox_never_count_a_200_refusal_as_filed(fmt: str, tmp_path: Path) -> None:
+    """Bulk marks a row refused by a 200 error document failed, and the Outbox marks it
+    failed, never filed or sent; neither stores the key the city echoed."""
+    from civic311 import bulk
+
+    body = (
+        echo(
+            '<?xml version="1.0"?><errors><error><code>403</code>'
+            "<description>Invalid api_key {key_xml}</description></error></errors>"
+        )
+        if fmt == "xml"
+        else echo('{"errors":{"api_key":"Invalid api_key {key_json}"}}')
+    )
+    rows = list(
+        bulk.read_rows(
+            io.StringIO("service_code,lat,long,description\n001,41.3,-72.9,pothole\n"),
+            format="csv",
+        )
+    )
+    ledger_path, outbox_path = tmp_path / "ledger.sqlite", tmp_path / "outbox.sqlite"
+
+    async def run(url: str) -> Any:
+        async with AsyncClient(url, api_key=KEY, format=fmt, retry=None, timeout=5) as client:
+            with Ledger(ledger_path) as ledger:
+                return await bulk.submit_all(client, rows, ledger=ledger, validate=False)
+
+    with Scripted(body).serve() as url:
+        summary = asyncio.run(run(url))
+        with (
+            Outbox(outbox_path) as box,
+            Client(url, api_key=KEY, format=fmt, retry=None, timeout=5) as client,
+            pytest.raises(civic311.ForbiddenError),
+        ):
+            box.submit(client, REQUEST)
+        with Outbox(outbox_path) as box:
+            states = [entry.state for entry in box.entries()]
+    assert [r.outcome for r in summary.results] == ["failed"]
+    assert states == ["failed"]
+    _assert_no_key_in_files(ledger_path)
+    _assert_no_key_in_files(outbox_path)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"code": 201, "message": "request received"}',
+        b'[{"code": "200", "description": "ok"}]',
+        b'[{"status": "open", "description": "no id, but not an error either"}]',
+    ],
+    ids=["success-code", "success-list", "status-record"],
+)
+def test_documents_with_success_codes_are_not_refusals(body: bytes) -> None:
+    """A 2xx status document whose codes are all 2xx, or a record with a status, is no error
+    document (it may be an odd answer, but not a refusal)."""
+    from civic311._wire.errors import error_document
+
+    assert error_document(json.loads(body)) is False

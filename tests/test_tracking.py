@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from datetime import datetime, timezone
 from pathlib import Path
@@ -139,18 +138,16 @@ def test_watch_refuses_bad_arguments() -> None:
     client.close()
 
 
-def test_async_watch_and_track() -> None:
-    """AsyncClient.watch is an async iterator and track is awaited, with the same results."""
+@pytest.mark.anyio
+async def test_async_watch_and_track() -> None:
+    """AsyncClient.watch is an async iterator and track is awaited, with the same results
+    (asyncio and trio)."""
     clock = VirtualClock(start=NOW)
     city = FakeCity(seed=14, clock=clock, token_lookups=0)
-
-    async def run() -> tuple[int, int]:
-        async with civic311.AsyncClient(
-            city.base_url, transport=city.transport(), clock=clock
-        ) as client:
-            receipt = await client.submit(NewRequest(service_code="004", address_id="Z"))
-            tracked = await client.track([receipt])
-            changes = [c async for c in client.watch([receipt], interval=HOUR)]
-            return len(tracked.requests), sum(1 for c in changes if c.closed)
-
-    assert asyncio.run(run()) == (1, 1)
+    async with civic311.AsyncClient(
+        city.base_url, transport=city.transport(), clock=clock
+    ) as client:
+        receipt = await client.submit(NewRequest(service_code="004", address_id="Z"))
+        tracked = await client.track([receipt])
+        changes = [c async for c in client.watch([receipt], interval=HOUR)]
+    assert (len(tracked.requests), sum(1 for c in changes if c.closed)) == (1, 1)

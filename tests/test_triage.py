@@ -5,8 +5,10 @@ from __future__ import annotations
 import pickle
 import warnings
 
+import httpx
 import pytest
 
+import civic311
 import civic311.triage as triage
 from civic311.errors import InvalidRequestError
 from civic311.triage import (
@@ -15,6 +17,8 @@ from civic311.triage import (
     check,
     emergency_signals,
 )
+
+from helpers import Both
 
 #: Descriptions that read like an emergency, and the category each must raise.
 POSITIVE: list[tuple[str, str]] = [
@@ -276,3 +280,50 @@ def test_module_says_it_is_a_heuristic_pointing_to_911() -> None:
     assert "heuristic, not a guarantee" in doc
     assert "911" in doc
     assert "never a reason to drop or block a report" in doc
+
+
+# --- opt-in: the client does not triage --------------------------------------------------------
+
+FIRE = civic311.NewRequest(
+    service_code="001", address_id="1", description="Smoke and flames coming from a house"
+)
+
+
+def _filed(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, json=[{"service_request_id": "101"}])
+
+
+def test_the_client_files_emergency_wording_without_a_check(both: Both) -> None:
+    """submit reads no description for emergencies: no warning (warnings are errors here), sent."""
+    receipt = both(_filed, "submit", FIRE)
+    assert receipt.service_request_id == "101"
+
+
+def test_triage_is_a_function_called_before_submit(both: Both) -> None:
+    """Opting in is one call: check() warns or refuses before anything is sent."""
+    seen: list[httpx.Request] = []
+
+    def city(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return _filed(request)
+
+    def file_unless_emergency(request: civic311.NewRequest) -> civic311.Receipt:
+        check(request.description, "refuse")
+        result: civic311.Receipt = both(city, "submit", request)
+        return result
+
+    with pytest.raises(EmergencySuspectedError):
+        file_unless_emergency(FIRE)
+    assert seen == []  # refused before anything was sent
+    with pytest.warns(EmergencyWarning, match="911"):
+        check(FIRE.description, "warn")
+    assert both(city, "submit", FIRE).service_request_id == "101"
+
+
+def test_emergency_is_no_longer_a_client_option() -> None:
+    """The old emergency= policy is refused by both clients (a TypeError, as for any unknown
+    keyword), so code that relied on it learns it must call civic311.triage.check."""
+    with pytest.raises(TypeError, match="emergency"):
+        civic311.Client("https://city.example/v2", emergency="warn")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="emergency"):
+        civic311.AsyncClient("https://city.example/v2", emergency="refuse")  # type: ignore[call-arg]

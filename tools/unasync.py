@@ -52,18 +52,18 @@ decided below it, in pure code shared with `ASYNC_TWIN`.
 #: Token replacements, in order (longer names first so they are not split by shorter ones).
 TOKENS = [
     ("httpx.AsyncBaseTransport", "httpx.BaseTransport"),
-    ("tenacity.AsyncRetrying", "tenacity.Retrying"),
+    ("abound_exchanges", "bound_exchanges"),
+    ("adeadline_scope", "deadline_scope"),
     ("AsyncIterator", "Iterator"),
     ("AsyncClient", "Client"),
-    ("afetch_discovery", "fetch_discovery"),
     ("aread_body", "read_body"),
+    ("arefuse_downgrade", "refuse_downgrade"),
     ("__aenter__", "__enter__"),
     ("__aexit__", "__exit__"),
     (".asleep", ".sleep"),
     ("aclose()", "close()"),
     ("def aclose(", "def close("),
     ("async def ", "def "),
-    ("async for ", "for "),
     ("async with ", "with "),
     ("await ", ""),
 ]

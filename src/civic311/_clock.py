@@ -11,7 +11,7 @@ import time
 from datetime import datetime, timezone
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Clock", "SystemClock"]
+__all__ = ["Clock", "SystemClock", "checkpoint"]
 
 
 @runtime_checkable
@@ -28,7 +28,8 @@ class Clock(Protocol):
         """Block for *seconds* (used by `Client`)."""
 
     async def asleep(self, seconds: float) -> None:
-        """Wait for *seconds* without blocking the event loop (used by `AsyncClient`)."""
+        """Wait for *seconds* without blocking the event loop, on any runtime anyio supports
+        (asyncio, trio): used by `AsyncClient`."""
 
 
 class SystemClock:
@@ -45,9 +46,20 @@ class SystemClock:
             time.sleep(seconds)
 
     async def asleep(self, seconds: float) -> None:
-        import asyncio
+        # anyio, not asyncio: AsyncClient runs on whichever event loop calls it, asyncio or
+        # trio (issue 10, case 5: asyncio.sleep failed under trio on the first backoff). Loaded
+        # here, on the first async wait, so `import civic311` stays light (bench/imports.py).
+        import anyio
 
-        await asyncio.sleep(max(seconds, 0.0))
+        await anyio.sleep(max(seconds, 0.0))
 
     def __repr__(self) -> str:
         return "SystemClock()"
+
+
+async def checkpoint() -> None:
+    """Let the running event loop, asyncio or trio, run its other tasks once (anyio's
+    checkpoint: a virtual clock's sleeps take no time but must still yield)."""
+    import anyio.lowlevel
+
+    await anyio.lowlevel.checkpoint()

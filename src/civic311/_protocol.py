@@ -5,31 +5,36 @@ Each operation is a `Call`: what to ask (method, path, query, form) and how to r
 `httpx.Response` and its body into a model or raises the right `civic311.errors` error. Both are
 pure, so everything here is tested with plain `httpx.Response` objects.
 
-Multi-step flows (waiting for a token to become an id) are generators in the style of httpx's
-auth flows: they ``yield`` a `Call` and receive its result (or have its error thrown in), or
-``yield`` a `Sleep` and receive the monotonic time after it. `Client` and `AsyncClient` drive
-the same generator; only they send and sleep.
+Multi-step flows are generators in the style of httpx's auth flows, in ONE vocabulary (a
+`Step`): they ``yield`` a `Call` and receive its result (or have its error thrown in), or
+``yield`` a `Sleep` and receive the monotonic time after it. Nothing else is ever yielded, so
+one driver per client runs every flow (``AsyncClient._drive``, and `Client`'s generated twin),
+and flows compose with ``yield from``: submit → reconcile, `wait_for_id_flow`, `lookup_flow`,
+a harvest's batch (`civic311.harvest`), a tracking round (`civic311.tracking`). A flow that
+streams (a harvest, a watch) is an object whose state lives between flows: the client drives
+one flow per batch or round and hands each result to its caller. Only the clients send and
+sleep.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 import warnings
-from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Generic, Literal, TypeVar
-from urllib.parse import quote, quote_plus, urlencode, urlsplit
+from urllib.parse import quote, urlencode
 
 import attrs
 import httpx
 
+from civic311._checks import endpoint_url
 from civic311._resilience.retry import parse_retry_after
+from civic311._secrets import SECRET_NAMES, mask_bytes, mask_text, redact_text, redact_url
 from civic311._version import __version__
-from civic311._wire import Decoded, Format, decode
+from civic311._wire import Decoded, Format, decode, looks_html
 from civic311._wire.converter import converter, format_datetime
-from civic311._wire.errors import error_details
+from civic311._wire.errors import error_details, error_document, implied_status
 from civic311._wire.form import (
     FORM_CONTENT_TYPE,
     FilePart,
@@ -60,14 +65,18 @@ from civic311.models import (
     ServiceRequest,
     TokenStatus,
 )
+from civic311.profiles import SPEC, Profile
 
 __all__ = [
     "Call",
     "Civic311Warning",
     "MAX_URL_LENGTH",
+    "SECRET_NAMES",
     "Settings",
     "Sleep",
     "build_request",
+    "Flow",
+    "Step",
     "chunk_ids",
     "encodable",
     "get_request_call",
@@ -75,6 +84,7 @@ __all__ = [
     "https_upgrade",
     "list_requests_call",
     "list_services_call",
+    "lookup_flow",
     "normalize_base_url",
     "read_response",
     "redact_text",
@@ -101,59 +111,27 @@ DEFAULT_RESULT_CAP = 1000
 
 USER_AGENT = f"civic311/{__version__}"
 
-#: Query and form names whose values never reach a log, repr or error message.
-SECRET_NAMES = frozenset({"api_key", "apikey", "key", "token_secret"})
-
 
 @attrs.frozen
 class Settings:
-    """Everything that shapes requests and their reading for one client: its credentials, and
-    what the city's `civic311.profiles.Profile` says about the server.
+    """What shapes requests and their reading for one client: its credentials, and how the
+    city's server deviates from the spec (its `civic311.profiles.Profile`).
 
     Attributes:
         jurisdiction_id: Sent on every call when set; never sent empty (spec §1.3, §1.5).
         api_key: Sent as a form field on POST (spec §1.4). Never shown in a repr.
-        multivalue: How multivaluelist attributes are encoded (reference §10.34).
-        date_zone: Whether query datetimes carry ``Z`` (some servers refuse it, §6.2).
-        api_key_on_reads: Also send the api_key as a query parameter on GETs.
-        paths: Resource renames (``{"requests": "issues"}``).
-        accept_encoding: An Accept-Encoding to send instead of httpx's (``"identity"``).
-        extensions: Send ``extensions=true`` on GET requests (Chicago, SF, Boston, §8.1).
-        result_cap: The most GET requests answers; an answer that size may be cut.
-        ignores_filters: The server ignores filters: re-filter answers here (§10.30).
-        token_404_pending: A 404 on tokens/{t} means "not yet" (SF, §10.4).
-        poll_interval: First wait between token look-ups; doubles up to max_poll_interval.
-        max_poll_interval: Longest wait between token look-ups.
-        required_fields: NewRequest fields the server requires in practice (§10.35).
-        media: How the city takes media: one media_url, repeated media_url, or uploads in a
-            multipart ``media`` (one file) or ``media[]`` (several) field (§10.36).
-        max_media_bytes: The most bytes of uploads one report may carry.
-        paging: How GET requests pages: "none", "page" (page, page_size), "offset".
-        page_size: The page size to ask for when paging (None: the server's default).
-        first_page: The number of the first page (1, or 0 for some servers).
-        max_window_days: The longest date span one GET requests may ask for (§2.5: 90).
+        profile: The server's quirks (paths, date style, extensions, media, paging…), read
+            where they matter rather than copied field by field.
     """
 
     jurisdiction_id: str | None = None
     api_key: str | None = attrs.field(default=None, repr=False)
-    multivalue: MultivalueStyle = "brackets"
-    date_zone: bool = True
-    api_key_on_reads: bool = False
-    paths: Mapping[str, str] = attrs.field(factory=dict, hash=False)
-    accept_encoding: str | None = None
-    extensions: bool = False
-    result_cap: int = DEFAULT_RESULT_CAP
-    ignores_filters: bool = False
-    token_404_pending: bool = True
-    poll_interval: float = 0.5
-    max_poll_interval: float = 10.0
-    required_fields: tuple[str, ...] = ()
-    media: MediaStyle = "url"
-    max_media_bytes: int = MAX_MEDIA_BYTES
-    paging: Literal["none", "page", "offset"] = "none"
-    page_size: int | None = None
-    first_page: int = 1
-    max_window_days: int = 90
+    profile: Profile = SPEC
+
+    @property
+    def date_zone(self) -> bool:
+        """Whether query datetimes carry ``Z`` (some servers refuse it, reference §6.2)."""
+        return self.profile.date_style == "utc_z"
 
 
 @attrs.frozen
@@ -195,47 +173,12 @@ class Sleep:
 
 
 def normalize_base_url(url: object) -> str:
-    """Check an endpoint URL and drop any trailing slash (both spellings work).
+    """Check an endpoint URL and drop any trailing slash (`civic311._checks.endpoint_url`).
 
     Raises:
-        InvalidRequestError: not an http(s) URL with a host.
+        InvalidRequestError: not an http(s) URL with a host that httpx can send to.
     """
-    if not isinstance(url, str):
-        raise InvalidRequestError("endpoint", f"must be a URL string, not {type(url).__name__}")
-    text = url.strip()
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise InvalidRequestError("endpoint", f"must be an http(s) URL, got {text!r}")
-    if parts.query or parts.fragment:
-        raise InvalidRequestError("endpoint", f"must not carry a query or fragment: {text!r}")
-    return text.rstrip("/")
-
-
-def redact_url(url: str | httpx.URL) -> str:
-    """*url* with the values of secret query parameters replaced by ``***``."""
-    parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
-    query = parsed.query
-    if not query or not _SECRET_IN_QUERY.search(query):
-        return str(parsed)  # the common case: nothing to hide, no re-parsing
-    params = [
-        (k, "***" if k.lower() in SECRET_NAMES else v) for k, v in parsed.params.multi_items()
-    ]
-    return str(parsed.copy_with(query=urlencode(params).encode("ascii")))
-
-
-_SECRET_IN_QUERY = re.compile(
-    rb"(?:^|&)(?:" + "|".join(sorted(SECRET_NAMES)).encode() + rb")=", re.IGNORECASE
-)
-_SECRET_IN_BODY = re.compile(
-    rb"(?i)\b(" + "|".join(sorted(SECRET_NAMES)).encode() + rb")=([^&\s'\"<>]+)"
-)
-_SECRET_IN_TEXT = re.compile(r"(?i)\b(" + "|".join(sorted(SECRET_NAMES)) + r")=([^&\s'\"]+)")
-
-
-def redact_text(text: str) -> str:
-    """*text* with ``api_key=…``-style query values replaced by ``***`` (exception texts that
-    quote a URL)."""
-    return _SECRET_IN_TEXT.sub(r"\1=***", text)
+    return endpoint_url(url)
 
 
 def encodable(value: str, field: str) -> str:
@@ -270,21 +213,44 @@ def build_request(
     settings: Settings,
     headers: httpx.Headers | None = None,
 ) -> httpx.Request:
-    """The `httpx.Request` for *call* on the endpoint *base_url* in format *fmt*."""
+    """The `httpx.Request` for *call* on the endpoint *base_url* in format *fmt*.
+
+    Raises:
+        InvalidRequestError: a URL httpx refuses (issue 12 point 6: never ``httpx.InvalidURL``
+            or ``UnicodeError`` out of a call).
+    """
+    try:
+        return _build_request(call, base_url, fmt, settings, headers)
+    except (httpx.InvalidURL, UnicodeError) as exc:
+        shown = mask_text(str(exc), settings.api_key)
+        raise InvalidRequestError(
+            "endpoint",
+            f"{call.method} {redact_text(base_url)}/{call.path}: not a usable URL ({shown})",
+        ) from None
+
+
+def _build_request(
+    call: Call[Any],
+    base_url: str,
+    fmt: Format,
+    settings: Settings,
+    headers: httpx.Headers | None,
+) -> httpx.Request:
+    profile = settings.profile
     resource, _, rest = call.path.partition("/")
-    path = settings.paths.get(resource, resource) + (f"/{rest}" if rest else "")
+    path = profile.paths.get(resource, resource) + (f"/{rest}" if rest else "")
     params = list(call.params)
-    if settings.extensions and call.operation in ("list_requests", "get_request"):
+    if profile.extensions and call.operation in ("list_requests", "get_request"):
         params.append(("extensions", "true"))
     request_headers = {"User-Agent": USER_AGENT, "Accept": _ACCEPT[fmt]}
-    if settings.accept_encoding is not None:
-        request_headers["Accept-Encoding"] = settings.accept_encoding
+    if profile.accept_encoding is not None:
+        request_headers["Accept-Encoding"] = profile.accept_encoding
     if headers:
         request_headers.update(headers)
     if call.form is None:
         if settings.jurisdiction_id:
             params.append(("jurisdiction_id", settings.jurisdiction_id))
-        if settings.api_key and settings.api_key_on_reads:
+        if settings.api_key and profile.api_key_on_reads:
             params.append(("api_key", settings.api_key))
         # The query is encoded here, once: httpx would parse the URL a second time to merge
         # a params= argument into it (this is on every call's path; bench/overhead.py).
@@ -334,9 +300,17 @@ def https_upgrade(request: httpx.Request, response: httpx.Response) -> httpx.URL
     location = response.headers.get("Location")
     if not location:
         return None
-    target = request.url.join(location)
+    try:
+        target = request.url.join(location)
+    except httpx.InvalidURL:
+        return None
     same_place = target.host == request.url.host and target.path == request.url.path
-    if request.url.scheme == "http" and target.scheme == "https" and same_place:
+    # The port too (issue 12 point 4): http://host:8080 may move to https://host:8080, and
+    # the default port 80 to the default 443; any other port may be another service.
+    same_port = target.port == request.url.port or (
+        request.url.port in (None, 80) and target.port in (None, 443)
+    )
+    if request.url.scheme == "http" and target.scheme == "https" and same_place and same_port:
         return target
     return None
 
@@ -391,67 +365,84 @@ def _read_response(
 ) -> tuple[T, Format]:
     status = response.status_code
     if not 200 <= status < 300:
-        raise api_error(response, scrub(body, secret), fmt, now, secret)
+        error = api_error(response, scrub(body, secret), fmt, now, secret)
+        if status == 404 and call.operation == "list_services":
+            error.add_hint(WRONG_BASE_URL)
+        raise error
     try:
         if not body.strip() and call.is_post:
             # A 2xx with no body to a POST: accepted, nothing to report (blackbox, spec §3.1).
             return call.parse(Decoded(None, fmt)), fmt
         decoded = decode(body, fmt)
-        if decoded.root == "errors" or decoded.root == "error_messages":
-            # An error document served with 2xx: an error all the same.
-            raise error_for_status(400)(
-                status_code=status,
-                errors=error_details(decoded.data),
-                body=body,
-                method=call.method,
-                url=redact_url(response.request.url),
-            )
+        if error_document(decoded.data, decoded.root):
+            # An error document served with 2xx is a refusal all the same, of the kind its
+            # codes imply; never an empty Receipt, never an outage (issue 12 points 1-2).
+            raise _document_error(call, response, body, decoded, secret)
         return call.parse(decoded), decoded.format
     except DecodeError as exc:
-        url = redact_url(response.request.url)  # only on the error path: it costs a parse
-        exc = DecodeError(scrub_text(str(exc), secret))
-        raise DecodeError(
-            f"{call.method} {url} → HTTP {status}: {exc}",
-            body=scrub(body, secret),
-            url=url,
-            status_code=status,
-        ) from exc
+        said = scrub_text(str(exc), secret)
+    url = redact_url(response.request.url)  # only on the error path: it costs a parse
+    if call.operation == "list_services" and looks_html(body[:512].lstrip()):
+        said += f" ({WRONG_BASE_URL})"
+    # Raised outside the except block: the unmasked inner error must not ride along as the
+    # new one's __context__ (its body is the raw one).
+    raise DecodeError(
+        f"{call.method} {url} → HTTP {status}: {said}",
+        body=scrub(body, secret),
+        url=url,
+        status_code=status,
+    )
+
+
+#: Said when the services list at a base URL is a 404 or an HTML page (issue 14 point 5).
+WRONG_BASE_URL = (
+    "is this the GeoReport v2 base URL? it usually ends in …/open311/v2, the part before "
+    "services.json"
+)
 
 
 def scrub(body: bytes, secret: str | None) -> bytes:
-    """*body* with every occurrence of *secret* replaced by ``***``.
+    """*body* with *secret* masked (`civic311._secrets.mask_bytes`).
 
     Some servers echo the request back in their error bodies, api_key included; an error's
     message, parsed errors and kept body must not carry it (DESIGN promise 6).
     """
-    if not secret:
-        return body
-    for spelling in _spellings(secret):
-        body = body.replace(spelling.encode("utf-8"), b"***")
-    return _SECRET_IN_BODY.sub(rb"\1=***", body)
+    return mask_bytes(body, secret)
 
 
 def scrub_text(text: str, secret: str | None) -> str:
     """`scrub` for text: *secret*, in any spelling, and ``api_key=…`` values become ``***``."""
-    if secret:
-        for spelling in _spellings(secret):
-            text = text.replace(spelling, "***")
-    return redact_text(text)
+    return mask_text(text, secret)
 
 
-def _spellings(secret: str) -> list[str]:
-    # Echoes come raw, percent-encoded (in a URL), form-encoded (in a POST body), or escaped
-    # inside a JSON string (PHP writes "/" as "\/").
-    escaped = json.dumps(secret)[1:-1]
-    spellings = {
-        secret,
-        quote(secret, safe=""),
-        quote(secret),
-        quote_plus(secret),
-        escaped,
-        escaped.replace("/", "\\/"),
-    }
-    return sorted(spellings, key=len, reverse=True)
+def _document_error(
+    call: Call[Any],
+    response: httpx.Response,
+    body: bytes,
+    decoded: Decoded,
+    secret: str | None,
+) -> APIError:
+    details = _masked_details(error_details(decoded.data), secret)
+    implied = implied_status(details)
+    return error_for_status(implied)(
+        status_code=implied,
+        http_status=response.status_code,
+        errors=details,
+        body=scrub(body, secret),
+        method=call.method,
+        url=redact_url(response.request.url),
+    )
+
+
+def _masked_details(details: list[ErrorDetail], secret: str | None) -> list[ErrorDetail]:
+    # Parsing may reveal a spelling the raw body hid (a JSON escape): mask after parsing too.
+    return [
+        ErrorDetail(
+            code=scrub_text(d.code, secret) if d.code else d.code,
+            description=scrub_text(d.description, secret),
+        )
+        for d in details
+    ]
 
 
 def api_error(
@@ -471,14 +462,7 @@ def api_error(
         details = error_details(decode(body, fmt).data) if body.strip() else []
     except DecodeError:
         details = []  # an HTML or text error page: the raw body is kept on the error
-    if secret:
-        details = [
-            ErrorDetail(
-                code=scrub_text(d.code, secret) if d.code else d.code,
-                description=scrub_text(d.description, secret),
-            )
-            for d in details
-        ]
+    details = _masked_details(details, secret)
     cls = error_for_status(response.status_code)
     return cls(
         status_code=response.status_code,
@@ -720,7 +704,29 @@ def chunk_ids(ids: Sequence[str], base_length: int, limit: int = MAX_URL_LENGTH)
 
 # --- flows -----------------------------------------------------------------------------------
 
+#: What a flow yields: a call to run (its result is sent back, its error thrown in) or a sleep
+#: (the monotonic time after it is sent back). The one vocabulary of every flow.
 Step = Call[Any] | Sleep
+
+#: A flow that returns a *T*: driven by ``_drive`` in either client, composed with ``yield from``.
+Flow = Generator[Step, Any, T]
+
+
+def lookup_flow(
+    wanted: Sequence[str], chunks: Sequence[Sequence[str]], *, date_zone: bool = True
+) -> Flow[list[ServiceRequest]]:
+    """Look the ids *wanted* up, one GET requests per chunk of *chunks* (`chunk_ids`).
+
+    Returns:
+        The requests in the order of *wanted*; ids the city did not return are left out.
+    """
+    by_id: dict[str | None, ServiceRequest] = {}
+    for chunk in chunks:
+        found: list[ServiceRequest] = yield list_requests_call(
+            service_request_id=chunk, date_zone=date_zone
+        )
+        by_id.update((r.service_request_id, r) for r in found)
+    return [by_id[i] for i in wanted if i in by_id]
 
 
 def wait_for_id_flow(
@@ -731,7 +737,7 @@ def wait_for_id_flow(
     first_interval: float = 0.5,
     max_interval: float = 10.0,
     pending_404: bool = True,
-) -> Generator[Step, Any, str]:
+) -> Flow[str]:
     """Poll tokens/{token} with growing intervals until an id appears (spec §2.4).
 
     The first look-up is immediate, then 0.5 s, 1 s, 2 s… up to *max_interval*, never past

@@ -35,8 +35,9 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO
 import attrs
 
 from civic311._clock import Clock
+from civic311._journal.store import Owner, forget_token, new_token
 from civic311.errors import Civic311Error, InvalidRequestError
-from civic311.ledger import Ledger, Settled, content_key
+from civic311.ledger import Ledger, Settled, _adrive, content_key
 from civic311.models import NewRequest, Receipt, Service
 from civic311.tracking import StatusChange, Tracked
 
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COLUMNS",
+    "MAX_FIELD_BYTES",
     "BulkSummary",
     "Row",
     "RowResult",
@@ -133,11 +135,32 @@ def _request(values: Mapping[str, Any]) -> NewRequest:
             )
         elif value is not None and str(value).strip():
             fields[column] = str(value).strip()
+    if not fields.get("service_code"):
+        raise InvalidRequestError(
+            "service_code",
+            "is empty: every row needs the code of the service it reports to "
+            "(`civic311 services` lists them)",
+        )
     return NewRequest(**fields, attributes=attributes)
 
 
 def _csv_rows(text: TextIO, key_column: str | None) -> Iterator[tuple[int, dict[str, Any]]]:
+    if csv.field_size_limit() < MAX_FIELD_BYTES:
+        csv.field_size_limit(MAX_FIELD_BYTES)  # process-wide; only ever raised
     reader = csv.reader(text)
+    try:
+        yield from _csv_records(reader, key_column)
+    except csv.Error as exc:
+        # The csv module's own refusals (a cell over the limit, a NUL byte…), naming the row.
+        row = max(reader.line_num - 1, 1)
+        raise InvalidRequestError(
+            "file", f"row {row} (line {reader.line_num}) cannot be read as CSV: {exc}"
+        ) from None
+
+
+def _csv_records(
+    reader: Iterator[list[str]], key_column: str | None
+) -> Iterator[tuple[int, dict[str, Any]]]:
     header = next(reader, None)
     if header is None:
         return
@@ -200,11 +223,53 @@ def _check_columns(columns: Sequence[str], key_column: str | None) -> None:
         raise InvalidRequestError("key_column", f"no column {key_column!r} in the file")
 
 
+#: The largest cell a bulk file may hold: the size cap civic311 puts on a city's answer (10 MiB,
+#: `Client`'s ``max_response_bytes`` default), far above the csv module's 128 KiB default, so a
+#: long description or an inline attribute is read, not refused as "field larger than limit".
+MAX_FIELD_BYTES = 10 * 1024 * 1024
+
+#: Byte order marks, longest first (a UTF-32 LE mark starts like a UTF-16 LE one).
+_BOMS: tuple[tuple[bytes, str], ...] = (
+    (b"\xff\xfe\x00\x00", "utf-32"),
+    (b"\x00\x00\xfe\xff", "utf-32"),
+    (b"\xef\xbb\xbf", "utf-8-sig"),
+    (b"\xff\xfe", "utf-16"),
+    (b"\xfe\xff", "utf-16"),
+)
+
+
+def _decode(data: bytes, encoding: str | None, fmt: InputFormat, name: str) -> str:
+    """The file's text: in *encoding* when given, else from its byte order mark (UTF-8,
+    UTF-16, UTF-32), else UTF-8. Bytes that do not decode are refused, naming the row."""
+    chosen = encoding
+    if chosen is None:
+        chosen = next((codec for bom, codec in _BOMS if data.startswith(bom)), "utf-8")
+    try:
+        return data.decode(chosen)
+    except LookupError:
+        raise InvalidRequestError(
+            "encoding", f"{encoding!r} is not an encoding Python knows"
+        ) from None
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        where = f"row {line - 1} (line {line})" if fmt == "csv" and line > 1 else f"line {line}"
+        hint = (
+            "give its encoding with --encoding (encoding= in Python), e.g. --encoding latin-1 "
+            "or --encoding cp1252, or save the file as UTF-8"
+        )
+        raise InvalidRequestError(
+            "encoding",
+            f"{name}: {where} is not {chosen} (byte 0x{data[exc.start]:02x} at offset "
+            f"{exc.start}); {hint}",
+        ) from None
+
+
 def read_rows(
     source: str | os.PathLike[str] | TextIO,
     *,
     format: InputFormat | None = None,
     key_column: str | None = None,
+    encoding: str | None = None,
 ) -> Iterator[Row]:
     """The rows of a CSV or JSON Lines bulk file (module docstring), lazily.
 
@@ -214,15 +279,19 @@ def read_rows(
             is JSON Lines, anything else CSV).
         key_column: A column whose value names each row (must be unique); by default rows
             are keyed by a hash of their content.
+        encoding: The file's encoding (a path only). By default a byte order mark decides
+            (UTF-8, UTF-16 or UTF-32, as spreadsheets save them), and without one the file
+            must be UTF-8: other bytes are refused, naming the row, never guessed.
 
     Raises:
-        InvalidRequestError: the file has unknown columns, or the key column is missing.
+        InvalidRequestError: the file has unknown columns, the key column is missing, its
+            bytes are not in its encoding, or a cell is over `MAX_FIELD_BYTES`.
     """
     if isinstance(source, str | os.PathLike):
         path = Path(source)
         fmt = format or ("jsonl" if path.suffix.lower() in (".jsonl", ".ndjson") else "csv")
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            yield from _rows(handle, fmt, key_column)
+        text = _decode(path.read_bytes(), encoding, fmt, str(path))
+        yield from _rows(io.StringIO(text, newline=""), fmt, key_column)
         return
     if not isinstance(source, io.TextIOBase) and not hasattr(source, "read"):
         raise InvalidRequestError("source", "must be a path or an open text file")
@@ -455,10 +524,17 @@ async def _file_row(
 ) -> RowResult:
     """Record the row (once: a re-run finds it by key), then settle it the journal's one way
     (`Ledger.asettle`: claim, reconcile if it may exist, send, record)."""
-    new = ledger._new_row(row.key, request, endpoint, client.clock.now())
-    row_id, _ = ledger.store.insert(new, if_absent=True)
-    settled = await ledger.asettle(client, row_id, resend_after=resend_after, pace=pacer.wait)
-    return _row_result(row, settled)
+    new = ledger._new_row(row.key, request, endpoint, client.clock.now(), row_number=row.number)
+    # A new row is born claimed by this run, in the insert's own transaction (one commit, not
+    # two, per row); a row from an earlier run is claimed by the settle step as usual.
+    token = new_token()
+    row_id, created = ledger.store.insert(new, claim=(token, Owner.me()), if_absent=True)
+    if not created:
+        forget_token(token)
+        settled = await ledger.asettle(client, row_id, resend_after=resend_after, pace=pacer.wait)
+        return _row_result(row, settled)
+    flow = ledger._settle_flow(client, row_id, resend_after, False, token=token)
+    return _row_result(row, await _adrive(client, flow, pacer.wait))
 
 
 def _row_result(row: Row, settled: Settled) -> RowResult:
@@ -479,6 +555,11 @@ def _row_result(row: Row, settled: Settled) -> RowResult:
         )
     outcome: Outcome = settled.outcome
     detail = None if outcome == "filed" else settled.detail
+    if outcome == "uncertain" and "--resend-after" not in (detail or ""):
+        detail = (
+            f"{detail}; the next run looks for it on the server first, and sends it again "
+            "only after --resend-after seconds (resend_after=)"
+        )
     return RowResult(row.number, row.key, outcome, detail, rid, token)
 
 

@@ -5,13 +5,18 @@ endpoints: which specification each speaks, production or test, which formats. c
 it, picks the GeoReport v2 endpoints of the environment you want, and hands their base URLs to a
 client (``Client.from_discovery(url)``)::
 
-    import httpx
-    from civic311.discovery import choose_endpoints, fetch_discovery
+    import civic311
+    from civic311.discovery import choose_endpoints, discovery_root
 
-    with httpx.Client() as http:
-        discovery = fetch_discovery("https://city.example/open311/discovery.json", http)
+    url = "https://city.example/open311/discovery.json"
+    with civic311.Client(discovery_root(url)) as client:
+        discovery = client.get_discovery(url)
     choose_endpoints(discovery)              # [("https://city.example/open311/v2", "json")]
     choose_endpoints(discovery, environment="test")
+
+This module only parses and chooses; it does no I/O. The document is fetched by a client
+(`get_discovery`, `from_discovery`), through the client's own exchange: its TLS settings
+(``ca_bundle``), User-Agent, headers, timeout and response size cap apply.
 
 Real documents bend the spec (reference §7 table), and `parse_discovery` takes them as they
 come: a UTF-8 byte-order mark (Helsinki), ``endpoints`` as an object instead of an array
@@ -28,41 +33,40 @@ flags changes, but only a fresh fetch can reveal a new one, so the cache simply 
 from __future__ import annotations
 
 import threading
+import warnings
 from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 import httpx
 
-from civic311._client.transport import aread_body, read_body, transport_error
 from civic311._clock import Clock, SystemClock
-from civic311._protocol import api_error, redact_url
+from civic311._protocol import USER_AGENT, Call, api_error, redact_url
 from civic311._w3c import parse_datetime
-from civic311._wire import decode
-from civic311.errors import DecodeError, InvalidRequestError, snippet
+from civic311._wire import Decoded, decode
+from civic311.errors import Civic311Warning, DecodeError, InvalidRequestError, snippet
 
 __all__ = [
-    "DEFAULT_MAX_BYTES",
+    "DISCOVERY_CALL",
     "GEOREPORT_V2",
     "Discovery",
     "DiscoveryCache",
     "DiscoveryEndpoint",
-    "afetch_discovery",
+    "check_discovery_url",
     "choose_endpoints",
     "default_cache",
-    "fetch_discovery",
+    "discovery_request",
+    "discovery_root",
     "parse_discovery",
+    "read_discovery",
 ]
 
 #: The specification token of GeoReport v2 endpoints (Service Discovery, reference §7).
 GEOREPORT_V2 = "http://wiki.open311.org/GeoReport_v2"
-
-#: The largest discovery document read (a real one is a few hundred bytes).
-DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 
 FormatName = Literal["json", "xml"]
 _ENVIRONMENTS = ("production", "test")
@@ -141,6 +145,8 @@ class Discovery:
         key_service: Human-readable information on getting an API key.
         endpoints: Every endpoint listed, whatever its specification, in document order.
         extras: Top-level keys the spec does not define (FixMyStreet's ``max_requests``).
+        source: The URL the document was read from, after redirects (None when parsed from
+            bytes alone). A document read over https yields only https endpoints.
     """
 
     changeset: datetime | None = None
@@ -150,6 +156,7 @@ class Discovery:
     extras: Mapping[str, Any] = attrs.field(
         factory=dict, converter=_frozen_extras, hash=False, repr=_extras_repr
     )
+    source: str | None = attrs.field(default=None, eq=False)
 
 
 # -- parsing -----------------------------------------------------------------------------------
@@ -279,6 +286,10 @@ def parse_discovery(body: bytes) -> Discovery:
         decoded = decode(body, "json")
     except DecodeError as exc:
         raise DecodeError(f"not a discovery document: {exc}", body=body) from exc
+    return _from_decoded(decoded, body)
+
+
+def _from_decoded(decoded: Decoded, body: bytes = b"") -> Discovery:
     if decoded.format == "xml" and decoded.root not in ("discovery", "dicovery"):
         # <dicovery> is Klarschiff's documented spelling (reference §7).
         raise DecodeError(
@@ -314,7 +325,10 @@ def choose_endpoints(
 
     An endpoint qualifies when its specification is GeoReport v2 (`GEOREPORT_V2`, ignoring
     scheme, case and a trailing slash), its ``type`` is *environment* (ignoring case), its URL
-    is http(s), and it offers a GeoReport format. JSON is chosen where offered, else XML
+    is http(s), and it offers a GeoReport format. A document read over https (`Discovery.source`)
+    never yields a plain-http endpoint: each is asked over https instead, with a
+    `Civic311Warning` (issue 12 point 4: a document whose integrity TLS vouched for must not
+    send the api_key somewhere in clear text). JSON is chosen where offered, else XML
     (``text/xml`` or ``application/xml``). An endpoint that lists no formats at all is taken to
     speak XML, which the spec requires of every GeoReport v2 endpoint (§1.2).
 
@@ -333,6 +347,7 @@ def choose_endpoints(
         )
     chosen: list[tuple[str, FormatName]] = []
     seen: set[str] = set()
+    secure = (discovery.source or "").lower().startswith("https://")
     for endpoint in discovery.endpoints:
         if not endpoint.is_georeport_v2 or endpoint.type.strip().lower() != environment:
             continue
@@ -340,6 +355,15 @@ def choose_endpoints(
         parts = urlsplit(url)
         if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
             continue
+        if secure and parts.scheme.lower() == "http":
+            upgraded = urlunsplit(parts._replace(scheme="https"))
+            warnings.warn(
+                f"the discovery document, read over https, lists the plain-http endpoint "
+                f"{url}; asking {upgraded} instead",
+                Civic311Warning,
+                stacklevel=2,
+            )
+            url = upgraded
         names = endpoint.format_names
         if not endpoint.formats:
             names = ("xml",)
@@ -433,16 +457,26 @@ class DiscoveryCache:
             self._entries.clear()
 
 
-#: The cache `fetch_discovery` and `afetch_discovery` use unless given another (or None).
+#: The cache `Client.get_discovery` and `Client.from_discovery` use unless given another (or None).
 default_cache = DiscoveryCache()
 
 
-# -- fetching ----------------------------------------------------------------------------------
+# -- fetching, sans I/O: the client sends -------------------------------------------------------
 
 _ACCEPT = "application/json, text/xml;q=0.9, application/xml;q=0.9, */*;q=0.1"
 
+#: The discovery GET as a `Call`, for the client's exchange. No credentials ride on it (no
+#: api_key, no jurisdiction_id), so its redirects are followed: http→https moves are common
+#: (reference §10.37).
+DISCOVERY_CALL: Call[Discovery] = Call("get_discovery", "GET", "discovery", _from_decoded)
 
-def _check_url(url: object) -> str:
+
+def check_discovery_url(url: object) -> str:
+    """*url*, checked to be an http(s) URL with a host.
+
+    Raises:
+        InvalidRequestError: naming ``discovery_url``.
+    """
     if not isinstance(url, str):
         raise InvalidRequestError(
             "discovery_url", f"must be a URL string, not {type(url).__name__}"
@@ -457,12 +491,53 @@ def _check_url(url: object) -> str:
     return text
 
 
-def _read(response: httpx.Response, body: bytes, url: str, clock: Clock) -> Discovery:
+def discovery_root(url: str) -> str:
+    """Where the discovery document at *url* sits, as an endpoint URL: its directory
+    (``https://city.example/open311/discovery.json`` → ``https://city.example/open311``),
+    the client `from_discovery` fetches the document through.
+
+    Raises:
+        InvalidRequestError: *url* is not an http(s) URL.
+    """
+    parsed = httpx.URL(check_discovery_url(url))
+    directory = parsed.path.rpartition("/")[0] or "/"
+    return str(parsed.copy_with(path=directory, query=None, fragment=None)).rstrip("/")
+
+
+def discovery_request(url: str, headers: Mapping[str, str] | None = None) -> httpx.Request:
+    """The GET of the discovery document at *url*, with *headers* (a client's own) added.
+
+    Raises:
+        InvalidRequestError: *url* is not an http(s) URL.
+    """
+    request_headers = {"User-Agent": USER_AGENT, "Accept": _ACCEPT, **(headers or {})}
+    return httpx.Request("GET", check_discovery_url(url), headers=request_headers)
+
+
+def read_discovery(response: httpx.Response, body: bytes, now: datetime) -> Discovery:
+    """The discovery document an answer holds (*body* already read up to the client's cap).
+
+    Raises:
+        APIError: an error status (`NotFoundError` for 404, …); *now* reads Retry-After dates.
+        DecodeError: the body is not a discovery document; it carries the URL and status.
+    """
+    url = str(response.request.url)
+    asked = str(response.history[0].request.url) if response.history else url
+    if asked.lower().startswith("https://") and response.url.scheme != "https":
+        # A redirect took an https fetch to plain http (issue 12 point 4): what came back is
+        # not what TLS vouched for. (Clients civic311 makes refuse this before sending.)
+        shown = redact_url(response.url)
+        raise DecodeError(
+            f"GET {redact_url(asked)} was redirected to plain http ({shown}); a discovery "
+            "document asked for over https is only read over https",
+            url=shown,
+            status_code=response.status_code,
+        )
     if not 200 <= response.status_code < 300:
         fmt: FormatName = "xml" if url.lower().split("?")[0].endswith(".xml") else "json"
-        raise api_error(response, body, fmt, clock.now())
+        raise api_error(response, body, fmt, now)
     try:
-        return parse_discovery(body)
+        return attrs.evolve(parse_discovery(body), source=str(response.url))
     except DecodeError as exc:
         shown = redact_url(response.request.url)
         raise DecodeError(
@@ -471,71 +546,3 @@ def _read(response: httpx.Response, body: bytes, url: str, clock: Clock) -> Disc
             url=shown,
             status_code=response.status_code,
         ) from exc
-
-
-def fetch_discovery(
-    url: str,
-    http: httpx.Client,
-    *,
-    cache: DiscoveryCache | None = default_cache,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-    clock: Clock | None = None,
-) -> Discovery:
-    """GET the discovery document at *url* over *http* and parse it (cached).
-
-    Redirects are followed (http→https moves are common, §10.37); at most *max_bytes* are
-    read. *cache* None fetches every time. *clock* reads Retry-After dates (default: the
-    cache's clock).
-
-    Raises:
-        InvalidRequestError: *url* is not an http(s) URL.
-        TransportError: no answer (refused, timed out, dropped).
-        APIError: an error status (`NotFoundError` for 404, …).
-        ResponseTooLargeError: the body passed *max_bytes*.
-        DecodeError: the body is not a discovery document.
-    """
-    url = _check_url(url)
-    if cache is not None:
-        cached = cache.get(url)
-        if cached is not None:
-            return cached
-    clock = clock or (cache.clock if cache is not None else SystemClock())
-    try:
-        with http.stream(
-            "GET", url, headers={"Accept": _ACCEPT}, follow_redirects=True
-        ) as response:
-            body = read_body(response, max_bytes)
-    except httpx.HTTPError as exc:
-        raise transport_error(exc, "GET", redact_url(url)) from exc
-    discovery = _read(response, body, url, clock)
-    if cache is not None:
-        cache.put(url, discovery)
-    return discovery
-
-
-async def afetch_discovery(
-    url: str,
-    http: httpx.AsyncClient,
-    *,
-    cache: DiscoveryCache | None = default_cache,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-    clock: Clock | None = None,
-) -> Discovery:
-    """`fetch_discovery` over an `httpx.AsyncClient`."""
-    url = _check_url(url)
-    if cache is not None:
-        cached = cache.get(url)
-        if cached is not None:
-            return cached
-    clock = clock or (cache.clock if cache is not None else SystemClock())
-    try:
-        async with http.stream(
-            "GET", url, headers={"Accept": _ACCEPT}, follow_redirects=True
-        ) as response:
-            body = await aread_body(response, max_bytes)
-    except httpx.HTTPError as exc:
-        raise transport_error(exc, "GET", redact_url(url)) from exc
-    discovery = _read(response, body, url, clock)
-    if cache is not None:
-        cache.put(url, discovery)
-    return discovery

@@ -17,7 +17,7 @@ it all, and each branch says what went wrong in terms a caller can act on::
     ├── TransportError               no usable HTTP answer: refused, timed out, dropped
     ├── DecodeError                  a body that is not the promised format or shape
     │   └── ResponseTooLargeError    a body over the size cap; reading stopped there
-    ├── AllEndpointsFailedError      every endpoint was tried; each attempt is listed
+    ├── AllEndpointsFailedError      several endpoints failed, or all are known down (.errors)
     ├── SubmissionUncertainError     a POST may or may not have created a request (never guessed)
     ├── UnknownCityError             no such city in the registry (civic311.cities; suggests names)
     ├── RetiredCityError             the registry says the city's API is gone (allow_retired=True)
@@ -39,11 +39,21 @@ the ones their users catch (``civic311.cities.UnknownCityError``).
 
 Messages say what was asked, of which endpoint, and what came back. No message, repr or log
 line carries the api_key: URLs are redacted before they reach an error (`redact_url`).
+
+Which error a failed call raises (docs/errors.md, issue 11.9): with ONE endpoint, the kind of
+the last failure — a maintenance page or truncated body stays a `DecodeError`, a 5xx a
+`ServerError`, a refusal a `TransportError` — with every attempt on ``.attempts``. With several
+endpoints, or when no attempt was made because every endpoint is known to be down,
+`AllEndpointsFailedError`, keeping each endpoint's last error (``.errors``; ``__cause__`` is
+the last one seen).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import html
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import attrs
@@ -97,23 +107,55 @@ def snippet(body: bytes, limit: int = _SNIPPET) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+_TITLE = re.compile(rb"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(rb"<[^>]*>")
+_INVISIBLE = re.compile(rb"<(script|style|head)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+_HTML_HEAD = re.compile(
+    rb"^\s*(?:<\?xml[^>]*\?>\s*)?(?:<!--.*?-->\s*)*(?:<!doctype\s+html|<html[\s>/])",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def page_summary(body: bytes) -> str:
+    """What an error message quotes of *body*: an HTML page by its ``<title>`` (issue 11 point
+    13: 300 characters of markup say nothing), anything else as a `snippet`."""
+    head = body[:4096].lstrip(b"\xef\xbb\xbf")
+    if not _HTML_HEAD.match(head):
+        return snippet(body)
+    size = f"{len(body):,} bytes"
+    found = _TITLE.search(body[:65536])
+    if found is not None:
+        title = snippet(html.unescape(found.group(1).decode("utf-8", "replace")).encode(), 120)
+        if title:
+            return f"an HTML page titled {title!r} ({size})"
+    # No title: its first words, without the markup.
+    text = _TAG.sub(b" ", _INVISIBLE.sub(b" ", body[:8192]))
+    words = snippet(html.unescape(text.decode("utf-8", "replace")).encode(), 120)
+    return f"an HTML page saying {words!r} ({size})" if words else f"an HTML page ({size})"
+
+
 class Civic311Error(Exception):
     """Base of every error civic311 raises on purpose.
 
     Every civic311 error pickles (errors cross process pools and task queues), whatever its
     constructor takes: the message and the attributes travel, not the constructor's arguments.
+
+    Attributes:
+        attempts: Every attempt of the call that raised it, when the client retried (each
+            `Attempt`: endpoint, number, outcome, error, wait); empty for a local error.
     """
 
+    attempts: Sequence[Attempt] = ()
+
     def __reduce__(self) -> tuple[object, ...]:
-        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+        # The state travels third, so pickle records the error before its attributes: the last
+        # of its ``attempts`` holds the error itself, and that cycle must resolve.
+        return (_rebuild, (type(self), self.args), dict(self.__dict__))
 
 
-def _rebuild(
-    cls: type[Civic311Error], args: tuple[object, ...], state: dict[str, object]
-) -> Civic311Error:
+def _rebuild(cls: type[Civic311Error], args: tuple[object, ...]) -> Civic311Error:
     error = cls.__new__(cls)
     Exception.__init__(error, *args)
-    error.__dict__.update(state)
     return error
 
 
@@ -140,6 +182,9 @@ class APIError(Civic311Error):
         method: The HTTP method asked.
         url: The URL asked, with any api_key removed.
         retry_after: Seconds the server asked us to wait (Retry-After), when it said so.
+        http_status: The status the server really sent. It differs from `status_code` only for
+            an error document served with a 2xx (issue 12 points 1-2): `status_code` is then
+            the refusal its codes imply (400, 403…), and the error's class follows it.
     """
 
     def __init__(
@@ -151,6 +196,7 @@ class APIError(Civic311Error):
         method: str = "",
         url: str = "",
         retry_after: float | None = None,
+        http_status: int | None = None,
     ) -> None:
         self.status_code = status_code
         self.errors = list(errors)
@@ -158,17 +204,28 @@ class APIError(Civic311Error):
         self.method = method
         self.url = url
         self.retry_after = retry_after
+        self.http_status = status_code if http_status is None else http_status
+        self.hint = ""
         super().__init__(self._message())
+
+    def add_hint(self, hint: str) -> None:
+        """Append what the caller may have got wrong to the message (a wrong base URL…)."""
+        self.hint = hint
+        self.args = (self._message(),)
 
     def _message(self) -> str:
         asked = f"{self.method} {self.url} " if self.url else ""
+        status = f"HTTP {self.http_status}"
+        if self.http_status != self.status_code:
+            status += f" with an error document (read as {self.status_code})"
         if self.errors:
             said = "; ".join(
                 f"[{e.code}] {e.description}" if e.code else e.description for e in self.errors
             )
         else:
-            said = snippet(self.body) or "(empty body)"
-        return f"{asked}→ HTTP {self.status_code}: {said}"
+            said = page_summary(self.body) or "(empty body)"
+        hint = f" ({self.hint})" if getattr(self, "hint", "") else ""
+        return f"{asked}→ {status}: {said}{hint}"
 
 
 class BadRequestError(APIError):
@@ -287,13 +344,22 @@ class Attempt:
 
 
 class AllEndpointsFailedError(Civic311Error):
-    """Every endpoint was tried (or is known to be down); each attempt is listed.
+    """Several endpoints failed, or every endpoint is known to be down; nothing answered.
+
+    With one endpoint, a call that failed after its retries raises the last failure's own kind
+    instead (`TransportError`, `ServerError`, `DecodeError`…, each with ``.attempts``). This
+    error is for a call that tried several endpoints, or that made no attempt at all because
+    every endpoint's circuit is open (``next_probe_at`` says when one is probed again).
 
     Attributes:
-        attempts: Every attempt made, in order.
+        attempts: Every attempt made, in order (empty when none was: every endpoint down).
+        errors: Each endpoint's last error, by endpoint URL in configured order; the
+            exception's ``__cause__`` is the last error seen.
         operation: What was asked ("list_services", "submit", …).
         other_channels: Other ways a resident can reach the city (web form, phone), when the
             client knows them, so an app can point somewhere instead of a dead end.
+        next_probe_at: When every endpoint is known down: the wall time (UTC) at which the
+            soonest one will be probed again. None otherwise.
     """
 
     def __init__(
@@ -303,12 +369,20 @@ class AllEndpointsFailedError(Civic311Error):
         *,
         other_channels: Sequence[str] = (),
         reason: str = "",
+        errors: Mapping[str, Civic311Error] | None = None,
+        next_probe_at: datetime | None = None,
     ) -> None:
         self.operation = operation
         self.attempts = list(attempts)
         self.other_channels = list(other_channels)
+        self.next_probe_at = next_probe_at
+        if errors is None:
+            errors = {a.endpoint: a.error for a in self.attempts if a.error is not None}
+        self.errors: dict[str, Civic311Error] = dict(errors)
         lines = [f"{operation}: every endpoint failed" + (f" ({reason})" if reason else "")]
         lines += [f"  #{a.number} {a.endpoint}: {a.outcome}" for a in self.attempts]
+        if not self.attempts:
+            lines += [f"  {url}: last error: {_first_line(e)}" for url, e in self.errors.items()]
         if self.other_channels:
             lines.append("  other ways to reach the city: " + "; ".join(self.other_channels))
         super().__init__("\n".join(lines))
@@ -320,6 +394,11 @@ class AllEndpointsFailedError(Civic311Error):
             if attempt.error is not None:
                 return attempt.error
         return None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return text if len(text) <= 300 else text[:299] + "…"
 
 
 class SubmissionUncertainError(Civic311Error):
@@ -381,16 +460,23 @@ class UnknownCityError(Civic311Error, LookupError):
     Attributes:
         query: What was asked for.
         suggestions: Keys of cities whose key, name or alias is close to it.
+
+    *advice* replaces the closing hint for Python callers (the command line points at
+    ``civic311 cities`` instead).
     """
 
-    def __init__(self, query: str, suggestions: Sequence[str] = ()) -> None:
+    def __init__(
+        self, query: str, suggestions: Sequence[str] = (), *, advice: str | None = None
+    ) -> None:
         self.query = query
         self.suggestions = list(suggestions)
         hint = f"; did you mean {', '.join(self.suggestions)}?" if self.suggestions else ""
-        super().__init__(
-            f"no city {query!r} in the registry{hint} (civic311.cities.search() finds by part "
-            "of a name; civic311.cities.register() adds your own)"
-        )
+        if advice is None:
+            advice = (
+                "civic311.cities.search() finds by part of a name; civic311.cities.register() "
+                "adds your own"
+            )
+        super().__init__(f"no city {query!r} in the registry{hint} ({advice})")
 
 
 class RetiredCityError(Civic311Error):
@@ -520,7 +606,8 @@ class ValidationFailedError(InvalidRequestError):
 
 
 class EmergencyWarning(Civic311Warning):
-    """A report's description reads like an emergency; the report was still sent.
+    """A report's description reads like an emergency (`civic311.triage.check` with the
+    ``"warn"`` policy); the report goes on.
 
     Attributes:
         signals: What was found (empty if the warning was built from a message alone).
@@ -534,10 +621,11 @@ class EmergencyWarning(Civic311Warning):
 
 
 class EmergencySuspectedError(InvalidRequestError):
-    """A report's description reads like an emergency and the policy is ``"refuse"``.
+    """A report's description reads like an emergency and the `civic311.triage.check` policy is
+    ``"refuse"``.
 
-    Nothing was sent. Ask the person (and point them to 911); resend with ``emergency="warn"``
-    or ``"ignore"`` if it is not an emergency.
+    Ask the person (and point them to 911) before sending it; if it is not an emergency, file
+    it (a check with ``"warn"`` or ``"ignore"`` lets it through).
 
     Attributes:
         signals: What was found.

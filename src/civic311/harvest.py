@@ -1,8 +1,9 @@
 """Complete harvesting: every request in any span, each exactly once. No I/O here.
 
 GeoReport v2 answers GET requests with at most about 1,000 requests, over at most 90 days, and
-says nothing when it cut the answer short (spec §2.5; reference §10.29). `harvest_flow` walks
-any span anyway, as `Client.iter_requests` and `AsyncClient.iter_requests` drive it:
+says nothing when it cut the answer short (spec §2.5; reference §10.29). A `Harvest` walks
+any span anyway, one window's flow at a time, as `Client.iter_requests` and
+`AsyncClient.iter_requests` drive it:
 
 1. The span is cut into windows of at most ``max_window_days`` (90) days, oldest first.
 2. A window whose answer reaches the server's cap (``Profile.result_cap``, 1,000 unless the
@@ -26,27 +27,17 @@ the current boundary.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Generator, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
-import attrs
-
-from civic311._protocol import Call, list_requests_call
+from civic311._protocol import Call, Flow, list_requests_call
 from civic311.errors import HarvestWarning, InvalidRequestError
 from civic311.models import ServiceRequest
 
-__all__ = ["Emit", "HarvestWarning", "filter_sets", "harvest_flow", "keep"]
+__all__ = ["Harvest", "HarvestWarning", "filter_sets", "keep"]
 
 #: The smallest window civic311 splits down to before it pages or warns.
 MIN_WINDOW = timedelta(minutes=1)
-
-
-@attrs.frozen
-class Emit:
-    """A flow step: hand these requests to the caller (the driver replies None)."""
-
-    requests: tuple[ServiceRequest, ...]
 
 
 def filter_sets(
@@ -88,23 +79,13 @@ def keep(
     return True
 
 
-def harvest_flow(
-    *,
-    start: datetime,
-    end: datetime,
-    service_code: str | Sequence[str] | None = None,
-    status: str | Sequence[str] | None = None,
-    result_cap: int = 1000,
-    max_window_days: int = 90,
-    paging: str = "none",
-    page_size: int | None = None,
-    first_page: int = 1,
-    date_zone: bool = True,
-    extra_params: Sequence[tuple[str, str]] = (),
-    max_pages: int = 10_000,
-    split_capped: bool = True,
-) -> Generator[Call[list[ServiceRequest]] | Emit, Any, int]:
-    """The harvest of [*start*, *end*] (module docstring); returns how many were emitted.
+class Harvest:
+    """The harvest of [*start*, *end*] (module docstring), as a stream of flows.
+
+    Each `next_batch` is a flow (`civic311._protocol.Flow`: it yields calls, never anything
+    else) that returns the next window's requests, or None once the span is done; the
+    windows still to ask and the ids on the current boundary live here between flows.
+    `emitted` counts the requests returned so far.
 
     With ``split_capped=False`` (a server that ignores date filters answers every window the
     same) capped windows are not split, only reported.
@@ -112,101 +93,146 @@ def harvest_flow(
     Raises:
         InvalidRequestError: naive or reversed datetimes, or a bad cap or window.
     """
-    for name, value in (("start_date", start), ("end_date", end)):
-        if not isinstance(value, datetime):
-            raise InvalidRequestError(name, f"must be a datetime, not {type(value).__name__}")
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise InvalidRequestError(name, f"{value.isoformat()} is naive; give it a timezone")
-    if end < start:
-        raise InvalidRequestError("end_date", "is before start_date")
-    if result_cap < 1 or max_window_days < 1:
-        raise InvalidRequestError("profile", "result_cap and max_window_days must be positive")
-    codes, statuses = filter_sets(service_code, status)
-    largest = timedelta(days=max_window_days)
-    # The windows still to ask, as a stack: the next one to ask is last.
-    pending: list[tuple[datetime, datetime]] = []
-    cursor = end
-    while cursor > start:
-        pending.append((max(start, cursor - largest), cursor))
-        cursor -= largest
-    if not pending:
-        pending.append((start, end))
-    emitted = 0
-    boundary: set[str] = set()  # ids already emitted at the current window's start second
-    undated: set[str] = set()  # ids without requested_datetime: no window owns them
 
-    def ask(lo: datetime, hi: datetime, page: Sequence[tuple[str, str]] = ()) -> Call[Any]:
+    def __init__(
+        self,
+        *,
+        start: datetime,
+        end: datetime,
+        service_code: str | Sequence[str] | None = None,
+        status: str | Sequence[str] | None = None,
+        result_cap: int = 1000,
+        max_window_days: int = 90,
+        paging: str = "none",
+        page_size: int | None = None,
+        first_page: int = 1,
+        date_zone: bool = True,
+        extra_params: Sequence[tuple[str, str]] = (),
+        max_pages: int = 10_000,
+        split_capped: bool = True,
+    ) -> None:
+        for name, value in (("start_date", start), ("end_date", end)):
+            if not isinstance(value, datetime):
+                raise InvalidRequestError(name, f"must be a datetime, not {type(value).__name__}")
+            if value.tzinfo is None or value.utcoffset() is None:
+                raise InvalidRequestError(name, f"{value.isoformat()} is naive; give it a timezone")
+        if end < start:
+            raise InvalidRequestError("end_date", "is before start_date")
+        if result_cap < 1 or max_window_days < 1:
+            raise InvalidRequestError("profile", "result_cap and max_window_days must be positive")
+        self._service_code = service_code
+        self._status = status
+        self._codes, self._statuses = filter_sets(service_code, status)
+        self._result_cap = result_cap
+        self._paging = paging
+        self._page_size = page_size
+        self._first_page = first_page
+        self._date_zone = date_zone
+        self._extra_params = tuple(extra_params)
+        self._max_pages = max_pages
+        self._split_capped = split_capped
+        largest = timedelta(days=max_window_days)
+        # The windows still to ask, as a stack: the next one to ask is last.
+        self._pending: list[tuple[datetime, datetime]] = []
+        cursor = end
+        while cursor > start:
+            self._pending.append((max(start, cursor - largest), cursor))
+            cursor -= largest
+        if not self._pending:
+            self._pending.append((start, end))
+        self.emitted = 0
+        self._boundary: set[str] = set()  # ids already emitted at the current window's start
+        self._undated: set[str] = set()  # ids without requested_datetime: no window owns them
+
+    def _ask(
+        self, lo: datetime, hi: datetime, page: Sequence[tuple[str, str]] = ()
+    ) -> Call[list[ServiceRequest]]:
         return list_requests_call(
-            service_code=service_code,
-            status=status,
+            service_code=self._service_code,
+            status=self._status,
             start_date=lo,
             end_date=hi,
-            date_zone=date_zone,
-            extra_params=(*extra_params, *page),
+            date_zone=self._date_zone,
+            extra_params=(*self._extra_params, *page),
         )
 
-    while pending:
-        lo, hi = pending.pop()
-        if paging == "none":
-            found: list[ServiceRequest] = yield ask(lo, hi)
-            if len(found) >= result_cap and hi - lo > MIN_WINDOW and split_capped:
-                middle = lo + (hi - lo) / 2
-                pending.append((middle, hi))
-                pending.append((lo, middle))
-                continue
-            if len(found) >= result_cap:
-                warnings.warn(
-                    f"the server returned its cap of {result_cap} requests for the window "
-                    f"{lo.isoformat()} .. {hi.isoformat()} and cannot page: requests in that "
-                    "window may be missing",
-                    HarvestWarning,
-                    stacklevel=2,
-                )
-            pages = [found]
-        else:
-            pages = []
-            previous: list[str] | None = None
-            for number in range(max_pages):
-                params = _page_params(paging, number, page_size, first_page)
-                page: list[ServiceRequest] = yield ask(lo, hi, params)
-                ids = [r.service_request_id or "" for r in page]
-                if not page or ids == previous:
-                    break  # empty, or the last page answered again
-                pages.append(page)
-                previous = ids
-                if page_size is not None and len(page) < page_size:
-                    break
+    def next_batch(self) -> Flow[tuple[ServiceRequest, ...] | None]:
+        """The next window's requests not seen before (never empty), or None when done."""
+        while self._pending:
+            lo, hi = self._pending.pop()
+            if self._paging == "none":
+                found: list[ServiceRequest] = yield self._ask(lo, hi)
+                capped = len(found) >= self._result_cap
+                if capped and hi - lo > MIN_WINDOW and self._split_capped:
+                    middle = lo + (hi - lo) / 2
+                    self._pending.append((middle, hi))
+                    self._pending.append((lo, middle))
+                    continue
+                if capped:
+                    warnings.warn(
+                        f"the server returned its cap of {self._result_cap} requests for the "
+                        f"window {lo.isoformat()} .. {hi.isoformat()} and cannot page: "
+                        "requests in that window may be missing",
+                        HarvestWarning,
+                        stacklevel=2,
+                    )
+                pages = [found]
             else:
-                warnings.warn(
-                    f"stopped paging the window {lo.isoformat()} .. {hi.isoformat()} after "
-                    f"{max_pages} pages",
-                    HarvestWarning,
-                    stacklevel=2,
-                )
+                pages = yield from self._pages(lo, hi)
+            batch = self._fresh(pages, lo, hi)
+            if batch:
+                self.emitted += len(batch)
+                return tuple(batch)
+        return None
+
+    def _pages(self, lo: datetime, hi: datetime) -> Flow[list[list[ServiceRequest]]]:
+        """Every page of the window [lo, hi], where the profile says the server pages."""
+        pages: list[list[ServiceRequest]] = []
+        previous: list[str] | None = None
+        for number in range(self._max_pages):
+            params = _page_params(self._paging, number, self._page_size, self._first_page)
+            page: list[ServiceRequest] = yield self._ask(lo, hi, params)
+            ids = [r.service_request_id or "" for r in page]
+            if not page or ids == previous:
+                break  # empty, or the last page answered again
+            pages.append(page)
+            previous = ids
+            if self._page_size is not None and len(page) < self._page_size:
+                break
+        else:
+            warnings.warn(
+                f"stopped paging the window {lo.isoformat()} .. {hi.isoformat()} after "
+                f"{self._max_pages} pages",
+                HarvestWarning,
+                stacklevel=2,
+            )
+        return pages
+
+    def _fresh(
+        self, pages: list[list[ServiceRequest]], lo: datetime, hi: datetime
+    ) -> list[ServiceRequest]:
+        """The window's requests that belong to it and were not emitted before."""
         batch: list[ServiceRequest] = []
         next_boundary: set[str] = set()
         seen_here: set[str] = set()
         for page in pages:
             for request in page:
                 rid = request.service_request_id
-                if rid is None or rid in boundary or rid in seen_here:
+                if rid is None or rid in self._boundary or rid in seen_here:
                     continue
-                if not keep(request, lo, hi, codes, statuses):
+                if not keep(request, lo, hi, self._codes, self._statuses):
                     continue
                 when = request.requested_datetime
                 if when is None:
-                    if rid in undated:
+                    if rid in self._undated:
                         continue
-                    undated.add(rid)
+                    self._undated.add(rid)
                 elif hi - when < timedelta(seconds=1):
                     next_boundary.add(rid)
                 seen_here.add(rid)
                 batch.append(request)
-        boundary = next_boundary
-        if batch:
-            emitted += len(batch)
-            yield Emit(tuple(batch))
-    return emitted
+        self._boundary = next_boundary
+        return batch
 
 
 def _page_params(

@@ -84,7 +84,7 @@ from civic311._journal.store import (
     forget_token,
     new_token,
 )
-from civic311._protocol import SECRET_NAMES, redact_text
+from civic311._secrets import SECRET_NAMES, redact_text
 from civic311._wire.converter import from_dict, to_dict
 from civic311.errors import (
     AllEndpointsFailedError,
@@ -164,6 +164,7 @@ class Submission:
         local_id: The outbox's id for it, when it came through an `Outbox`.
         claimed_by: The run (``host:pid``) holding it for sending right now, if any.
         tries: How many times it was handed to the network.
+        row_number: Its row number in the bulk file it came from, if it did.
     """
 
     id: int
@@ -181,6 +182,7 @@ class Submission:
     local_id: str | None = None
     claimed_by: str | None = None
     tries: int = 0
+    row_number: int | None = None
 
     @property
     def service_request_id(self) -> str | None:
@@ -431,6 +433,7 @@ def _submission(row: StoredRow) -> Submission:
         local_id=row.local_id,
         claimed_by=row.claim_owner,
         tries=row.tries,
+        row_number=row.source_row,
     )
 
 
@@ -625,6 +628,7 @@ class Ledger:
         endpoint: str | None,
         at: datetime,
         local_id: str | None = None,
+        row_number: int | None = None,
     ) -> NewRow:
         """A row to insert; *endpoint* None means "no city yet" (adopted by the first client
         that settles it: old outbox entries)."""
@@ -636,6 +640,7 @@ class Ledger:
             at=_aware("at", at),
             key=_optional_text("key", key),
             local_id=_optional_text("local_id", local_id),
+            source_row=row_number,
         )
 
     def mark_in_flight(self, submission: int | str, *, at: datetime) -> None:
@@ -984,6 +989,19 @@ class Ledger:
         born_claimed = token is not None
         if token is None:
             token = new_token()
+        holding = born_claimed  # whether this run holds the row's claim right now
+
+        def record(
+            state: SubmissionState,
+            receipt: StoredReceipt | None = None,
+            error: str | None = None,
+        ) -> None:
+            nonlocal holding
+            store.record_outcome(
+                row_id, token=token, state=state, at=now(), receipt=receipt, error=error
+            )
+            holding = False  # recording the outcome released the claim (or it was lost)
+
         try:
             if born_claimed:
                 before = store.get(row_id)
@@ -1002,6 +1020,7 @@ class Ledger:
                 )
                 if claim.outcome == "missing" or claim.row is None:
                     raise KeyError(f"no submission {row_id} in the ledger")
+                holding = claim.outcome == "claimed"
                 before = claim.row
                 if claim.outcome == "settled":
                     return Settled(
@@ -1019,9 +1038,7 @@ class Ledger:
             try:
                 request = _request_of(before)
             except LedgerFileError as exc:
-                store.record_outcome(
-                    row_id, token=token, state="failed", at=now(), error=exc.reason
-                )
+                record("failed", error=exc.reason)
                 return Settled(row_id, "failed", error=exc, detail=str(exc))
             if before.state == "uncertain" or before.in_flight:
                 # It may exist at the city: look before sending again (docs/retries.md).
@@ -1034,19 +1051,10 @@ class Ledger:
                         service_notice=found.service_notice,
                         reconciled=True,
                     )
-                    store.record_outcome(
-                        row_id,
-                        token=token,
-                        state="sent",
-                        at=now(),
-                        receipt=_stored_receipt(receipt),
-                    )
+                    record("sent", receipt=_stored_receipt(receipt))
                     return Settled(row_id, "reconciled", receipt, detail="found on the server")
                 if (now() - sent_at).total_seconds() < resend_after:
-                    error = before.error or "not found on the server yet"
-                    store.record_outcome(
-                        row_id, token=token, state="uncertain", at=now(), error=error
-                    )
+                    record("uncertain", error=before.error or "not found on the server yet")
                     return Settled(
                         row_id,
                         "uncertain",
@@ -1055,25 +1063,25 @@ class Ledger:
                     )
             yield _Pace()
             if not store.mark_in_flight(row_id, token=token, at=now()):
+                holding = False
                 return Settled(row_id, "held", detail="its claim was taken over; left to that run")
             outcome: Receipt | Civic311Error = yield _Send(request, retry_unsafe)
             if isinstance(outcome, Receipt):
-                store.record_outcome(
-                    row_id, token=token, state="sent", at=now(), receipt=_stored_receipt(outcome)
-                )
+                record("sent", receipt=_stored_receipt(outcome))
                 kind: SettledOutcome = "reconciled" if outcome.reconciled else "filed"
                 return Settled(row_id, kind, outcome)
             state = _outcome_state(outcome)
             text = _error_text(str(outcome))
-            store.record_outcome(row_id, token=token, state=state, at=now(), error=text)
+            record(state, error=text)
             return Settled(row_id, cast(SettledOutcome, state), error=outcome, detail=text)
         finally:
-            # Whatever happened (an outcome recorded, or an interruption mid-send), this run
-            # no longer works on the row: drop its claim so the next run can take it (and,
-            # if it was in flight, reconcile it first).
+            # Interrupted while holding the claim (Ctrl-C, a cancelled task, an error mid-send):
+            # drop it so the next run can take the row (and, if it was in flight, reconcile it
+            # first). After an outcome the claim is already gone: no extra transaction.
             forget_token(token)
-            with contextlib.suppress(Civic311Error):  # best effort: a stale claim expires anyway
-                store.release(row_id, token)
+            if holding:
+                with contextlib.suppress(Civic311Error):  # best effort: a stale claim expires
+                    store.release(row_id, token)
 
     # --- export ------------------------------------------------------------------------------
 
@@ -1176,7 +1184,8 @@ async def _run_async(
 #: The columns of `Ledger.export_csv` and the keys of `Ledger.export_jsonl`, in order. One row
 #: per submission, joined with the latest status seen for its service_request_id:
 #:
-#: - submission_id, key, state, endpoint, recorded_at, sent_at: the submission (`Submission`);
+#: - submission_id, row_number (in the bulk file, when it came from one), key, state, endpoint,
+#:   recorded_at, sent_at: the submission (`Submission`);
 #: - service_code, description, address_string, address_id, lat, long: what was reported;
 #: - service_request_id, token, service_notice, account_id, reconciled, queued, local_id,
 #:   receipt_at, token_resolved_at, error: the city's answer and what became of it;
@@ -1187,6 +1196,7 @@ async def _run_async(
 #: Datetimes are ISO 8601 in UTC; in CSV, None is an empty cell and booleans are true/false.
 EXPORT_COLUMNS: tuple[str, ...] = (
     "submission_id",
+    "row_number",
     "key",
     "state",
     "endpoint",
@@ -1225,6 +1235,7 @@ def _export_row(sub: Submission, latest: StatusObservation | None) -> dict[str, 
     request = sub.request
     return {
         "submission_id": sub.id,
+        "row_number": sub.row_number,
         "key": sub.key,
         "state": sub.state,
         "endpoint": sub.endpoint,

@@ -11,7 +11,10 @@ Cities in the wild also take the file itself, as a part of a ``multipart/form-da
 
 A `MediaFile` is the file, held in memory and checked when built: it has a name, some bytes and
 a content type. Attach files to a request with ``NewRequest(..., media=[...])``; how they travel
-is the city's business (its profile's media style, `civic311._wire.form.media_parts`)::
+is the city's business (its profile's media style, `civic311.Profile.media`). The default
+profile is the spec's, which takes no files: a file is refused before sending, with the
+profiles that take them named (``Client(url, profile="bloomington")`` for one file,
+``"helsinki"`` for several; docs/photos.md)::
 
     photo = MediaFile.from_path("pothole.jpg")                 # image/jpeg, read now
     photo = MediaFile.from_bytes(data, "pothole.jpg")           # bytes you already have

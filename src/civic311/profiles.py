@@ -224,7 +224,9 @@ class Profile:
         max_poll_interval: The longest wait between token look-ups.
         media: How a file goes with a POST (§10.36): ``url`` (one ``media_url``, the spec),
             ``url_repeat`` (``media_url`` repeated), ``multipart`` (a multipart ``media`` part),
-            ``multipart_array`` (multipart ``media[]`` parts, the v2.1 draft).
+            ``multipart_array`` (multipart ``media[]`` parts, the v2.1 draft). The default is
+            ``url``, as in the spec: files are refused before sending until a profile says
+            the city takes them (FakeCity's default dialect takes none either; docs/photos.md).
         max_media_bytes: The largest upload to attempt.
         ignores_filters: Re-filter GET requests answers client-side (§10.30; FixMyStreet's
             client does, §6.2).

@@ -2,7 +2,7 @@
 
 `Client.track` refreshes a set of requests once; `Client.watch` keeps doing so and yields
 each `StatusChange` as it happens, until every request is closed or a deadline passes. Both
-run `watch_flow`, which:
+drive a `Watch`, one flow per round (and one per pause between rounds), which:
 
 - turns receipts and tokens into ids first (a token still pending is asked again next round);
 - looks requests up in batches (`Client.get_requests`: comma-separated ids, URLs under 2,000
@@ -17,13 +17,13 @@ run `watch_flow`, which:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import attrs
 
-from civic311._protocol import Sleep
+from civic311._protocol import Flow, Sleep, get_token_call
 from civic311.errors import (
     Civic311Error,
     InvalidRequestError,
@@ -33,13 +33,11 @@ from civic311.errors import (
 from civic311.models import Receipt, ServiceRequest, Status, TokenStatus
 
 __all__ = [
-    "Lookup",
-    "Resolve",
     "StatusChange",
     "StatusStore",
     "Tracked",
+    "Watch",
     "split_items",
-    "watch_flow",
 ]
 
 #: What a request's state is, for change detection.
@@ -117,20 +115,6 @@ class Tracked:
     missing: tuple[str, ...] = ()
 
 
-@attrs.frozen
-class Lookup:
-    """A flow step: look these ids up (the driver replies with list[ServiceRequest])."""
-
-    ids: tuple[str, ...]
-
-
-@attrs.frozen
-class Resolve:
-    """A flow step: look this token up (the driver replies with a TokenStatus)."""
-
-    token: str
-
-
 def split_items(items: object) -> tuple[list[str], list[str]]:
     """(ids, tokens) of what was given to track: ids, receipts, or a mix.
 
@@ -170,87 +154,129 @@ def _state(request: ServiceRequest) -> Seen:
     )
 
 
-def watch_flow(
-    items: object,
-    *,
-    known: Callable[[str], Seen | None],
-    now: Any,
-    started: float,
-    interval: float,
-    max_interval: float,
-    deadline: float | None,
-    once: bool = False,
-) -> Generator[Lookup | Resolve | Sleep | StatusChange, Any, Tracked]:
-    """Refresh *items* until all are closed or *deadline* seconds pass (module docstring).
+class Watch:
+    """Tracking of *items* (module docstring), as a stream of flows: `round` and `pause`.
 
-    *known* gives the last state seen of an id (from a ledger), or None; *now* returns the
-    wall time.
-    With ``once=True`` it makes one round (that is `Client.track`). Changes are yielded as
-    they are found (the driver replies None); the last round's `Tracked` is returned.
+    `round` is a flow (`civic311._protocol.Flow`) that resolves tokens, looks the ids up
+    through *lookup* (a flow, composed with ``yield from``) and returns the `Tracked` of that
+    round; `pause` is the flow between rounds, which returns False instead of waiting when
+    every request is closed or the *deadline* (seconds after *started*) would pass first. The
+    last states seen, the tokens still pending and the growing interval live here between
+    flows. *known* gives the last state seen of an id before this watch (from a ledger), or
+    None; *now* returns the wall time. Tokens a round turned into ids are listed in
+    `resolved` (token, id) until `take_resolved` hands them over.
 
     Raises:
         InvalidRequestError: bad items or intervals.
+        UntrackableReceiptError: a receipt with neither id nor token.
     """
-    if interval <= 0 or max_interval < interval:
-        raise InvalidRequestError("interval", "must be positive and at most max_interval")
-    ids, tokens = split_items(items)
-    last: dict[str, Seen | None] = {}
-    wait = interval
-    monotonic = started
-    while True:
+
+    def __init__(
+        self,
+        items: object,
+        *,
+        lookup: Callable[[Sequence[str]], Flow[list[ServiceRequest]]],
+        known: Callable[[str], Seen | None],
+        now: Callable[[], datetime],
+        started: float,
+        interval: float,
+        max_interval: float,
+        deadline: float | None,
+    ) -> None:
+        if interval <= 0 or max_interval < interval:
+            raise InvalidRequestError("interval", "must be positive and at most max_interval")
+        self._ids, self._tokens = split_items(items)
+        self._lookup = lookup
+        self._known = known
+        self._now = now
+        self._started = self._monotonic = started
+        self._interval = self._wait = interval
+        self._max_interval = max_interval
+        self._deadline = deadline
+        self._last: dict[str, Seen | None] = {}
+        self._rate_limited: float | None = None
+        self.resolved: list[tuple[str, str]] = []
+
+    def take_resolved(self) -> list[tuple[str, str]]:
+        """The (token, id) pairs resolved since the last call, and forget them."""
+        taken, self.resolved = self.resolved, []
+        return taken
+
+    def round(self) -> Flow[Tracked]:
+        """One round: tokens to ids, ids looked up in batches, changes since last seen."""
         still_pending: list[str] = []
-        for token in tokens:
+        for token in self._tokens:
             try:
-                status: TokenStatus = yield Resolve(token)
+                status: TokenStatus = yield get_token_call(token)
             except Civic311Error:
                 still_pending.append(token)  # a 404 or a failure: ask again next round
                 continue
             if status.service_request_id:
-                ids.append(status.service_request_id)
+                self._ids.append(status.service_request_id)
+                self.resolved.append((status.token, status.service_request_id))
             else:
                 still_pending.append(token)
-        tokens = still_pending
+        self._tokens = still_pending
         found: list[ServiceRequest] = []
-        rate_limited: float | None = None
-        if ids:
+        self._rate_limited = None
+        if self._ids:
             try:
-                found = yield Lookup(tuple(ids))
+                found = yield from self._lookup(tuple(self._ids))
             except RateLimitedError as exc:
-                rate_limited = exc.retry_after or wait
-        observed = now()
+                self._rate_limited = exc.retry_after or self._wait
+        observed = self._now()
         changes: list[StatusChange] = []
         for request in found:
             rid = request.service_request_id
             if rid is None:
                 continue
             state = _state(request)
-            before = last[rid] if rid in last else known(rid)
+            before = self._last[rid] if rid in self._last else self._known(rid)
             if before != state:
-                change = StatusChange(
-                    service_request_id=rid,
-                    status=request.status,
-                    previous=Status(before[0]) if before and before[0] else None,
-                    status_notes=request.status_notes,
-                    updated_datetime=request.updated_datetime,
-                    observed_at=observed,
-                    request=request,
-                    first_seen=before is None,
+                changes.append(
+                    StatusChange(
+                        service_request_id=rid,
+                        status=request.status,
+                        previous=Status(before[0]) if before and before[0] else None,
+                        status_notes=request.status_notes,
+                        updated_datetime=request.updated_datetime,
+                        observed_at=observed,
+                        request=request,
+                        first_seen=before is None,
+                    )
                 )
-                changes.append(change)
-                yield change
-            last[rid] = state
+            self._last[rid] = state
         returned = {r.service_request_id for r in found}
-        result = Tracked(
+        missing = (
+            ()
+            if self._rate_limited is not None
+            else tuple(i for i in self._ids if i not in returned)
+        )
+        return Tracked(
             requests=tuple(found),
             changes=tuple(changes),
-            pending_tokens=tuple(tokens),
-            missing=tuple(i for i in ids if i not in returned) if rate_limited is None else (),
+            pending_tokens=tuple(self._tokens),
+            missing=missing,
         )
-        open_left = [r for r in found if not r.is_closed]
-        if once or (not tokens and ids and not open_left and rate_limited is None):
-            return result
-        wait = interval if changes else min(wait * 1.5, max_interval)
-        pause = max(wait, rate_limited) if rate_limited is not None else wait
-        if deadline is not None and monotonic + pause - started > deadline:
-            return result
-        monotonic = yield Sleep(pause)
+
+    def pause(self, tracked: Tracked) -> Flow[bool]:
+        """Wait before the next round; False (at once) when there is none to wait for.
+
+        Done when every request is closed and no token is pending, or when the wait would end
+        past the deadline. The wait is *interval* after a round with changes, else half as
+        long again as the last, up to *max_interval*; at least the Retry-After of a 429.
+        """
+        open_left = [r for r in tracked.requests if not r.is_closed]
+        if not self._tokens and self._ids and not open_left and self._rate_limited is None:
+            return False
+        if tracked.changes:
+            self._wait = self._interval
+        else:
+            self._wait = min(self._wait * 1.5, self._max_interval)
+        pause = self._wait
+        if self._rate_limited is not None:
+            pause = max(pause, self._rate_limited)
+        if self._deadline is not None and self._monotonic + pause - self._started > self._deadline:
+            return False
+        self._monotonic = yield Sleep(pause)
+        return True

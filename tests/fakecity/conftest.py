@@ -16,12 +16,6 @@ START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    """Run anyio-marked tests on asyncio only."""
-    return "asyncio"
-
-
-@pytest.fixture
 def clock() -> VirtualClock:
     """A virtual clock at 2026-01-01T00:00:00Z."""
     return VirtualClock(START)

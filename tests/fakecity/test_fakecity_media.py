@@ -51,6 +51,22 @@ def post_files(http: httpx.Client, files: list[Any], **data: Any) -> httpx.Respo
     return http.post("requests.json", data={**POTHOLE, **data}, files=files)
 
 
+@pytest.fixture(autouse=True)
+def takes_uploads(city: FakeCity) -> None:
+    """These tests are about a city that takes files: the default dialect takes none (like the
+    spec and civic311's spec profile), so the city here takes any number (``array``)."""
+    city.dialect = Dialect(media="array")
+
+
+def test_the_default_city_takes_no_uploads() -> None:
+    """A default FakeCity answers a file with a 400, as a spec city would: the default agrees
+    with civic311's spec profile, which sends none."""
+    assert Dialect().media == "none"
+    assert Dialect.spec().media == "none"
+    assert Dialect.sixaika().media == "array"
+    assert Dialect.ureport().media == "single"
+
+
 # --- accepted uploads -----------------------------------------------------------------------
 
 

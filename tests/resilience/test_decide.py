@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import random
-import socket
 
 import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from civic311._resilience import (
-    Decision,
-    Outcome,
-    RetryPolicy,
-    classify_exception,
-    classify_status,
-    decide,
-)
+from civic311._client.execution import classify
+from civic311._client.transport import transport_error
+from civic311._resilience import Decision, Outcome, RetryPolicy, classify_status
 
 REQUEST = httpx.Request("POST", "https://city.example/open311/v2/requests.json")
 
@@ -56,12 +50,7 @@ def test_classify_status(status: int, decodable: bool, expected: Outcome) -> Non
 
 
 # --------------------------------------------------------------------------------------------
-# classify_exception
-
-
-def _status_error(status: int) -> httpx.HTTPStatusError:
-    response = httpx.Response(status, request=REQUEST)
-    return httpx.HTTPStatusError("boom", request=REQUEST, response=response)
+# transport errors: sent or not (the one list, civic311._client.transport.NEVER_SENT)
 
 
 @pytest.mark.parametrize(
@@ -76,8 +65,8 @@ def _status_error(status: int) -> httpx.HTTPStatusError:
         pytest.param(httpx.ConnectTimeout("slow"), Outcome.NEVER_SENT, id="connect-timeout"),
         pytest.param(httpx.PoolTimeout("busy"), Outcome.NEVER_SENT, id="pool-timeout"),
         pytest.param(httpx.UnsupportedProtocol("ftp"), Outcome.NEVER_SENT, id="bad-scheme"),
-        pytest.param(socket.gaierror("dns"), Outcome.NEVER_SENT, id="raw-gaierror"),
-        pytest.param(ConnectionRefusedError(), Outcome.NEVER_SENT, id="raw-refused"),
+        # h11 refuses to send a request it finds malformed: nothing left this machine.
+        pytest.param(httpx.LocalProtocolError("bad"), Outcome.NEVER_SENT, id="local-protocol"),
         pytest.param(httpx.ReadTimeout("slow"), Outcome.AMBIGUOUS_TRANSPORT, id="read-timeout"),
         pytest.param(httpx.WriteTimeout("slow"), Outcome.AMBIGUOUS_TRANSPORT, id="write-timeout"),
         pytest.param(httpx.ReadError("reset"), Outcome.AMBIGUOUS_TRANSPORT, id="read-error"),
@@ -87,46 +76,18 @@ def _status_error(status: int) -> httpx.HTTPStatusError:
             Outcome.AMBIGUOUS_TRANSPORT,
             id="remote-protocol",
         ),
-        pytest.param(
-            httpx.LocalProtocolError("bad"), Outcome.AMBIGUOUS_TRANSPORT, id="local-protocol"
-        ),
         pytest.param(httpx.ProxyError("proxy"), Outcome.AMBIGUOUS_TRANSPORT, id="proxy"),
         pytest.param(httpx.CloseError("close"), Outcome.AMBIGUOUS_TRANSPORT, id="close"),
-        pytest.param(httpx.DecodingError("gzip"), Outcome.UNDECODABLE, id="content-decoding"),
-        pytest.param(_status_error(503), Outcome.RETRYABLE_STATUS, id="status-503"),
-        pytest.param(_status_error(404), Outcome.FATAL, id="status-404"),
-        pytest.param(httpx.TooManyRedirects("loop"), Outcome.FATAL, id="redirect-loop"),
-        pytest.param(ValueError("bug"), Outcome.FATAL, id="plain-exception"),
-        pytest.param(KeyboardInterrupt(), Outcome.FATAL, id="keyboard-interrupt"),
+        pytest.param(httpx.TooManyRedirects("loop"), Outcome.AMBIGUOUS_TRANSPORT, id="redirects"),
     ],
 )
-def test_classify_exception(exc: BaseException, expected: Outcome) -> None:
+def test_transport_errors_say_whether_they_were_sent(
+    exc: httpx.HTTPError, expected: Outcome
+) -> None:
     """Only failures before sending are NEVER_SENT; other transport errors are ambiguous."""
-    assert classify_exception(exc) is expected
-
-
-class WrappedError(Exception):
-    """Stands in for a civic311 error raised ``from`` an httpx error."""
-
-
-def _wrapped(cause: BaseException) -> WrappedError:
-    try:
-        raise WrappedError("wrapped") from cause
-    except WrappedError as err:
-        return err
-
-
-def test_classify_follows_the_cause_chain() -> None:
-    """An error raised `from` an httpx error classifies like the httpx error."""
-    assert classify_exception(_wrapped(httpx.ConnectError("x"))) is Outcome.NEVER_SENT
-    assert classify_exception(_wrapped(httpx.ReadTimeout("x"))) is Outcome.AMBIGUOUS_TRANSPORT
-
-
-def test_classify_survives_a_cause_cycle() -> None:
-    """A cyclic __cause__ chain ends the walk instead of looping forever."""
-    first, second = ValueError("a"), ValueError("b")
-    first.__cause__, second.__cause__ = second, first
-    assert classify_exception(first) is Outcome.FATAL
+    error = transport_error(exc, "POST", str(REQUEST.url))
+    assert classify(error, is_post=True) is expected
+    assert error.cause_name == type(exc).__name__
 
 
 # --------------------------------------------------------------------------------------------
@@ -147,8 +108,7 @@ def _decide(
     policy: RetryPolicy = POLICY,
     rng: random.Random | None = None,
 ) -> Decision:
-    return decide(
-        policy,
+    return policy.decide(
         outcome=outcome,
         is_post=is_post,
         status_code=status,

@@ -12,16 +12,10 @@ import httpx
 import pytest
 import tenacity
 
-from civic311._resilience import (
-    Decision,
-    RetryPolicy,
-    classify_exception,
-    classify_status,
-    decide,
-    decision_of,
-    parse_retry_after,
-    tenacity_kwargs,
-)
+from civic311._client.execution import classify
+from civic311._client.transport import transport_error
+from civic311._resilience import Decision, RetryPolicy, classify_status, parse_retry_after
+from civic311._resilience._tenacity import decision_of, tenacity_kwargs
 
 URL = "https://city.example/open311/v2/services.json"
 WALL = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
@@ -48,7 +42,7 @@ class FakeClock:
 def make_decide_fn(
     policy: RetryPolicy, clock: FakeClock, *, is_post: bool = False, retry_unsafe: bool = False
 ) -> Callable[[tenacity.RetryCallState], Decision]:
-    """The kind of glue a client writes: classify the attempt, then call decide()."""
+    """The kind of glue a caller writes: classify the attempt, then call policy.decide()."""
     started = clock.monotonic()
     rng = random.Random(7)
 
@@ -59,14 +53,14 @@ def make_decide_fn(
         if state.outcome.failed:
             exc = state.outcome.exception()
             assert exc is not None
-            outcome = classify_exception(exc)
+            assert isinstance(exc, httpx.HTTPError)
+            outcome = classify(transport_error(exc, "GET", URL), is_post=is_post)
         else:
             response: httpx.Response = state.outcome.result()
             status = response.status_code
             outcome = classify_status(status)
             retry_after = parse_retry_after(response.headers.get("Retry-After"), WALL)
-        return decide(
-            policy,
+        return policy.decide(
             outcome=outcome,
             is_post=is_post,
             status_code=status,

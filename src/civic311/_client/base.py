@@ -12,60 +12,78 @@ import random
 import ssl
 import warnings
 from collections import deque
-from collections.abc import Collection, Generator, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
 import httpx
 
-from civic311._client.execution import AttemptHook, CallRun, reconcile_flow
+from civic311._checks import check_seconds
+from civic311._client.execution import (
+    AttemptHook,
+    CallRun,
+    Unsettled,
+    call_limit,
+    reconcile_flow,
+)
 from civic311._clock import Clock, SystemClock
 from civic311._protocol import (
     MAX_URL_LENGTH,
+    USER_AGENT,
     Call,
     Civic311Warning,
+    Flow,
     Settings,
     Sleep,
-    Step,
     build_request,
     chunk_ids,
-    get_request_call,
-    get_token_call,
     list_requests_call,
-    list_services_call,
+    lookup_flow,
     normalize_base_url,
     redact_text,
     redact_url,
-    service_definition_call,
     submit_call,
     wait_for_id_flow,
 )
-from civic311._resilience.pool import EndpointHealth, EndpointPool
+from civic311._resilience.pool import Endpoint, EndpointHealth, EndpointPool
 from civic311._resilience.retry import RetryPolicy
+from civic311._secrets import mask_text
 from civic311._wire import Format
 from civic311.errors import (
     Civic311Error,
     DecodeError,
     InvalidRequestError,
     SubmissionUncertainError,
+    TransportError,
     UntrackableReceiptError,
 )
-from civic311.harvest import Emit, filter_sets, harvest_flow, keep
-from civic311.models import NewRequest, Receipt, ServiceDefinition, ServiceRequest, TokenStatus
+from civic311.harvest import Harvest, filter_sets, keep
+from civic311.models import NewRequest, Receipt, Service, ServiceDefinition, ServiceRequest
 from civic311.profiles import PROFILES, SPEC, Profile
-from civic311.tracking import Lookup, Resolve, StatusChange, StatusStore, Tracked, watch_flow
+from civic311.tracking import StatusChange, StatusStore, Watch
 from civic311.validation import check, sendable
 
-if TYPE_CHECKING:  # discovery and triage load only when used
+if TYPE_CHECKING:  # discovery loads only when used
     from civic311.discovery import Discovery
-    from civic311.triage import EmergencyPolicy
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
+    "arefuse_downgrade",
+    "http_settings",
+    "key_off_plain_http",
+    "refuse_downgrade",
+    "timeout_of",
+    "tls_context",
+    "url_error",
+    "check_seconds",
     "DEFAULT_RECONCILE_WAIT",
     "DEFAULT_RETRY",
     "DEFAULT_TIMEOUT",
+    "SHARED_CACHE",
+    "PROBE_SECONDS",
     "ClientBase",
+    "SharedCache",
 ]
 
 #: Four attempts within 30 s, exponential backoff from 0.5 s with full jitter: patient with a
@@ -75,6 +93,9 @@ DEFAULT_RETRY = RetryPolicy()
 #: How long to look for the request an ambiguous POST may have created before declaring the
 #: submission uncertain.
 DEFAULT_RECONCILE_WAIT = 15.0
+
+#: Seconds one endpoint may take to answer `probe` (the client's timeout bounds each phase).
+PROBE_SECONDS = 30.0
 
 #: A policy of one attempt, for ``retry=None``.
 _NO_RETRY = RetryPolicy(attempts=1, initial_wait=0.0, max_wait=0.0)
@@ -87,19 +108,25 @@ DEFAULT_TIMEOUT = 10.0
 DEFAULT_MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 
 
-class _Reconcile(Exception):
-    """Raised inside a client when a POST's outcome is unknown and must be reconciled."""
+class SharedCache:
+    """The default of `get_discovery`'s *cache*: the process-wide
+    `civic311.discovery.default_cache` (a sentinel, like httpx's ``USE_CLIENT_DEFAULT``, so the
+    discovery module loads only when used)."""
 
-    def __init__(self, run: CallRun, error: Civic311Error) -> None:
-        super().__init__(str(error))
-        self.run = run
-        self.error = error
+    def __repr__(self) -> str:
+        return "SHARED_CACHE"
+
+
+SHARED_CACHE = SharedCache()
 
 
 def _check_format(value: object) -> Format:
-    if value not in ("json", "xml"):
+    # "XML" and "Json" are what people type (and what discovery documents and config files
+    # spell); the case carries no meaning (issue 14.8).
+    folded = value.strip().lower() if isinstance(value, str) else value
+    if folded not in ("json", "xml"):
         raise InvalidRequestError("format", f'must be "json" or "xml", got {value!r}')
-    return "json" if value == "json" else "xml"
+    return "json" if folded == "json" else "xml"
 
 
 def _check_optional_text(value: object, field: str) -> str | None:
@@ -127,7 +154,8 @@ def _endpoints(value: object) -> tuple[str, ...]:
     return normalized
 
 
-def _timeout(value: object) -> httpx.Timeout:
+def timeout_of(value: object) -> httpx.Timeout:
+    """*value* (seconds, None or an `httpx.Timeout`) as an `httpx.Timeout`."""
     if isinstance(value, httpx.Timeout):
         return value
     if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
@@ -135,13 +163,6 @@ def _timeout(value: object) -> httpx.Timeout:
             raise InvalidRequestError("timeout", f"must be positive, got {value!r}")
         return httpx.Timeout(value)
     raise InvalidRequestError("timeout", f"must be seconds or httpx.Timeout, not {value!r}")
-
-
-def check_seconds(value: object, field: str) -> float:
-    """*value* as seconds ≥ 0, or an `InvalidRequestError` naming *field*."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise InvalidRequestError(field, f"must be seconds ≥ 0, got {value!r}")
-    return float(value)
 
 
 def _headers(value: object) -> httpx.Headers:
@@ -155,19 +176,95 @@ def _headers(value: object) -> httpx.Headers:
     return httpx.Headers(dict(value))
 
 
-def tls_context(ca_bundle: object) -> ssl.SSLContext | Literal[True]:
-    """TLS settings: always verifying; *ca_bundle* (a PEM path) adds a private CA.
+def _pem(value: object, field: str) -> str:
+    if not isinstance(value, str | os.PathLike):
+        raise InvalidRequestError(field, "must be a path to a PEM file")
+    return os.fspath(value)
 
-    There is deliberately no way to turn verification off (DESIGN promise 6).
+
+def tls_context(ca_bundle: object, extra_ca: object = None) -> ssl.SSLContext | Literal[True]:
+    """TLS settings: always verifying (issue 12 point 10).
+
+    *ca_bundle* (a PEM path) REPLACES the public roots: only the CAs in it are trusted (a
+    city behind a private CA, with nothing public to reach). *extra_ca* (a PEM path) ADDS its
+    CAs to the public roots (certifi's, as httpx uses by default). Given both, the bundle's CAs
+    and the extra ones are trusted. There is deliberately no way to turn verification off
+    (DESIGN promise 6).
+
+    Raises:
+        InvalidRequestError: naming the option whose file is missing or holds no certificate.
     """
-    if ca_bundle is None:
+    if ca_bundle is None and extra_ca is None:
         return True
-    if not isinstance(ca_bundle, str | os.PathLike):
-        raise InvalidRequestError("ca_bundle", "must be a path to a PEM file")
     try:
-        return ssl.create_default_context(cafile=os.fspath(ca_bundle))
+        if ca_bundle is not None:
+            path = _pem(ca_bundle, "ca_bundle")
+            context = ssl.create_default_context(cafile=path)
+        else:
+            context = httpx.create_ssl_context()  # certifi's roots, what verify=True means
     except (OSError, ssl.SSLError) as exc:
         raise InvalidRequestError("ca_bundle", f"cannot load {ca_bundle!r}: {exc}") from exc
+    if extra_ca is not None:
+        path = _pem(extra_ca, "extra_ca")
+        try:
+            context.load_verify_locations(cafile=path)
+        except (OSError, ssl.SSLError) as exc:
+            raise InvalidRequestError("extra_ca", f"cannot load {extra_ca!r}: {exc}") from exc
+    return context
+
+
+def url_error(exc: Exception, method: str, url: str, secret: str | None) -> TransportError:
+    """The `TransportError` for a URL httpx or the resolver refuses mid-call (a redirect to a
+    host label over 63 characters raises a bare ``UnicodeError`` from the IDNA codec; issue
+    12 point 6). Nothing was sent to it."""
+    detail = mask_text(str(exc).strip(), secret)
+    return TransportError(
+        f"not a usable URL ({type(exc).__name__}: {detail})",
+        method=method,
+        url=url,
+        sent=False,
+        cause_name=type(exc).__name__,
+    )
+
+
+#: Set on a request sent over https; httpx hands a request's extensions on to the requests
+#: it builds to follow redirects, so every later hop knows where the chain began.
+_BEGAN_HTTPS = "civic311.began_https"
+
+
+def refuse_downgrade(request: httpx.Request) -> None:
+    """An httpx request hook: no redirect leads from https to http (issue 12 point 4).
+
+    Raises:
+        httpx.UnsupportedProtocol: before the plain-http request is sent (plain http is not a
+            protocol this chain may use); the client maps it to a `TransportError` that never
+            reached a server.
+    """
+    if request.url.scheme == "https":
+        request.extensions[_BEGAN_HTTPS] = True
+    elif request.extensions.get(_BEGAN_HTTPS):
+        raise httpx.UnsupportedProtocol(
+            f"refused a redirect from https to plain http ({redact_url(request.url)})",
+            request=request,
+        )
+
+
+async def arefuse_downgrade(request: httpx.Request) -> None:
+    """`refuse_downgrade` for an `httpx.AsyncClient`."""
+    refuse_downgrade(request)
+
+
+def http_settings(
+    *, timeout: httpx.Timeout, ca_bundle: object = None, extra_ca: object = None
+) -> dict[str, Any]:
+    """The keyword arguments of every httpx client civic311 creates: the client's own and the
+    one that fetches a discovery document (`from_discovery`), so both trust the same CAs and
+    refuse the same downgrades (issue 12 points 4 and 10)."""
+    return {
+        "timeout": timeout,
+        "verify": tls_context(ca_bundle, extra_ca),
+        "headers": {"User-Agent": USER_AGENT},
+    }
 
 
 class _RedactKeys(logging.Filter):
@@ -210,11 +307,16 @@ def city_options(
     name: str, environment: str, allow_retired: bool, options: dict[str, Any]
 ) -> tuple[list[str], dict[str, Any]]:
     """The endpoints and client options of a registry city (`Client.for_city`)."""
-    from civic311 import cities
+    from civic311.cities import check_usable, get
 
-    city = cities.get(name)
-    cities.check_usable(city, allow_retired=allow_retired)
-    endpoints = city.endpoints(environment)  # type: ignore[arg-type]
+    city = get(name)
+    check_usable(city, allow_retired=allow_retired)
+    endpoints = key_off_plain_http(
+        city.endpoints(environment),  # type: ignore[arg-type]
+        options,
+        f"the registry entry {city.key!r}",
+        curated=True,
+    )
     options.setdefault("jurisdiction_id", city.jurisdiction_id)
     if "json" not in city.formats and not city.profile.format:
         options.setdefault("format", "xml")  # the registry lists it as XML-only
@@ -230,9 +332,59 @@ def discovery_options(
     from civic311.discovery import choose_endpoints
 
     chosen = choose_endpoints(discovery, environment=environment)  # type: ignore[arg-type]
+    kept = key_off_plain_http([url for url, _ in chosen], options, "the discovery document")
+    chosen = [(url, fmt) for url, fmt in chosen if url in kept]
     if discovery.contact and "other_channels" not in options:
         options["other_channels"] = [f"contact: {discovery.contact}"]
     return [url for url, _ in chosen], [fmt for _, fmt in chosen]
+
+
+def _plain_http_off_machine(url: str) -> bool:
+    # Loopback never leaves the machine (a FakeCity, a local proxy): nothing to intercept.
+    host = (urlsplit(url).hostname or "").lower()
+    loopback = host == "localhost" or host.startswith("127.") or host == "::1"
+    return url.lower().startswith("http://") and not loopback
+
+
+def key_off_plain_http(
+    endpoints: Sequence[str], options: Mapping[str, Any], source: str, *, curated: bool = False
+) -> list[str]:
+    """*endpoints* from a registry or discovery document, fit to carry the caller's api_key.
+
+    An api_key goes to a plain-http endpoint only when the caller named that endpoint
+    (``Client("http://…", api_key=…)``), never because a document listed it (issue 12 point
+    4): with a key, plain-http endpoints off this machine (loopback is exempt) are dropped
+    when https ones remain, with a warning, and refused when none do.
+
+    A *curated* source (the bundled registry: chosen by the caller by the city's name, and
+    reviewed like the code) is used as listed: naming the city is naming its endpoints, and
+    some cities offer no https at all (Chicago, Québec). Fetched documents are never curated.
+
+    Raises:
+        InvalidRequestError: an api_key, and only plain-http endpoints, from a fetched document.
+    """
+    if not options.get("api_key"):
+        return list(endpoints)
+    plain = [url for url in endpoints if _plain_http_off_machine(url)]
+    if not plain:
+        return list(endpoints)
+    kept = [url for url in endpoints if url not in plain]
+    if curated:
+        return list(endpoints)
+    if not kept:
+        raise InvalidRequestError(
+            "api_key",
+            f"{source} lists only plain-http endpoints ({', '.join(plain)}), where the key "
+            "would travel unencrypted; to send it there anyway, name the endpoint yourself: "
+            "Client(endpoint, api_key=…)",
+        )
+    warnings.warn(
+        f"{source} lists plain-http endpoints ({', '.join(plain)}); they are left out so the "
+        "api_key never travels unencrypted",
+        Civic311Warning,
+        stacklevel=4,
+    )
+    return kept
 
 
 def settings_for(profile: Profile, *, jurisdiction_id: str | None, api_key: str | None) -> Settings:
@@ -250,28 +402,7 @@ def settings_for(profile: Profile, *, jurisdiction_id: str | None, api_key: str 
         raise InvalidRequestError(
             "jurisdiction_id", f"the {profile.name!r} server refuses one; leave it None"
         )
-    return Settings(
-        jurisdiction_id=jurisdiction_id,
-        api_key=api_key,
-        multivalue=profile.multivalue,
-        date_zone=profile.date_style == "utc_z",
-        api_key_on_reads=profile.api_key_on_reads,
-        paths=dict(profile.paths),
-        accept_encoding=profile.accept_encoding,
-        extensions=profile.extensions,
-        result_cap=profile.result_cap,
-        ignores_filters=profile.ignores_filters,
-        token_404_pending=profile.token_404_pending,
-        poll_interval=profile.poll_interval,
-        max_poll_interval=profile.max_poll_interval,
-        required_fields=tuple(profile.required_fields),
-        media=profile.media,
-        max_media_bytes=profile.max_media_bytes,
-        paging=profile.paging,
-        page_size=profile.page_size,
-        first_page=profile.first_page,
-        max_window_days=profile.max_window_days,
-    )
+    return Settings(jurisdiction_id=jurisdiction_id, api_key=api_key, profile=profile)
 
 
 class ClientBase:
@@ -295,14 +426,8 @@ class ClientBase:
         on_attempt: AttemptHook | None = None,
         profile: Profile | str | None = None,
         other_channels: Sequence[str] = (),
-        emergency: EmergencyPolicy = "warn",
     ) -> None:
         self._endpoints = _endpoints(endpoints)
-        if emergency not in ("warn", "refuse", "ignore"):
-            raise InvalidRequestError(
-                "emergency", f'must be "warn", "refuse" or "ignore", got {emergency!r}'
-            )
-        self._emergency: EmergencyPolicy = emergency
         self._profile = _check_profile(profile)
         if self._profile.force_format and self._profile.format is not None:
             if format is not None and format != self._profile.format:
@@ -317,9 +442,9 @@ class ClientBase:
             jurisdiction_id=_check_optional_text(jurisdiction_id, "jurisdiction_id"),
             api_key=_check_optional_text(api_key, "api_key"),
         )
-        if self._settings.api_key and self._settings.api_key_on_reads:
+        if self._settings.api_key and self._profile.api_key_on_reads:
             guard_httpx_logs()
-        self._timeout = _timeout(timeout)
+        self._timeout = timeout_of(timeout)
         self._headers = _headers(headers)
         if (
             isinstance(max_response_bytes, bool)
@@ -414,8 +539,22 @@ class ClientBase:
 
     def health(self) -> list[EndpointHealth]:
         """Each endpoint's health: state (up, degraded, down), since when, the last error,
-        consecutive failures, average latency and the format in use."""
+        consecutive failures, average latency and the format in use.
+
+        This is what calls so far have seen; `probe` asks every endpoint now."""
         return self._pool.health()
+
+    def _probed(self, endpoint: Endpoint, error: Civic311Error | None, latency: float) -> None:
+        """Record one endpoint's answer to `probe`: only a services list counts as up."""
+        now, wall = self._clock.monotonic(), self._clock.now()
+        if error is None:
+            self._pool.record_success(endpoint, latency=latency, now=now, wall=wall)
+            return
+        text = (str(error).splitlines() or [type(error).__name__])[0]
+        self._pool.record_failure(endpoint, error=text[:300], now=now, wall=wall)
+
+    def _probe_format(self, endpoint: Endpoint) -> Format:
+        return "xml" if self._pool.format_of(endpoint) == "xml" else "json"
 
     def _run(self, call: Call[Any], *, retry_unsafe: bool = False) -> CallRun:
         return CallRun(
@@ -429,14 +568,32 @@ class ClientBase:
             other_channels=self._other_channels,
         )
 
-    def _reconcile_flow(
-        self, request: NewRequest, run: CallRun
-    ) -> Generator[Step, Any, ServiceRequest | None]:
-        return self._find_flow(request, run.sent_at)
+    def _submit_flow(self, request: NewRequest) -> Flow[Receipt]:
+        """POST *request* with duplicate safety: an unknown outcome is reconciled, never re-sent.
+
+        The driver answers the POST with its receipt, or with `Unsettled` when the outcome is
+        unknown (no exception steers this). The flow then waits what the retry policy decided
+        and looks for the request it may have created (`_find_flow`) for at most
+        ``reconcile_wait`` seconds: every look-up, with its own retries, ends by then too, so
+        the whole submit ends by the retry deadline plus ``reconcile_wait`` (issue 11.6).
+        Not found: `SubmissionUncertainError`, saying how long it actually looked.
+        """
+        outcome: Receipt | Unsettled = yield self._submit_call(request)
+        if not isinstance(outcome, Unsettled):
+            return self._remember(outcome)
+        run, error = outcome.run, outcome.error
+        yield Sleep(run.decision.wait if run.decision else 0.0)
+        looking = self._clock.monotonic()
+        with call_limit(looking + self._reconcile_wait):
+            found = yield from self._find_flow(request, run.sent_at)
+        if found is None:
+            waited = self._clock.monotonic() - looking
+            raise self._uncertain(request, run, error, waited) from error
+        return self._remember(self._reconciled_receipt(found))
 
     def _find_flow(
         self, request: NewRequest, sent_at: datetime, exclude: frozenset[str] = frozenset()
-    ) -> Generator[Step, Any, ServiceRequest | None]:
+    ) -> Flow[ServiceRequest | None]:
         return reconcile_flow(
             request,
             sent_at=sent_at,
@@ -474,6 +631,19 @@ class ClientBase:
         return definition
 
     @staticmethod
+    def _check_offered(service_code: str, services: Sequence[Service]) -> None:
+        """Refuse a service code the city's service list does not hold (``validate=True``)."""
+        codes = [service.service_code for service in services]
+        if service_code in codes:
+            return
+        shown = ", ".join(codes[:12]) + (", …" if len(codes) > 12 else "")
+        raise InvalidRequestError(
+            "service_code",
+            f"{service_code!r} is not one of the city's {len(codes)} services ({shown}); "
+            "list_services() (civic311 services) shows them. Nothing was sent.",
+        )
+
+    @staticmethod
     def _validated(request: NewRequest, definition: ServiceDefinition) -> NewRequest:
         check(definition, request)
         return sendable(definition, request)
@@ -488,11 +658,15 @@ class ClientBase:
         )
 
     def _uncertain(
-        self, request: NewRequest, run: CallRun, error: Civic311Error
+        self, request: NewRequest, run: CallRun, error: Civic311Error, waited: float
     ) -> SubmissionUncertainError:
+        # What was actually waited, not what was allowed (issue 11.6): a look-up may end early
+        # on the submit's deadline, or take longer than the budget on a slow server.
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
         return SubmissionUncertainError(
-            f"submit: the city may or may not have filed this request ({error}); it was not "
-            f"found on the server within {self._reconcile_wait:g}s and was not sent again. "
+            f"submit: the city may or may not have filed this request ({first}); it was not "
+            f"found on the server after looking for {waited:.1f}s (reconcile_wait="
+            f"{self._reconcile_wait:g}s) and was not sent again. "
             "Keep the request (error.request) and check later, or use a civic311.Outbox.",
             request,
             run.attempts,
@@ -518,27 +692,15 @@ class ClientBase:
 
     # --- call building -----------------------------------------------------------------------
 
-    def _services_call(self) -> Call[Any]:
-        return list_services_call()
-
-    def _definition_call(self, service_code: str) -> Call[Any]:
-        return service_definition_call(service_code)
-
     def _submit_call(self, request: NewRequest) -> Call[Receipt]:
         return submit_call(
             request,
-            multivalue=self._settings.multivalue,
-            media=self._settings.media,
-            max_media_bytes=self._settings.max_media_bytes,
+            multivalue=self._profile.multivalue,
+            media=self._profile.media,
+            max_media_bytes=self._profile.max_media_bytes,
         )
 
-    def _token_call(self, token: str) -> Call[Any]:
-        return get_token_call(token)
-
-    def _request_call(self, service_request_id: str) -> Call[ServiceRequest]:
-        return get_request_call(service_request_id)
-
-    def _tracking_flow(
+    def _watch(
         self,
         items: object,
         ledger: StatusStore | None,
@@ -546,8 +708,7 @@ class ClientBase:
         interval: float,
         max_interval: float,
         timeout: float | None,
-        once: bool,
-    ) -> Generator[Lookup | Resolve | Sleep | StatusChange, Any, Tracked]:
+    ) -> Watch:
         if ledger is not None and not isinstance(ledger, StatusStore):
             raise InvalidRequestError(
                 "ledger", f"must be a civic311.Ledger (a tracking.StatusStore), not {ledger!r}"
@@ -560,40 +721,36 @@ class ClientBase:
         def known(rid: str) -> tuple[str | None, str | None, datetime | None] | None:
             return ledger.last_seen(endpoint, rid) if ledger is not None else None
 
-        return watch_flow(
+        return Watch(
             items,
+            lookup=self._lookup_flow,
             known=known,
             now=self._clock.now,
             started=self._clock.monotonic(),
             interval=interval,
             max_interval=max_interval,
             deadline=timeout,
-            once=once,
         )
 
     def _observed(
-        self, ledger: StatusStore | None, found: Sequence[ServiceRequest] | TokenStatus
+        self, ledger: StatusStore | None, watch: Watch, changes: Sequence[StatusChange] = ()
     ) -> None:
-        """Record what a tracking round saw in the status store (the ledger keeps changes)."""
+        """Record what a tracking round saw in the status store, under this client's primary
+        endpoint: tokens it turned into ids, and the requests that changed (the ledger keeps
+        only changes)."""
+        resolved = watch.take_resolved()
         if ledger is None:
             return
         now = self._clock.now()
         endpoint = self._endpoints[0]
-        if isinstance(found, TokenStatus):
-            if found.service_request_id:
-                ledger.record_resolved(endpoint, found.token, found.service_request_id, now)
-            return
-        for request in found:
-            ledger.record_seen(endpoint, request, now)
+        for token, service_request_id in resolved:
+            ledger.record_resolved(endpoint, token, service_request_id, now)
+        for change in changes:
+            ledger.record_seen(endpoint, change.request, now)
 
     def _check_required(self, request: NewRequest) -> None:
-        """The fields this city requires in practice (its profile), and the emergency check
-        of the description (`civic311.triage`), before anything is sent."""
-        if request.description and self._emergency != "ignore":
-            from civic311.triage import check
-
-            check(request.description, self._emergency, stacklevel=5)
-        for name in self._settings.required_fields:
+        """The fields this city requires in practice (its profile), before anything is sent."""
+        for name in self._profile.required_fields:
             if name == "lat_long":
                 given = request.lat is not None and request.long is not None
             else:
@@ -619,7 +776,7 @@ class ClientBase:
         what does not match is what FixMyStreet's client does too. Ids override every other
         filter (spec §2.5), so an id lookup is not re-filtered.
         """
-        if len(found) >= self._settings.result_cap and not self._settings.ignores_filters:
+        if len(found) >= self._profile.result_cap and not self._profile.ignores_filters:
             warnings.warn(
                 f"list_requests got {len(found)} requests, the server's cap: the answer is "
                 "probably cut short; iter_requests harvests the whole span",
@@ -633,58 +790,42 @@ class ClientBase:
         high = end_date or datetime.max.replace(tzinfo=timezone.utc)
         return [r for r in found if keep(r, low, high, codes, statuses)]
 
-    def _harvest_flow(
+    def _harvest(
         self,
         start_date: datetime,
         end_date: datetime,
         service_code: str | Sequence[str] | None,
         status: str | Sequence[str] | None,
-    ) -> Generator[Call[list[ServiceRequest]] | Emit, Any, int]:
-        settings = self._settings
-        return harvest_flow(
+    ) -> Harvest:
+        profile = self._profile
+        return Harvest(
             start=start_date,
             end=end_date,
             service_code=service_code,
             status=status,
-            result_cap=settings.result_cap,
-            max_window_days=settings.max_window_days,
-            paging=settings.paging,
-            page_size=settings.page_size,
-            first_page=settings.first_page,
-            date_zone=settings.date_zone,
-            split_capped=not settings.ignores_filters,
+            result_cap=profile.result_cap,
+            max_window_days=profile.max_window_days,
+            paging=profile.paging,
+            page_size=profile.page_size,
+            first_page=profile.first_page,
+            date_zone=self._settings.date_zone,
+            split_capped=not profile.ignores_filters,
         )
 
-    def _wait_flow(self, token: str, timeout: float) -> Generator[Step, Any, str]:
-        settings = self._settings
+    def _wait_flow(self, token: str, timeout: float) -> Flow[str]:
+        profile = self._profile
         return wait_for_id_flow(
             token,
             timeout=timeout,
             started=self._clock.monotonic(),
-            first_interval=settings.poll_interval,
-            max_interval=settings.max_poll_interval,
-            pending_404=settings.token_404_pending,
+            first_interval=profile.poll_interval,
+            max_interval=profile.max_poll_interval,
+            pending_404=profile.token_404_pending,
         )
 
-    def _requests_call(
-        self,
-        service_request_id: str | Sequence[str] | None,
-        service_code: str | Sequence[str] | None,
-        start_date: datetime | None,
-        end_date: datetime | None,
-        status: str | Sequence[str] | None,
-    ) -> Call[list[ServiceRequest]]:
-        return list_requests_call(
-            service_request_id=service_request_id,
-            service_code=service_code,
-            start_date=start_date,
-            end_date=end_date,
-            status=status,
-            date_zone=self._settings.date_zone,
-        )
-
-    def _id_chunks(self, ids: object) -> tuple[list[str], list[list[str]]]:
-        """The distinct ids asked, in order, and their URL-sized chunks."""
+    def _lookup_flow(self, ids: object) -> Flow[list[ServiceRequest]]:
+        """Look *ids* up in as few GET requests as URLs of at most 2,000 characters allow; the
+        distinct ids asked, in order, that the city returned."""
         if isinstance(ids, str) or not isinstance(ids, Sequence | set | frozenset):
             raise InvalidRequestError(
                 "ids", f"must be a list of service_request_id strings, not {type(ids).__name__}"
@@ -705,12 +846,8 @@ class ClientBase:
             self._settings,
         )
         base_length = len(str(probe.url)) - 1  # the URL minus the one-character probe id
-        return wanted, chunk_ids(wanted, base_length, MAX_URL_LENGTH)
-
-    @staticmethod
-    def _in_order(wanted: list[str], found: list[ServiceRequest]) -> list[ServiceRequest]:
-        by_id = {r.service_request_id: r for r in found}
-        return [by_id[i] for i in wanted if i in by_id]
+        chunks = chunk_ids(wanted, base_length, MAX_URL_LENGTH)
+        return lookup_flow(wanted, chunks, date_zone=self._settings.date_zone)
 
     @staticmethod
     def _token_of(receipt_or_token: Receipt | str) -> tuple[str | None, str | None]:
@@ -730,7 +867,3 @@ class ClientBase:
             "receipt_or_token",
             f"must be a Receipt or a non-empty token string, not {receipt_or_token!r}",
         )
-
-    @staticmethod
-    def _check_wait_timeout(timeout: object) -> float:
-        return check_seconds(timeout, "timeout")

@@ -10,7 +10,7 @@ decided below it, in pure code shared with `AsyncClient`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Generator, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -22,29 +22,46 @@ from civic311._client.base import (
     DEFAULT_RECONCILE_WAIT,
     DEFAULT_RETRY,
     DEFAULT_TIMEOUT,
+    PROBE_SECONDS,
+    SHARED_CACHE,
     ClientBase,
-    _Reconcile,
+    SharedCache,
+    check_seconds,
     city_options,
     discovery_options,
-    tls_context,
+    http_settings,
+    refuse_downgrade,
+    url_error,
 )
-from civic311._client.execution import AttemptHook, CallRun, wants_xml_fallback
-from civic311._client.transport import EncodingBroken, read_body, transport_error
+from civic311._client.execution import AttemptHook, CallRun, Unsettled, wants_xml_fallback
+from civic311._client.transport import (
+    EncodingBroken,
+    bound_exchanges,
+    deadline_error,
+    deadline_scope,
+    read_body,
+    transport_error,
+)
 from civic311._clock import Clock
 from civic311._protocol import (
     IDENTITY,
-    USER_AGENT,
     Call,
+    Flow,
     Sleep,
     build_request,
+    get_request_call,
+    get_token_call,
     https_upgrade,
+    list_requests_call,
+    list_services_call,
     read_response,
     redact_url,
+    service_definition_call,
 )
+from civic311._resilience.pool import Endpoint, EndpointHealth
 from civic311._resilience.retry import RetryPolicy
 from civic311._wire import Format
 from civic311.errors import Civic311Error, InvalidRequestError, NotFoundError
-from civic311.harvest import Emit
 from civic311.models import (
     NewRequest,
     Receipt,
@@ -54,16 +71,31 @@ from civic311.models import (
     TokenStatus,
 )
 from civic311.profiles import Profile
-from civic311.tracking import Lookup, Resolve, StatusChange, StatusStore, Tracked
+from civic311.tracking import StatusChange, StatusStore, Tracked, Watch
 
 if TYPE_CHECKING:  # loaded when used: keeps `import civic311` light
-    from civic311.triage import EmergencyPolicy
+    from civic311.discovery import Discovery, DiscoveryCache
 
 __all__ = ["Client"]
 
 logger = logging.getLogger("civic311")
 
 T = TypeVar("T")
+
+#: The options that shape how a client talks HTTP: `from_discovery` fetches the document with
+#: them, before the endpoints (and so the rest of the client) are known.
+_TRANSPORT_OPTIONS = frozenset(
+    {
+        "transport",
+        "http_client",
+        "ca_bundle",
+        "extra_ca",
+        "timeout",
+        "headers",
+        "max_response_bytes",
+        "clock",
+    }
+)
 
 
 class Client(ClientBase):
@@ -81,7 +113,9 @@ class Client(ClientBase):
         transport: An httpx transport to send through (FakeCity's, `httpx.MockTransport`…).
         http_client: An `httpx.Client` to use instead of creating one. civic311 never closes a
             client it did not create.
-        ca_bundle: A PEM file of extra trusted CAs. TLS verification cannot be turned off.
+        ca_bundle: A PEM file of the CAs to trust INSTEAD of the public roots (a city behind a
+            private CA). TLS verification cannot be turned off.
+        extra_ca: A PEM file of CAs to trust IN ADDITION to the public roots.
         max_response_bytes: The body size cap; larger bodies raise `ResponseTooLargeError`.
         clock: Time source for waits (`civic311.testing.VirtualClock` in tests).
         retry: The `RetryPolicy` (attempts, one deadline across endpoints, backoff), or None
@@ -94,10 +128,10 @@ class Client(ClientBase):
             name of a bundled one ("chicago", "fixmystreet"…); `Client.for_city` picks it.
         other_channels: Other ways a resident can reach the city ("web: https://…",
             "phone: 311"), named by `AllEndpointsFailedError` when every endpoint fails.
-        emergency: What `submit` does when a description reads like an emergency (fire, gas,
-            someone hurt…): ``"warn"`` (an `EmergencyWarning` pointing to 911), ``"refuse"``
-            (`EmergencySuspectedError`), or ``"ignore"``. A heuristic, not a guarantee: 311 is
-            not 911 (`civic311.triage`).
+
+    The client does not read descriptions for emergencies: 311 is not 911, and an app that
+    takes reports from people should say so, and may call `civic311.triage.check` on the
+    description before `submit` (the ``civic311 submit`` command does).
 
     Use it as a context manager, or call `close`, to release connections::
 
@@ -117,6 +151,7 @@ class Client(ClientBase):
         transport: httpx.BaseTransport | None = None,
         http_client: httpx.Client | None = None,
         ca_bundle: str | None = None,
+        extra_ca: str | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         clock: Clock | None = None,
         retry: RetryPolicy | None = DEFAULT_RETRY,
@@ -126,7 +161,6 @@ class Client(ClientBase):
         on_attempt: AttemptHook | None = None,
         profile: Profile | str | None = None,
         other_channels: Sequence[str] = (),
-        emergency: EmergencyPolicy = "warn",
     ) -> None:
         super().__init__(
             endpoints,
@@ -144,7 +178,6 @@ class Client(ClientBase):
             on_attempt=on_attempt,
             profile=profile,
             other_channels=other_channels,
-            emergency=emergency,
         )
         if http_client is not None and transport is not None:
             raise InvalidRequestError("transport", "give transport or http_client, not both")
@@ -155,10 +188,11 @@ class Client(ClientBase):
         self._owns_http = http_client is None
         self._http = http_client or httpx.Client(
             transport=transport,
-            timeout=self._timeout,
-            verify=tls_context(ca_bundle),
-            headers={"User-Agent": USER_AGENT},
+            event_hooks={"request": [refuse_downgrade]},
+            **http_settings(timeout=self._timeout, ca_bundle=ca_bundle, extra_ca=extra_ca),
         )
+        if self._owns_http:
+            bound_exchanges(self._http)  # every exchange ends by the call's deadline
 
     @classmethod
     def for_city(
@@ -189,23 +223,29 @@ class Client(ClientBase):
     ) -> Client:
         """A client for the GeoReport v2 endpoints a Service Discovery document lists.
 
-        Fetches the document (cached for an hour), keeps the GeoReport v2 endpoints of
-        *environment* that offer a usable format, primary first and the rest as fallbacks,
-        each asked in its best format. *options* are passed on to the client.
+        Fetches the document (`get_discovery`, cached for an hour) through the client's own
+        transport, so *options* that shape it (ca_bundle, transport or http_client, headers,
+        timeout, max_response_bytes) apply to that fetch too; then keeps the GeoReport v2
+        endpoints of *environment* that offer a usable format, primary first and the rest as
+        fallbacks, each asked in its best format. *options* are passed on to the client.
         """
-        http = options.get("http_client") or httpx.Client(
-            transport=options.get("transport"), timeout=options.get("timeout", DEFAULT_TIMEOUT)
-        )
-        try:
-            from civic311.discovery import fetch_discovery
+        from civic311.discovery import discovery_root
 
-            discovery = fetch_discovery(url, http)
-        finally:
-            if "http_client" not in options:
-                http.close()
-        endpoints, formats = discovery_options(discovery, environment, options)
-        options.setdefault("format", formats[0])
-        client = cls(endpoints, **options)
+        shaping = {k: v for k, v in options.items() if k in _TRANSPORT_OPTIONS}
+        fetcher = cls(discovery_root(url), **shaping)
+        try:
+            discovery = fetcher.get_discovery(url)
+            endpoints, formats = discovery_options(discovery, environment, options)
+            options.setdefault("format", formats[0])
+            options.pop("transport", None)
+            options.pop("ca_bundle", None)
+            options.pop("extra_ca", None)
+            # The same httpx client goes on: the connection (and TLS set-up) is reused.
+            client = cls(endpoints, **{**options, "http_client": fetcher._http})
+        except BaseException:
+            fetcher.close()
+            raise
+        client._owns_http = fetcher._owns_http
         client._use_formats(formats)
         return client
 
@@ -227,24 +267,41 @@ class Client(ClientBase):
     ) -> None:
         self.close()
 
+    def probe(self) -> list[EndpointHealth]:
+        """Ask every endpoint for its services list, once each, and return `health`.
+
+        A real call, not the remembered state: an endpoint is up only when it answers with a
+        services list. A 404, an HTML page, an error document or no answer is recorded as a
+        failure naming what came back, so a wrong base URL is not "up" (issue 14 point 5).
+        Each endpoint is asked once, without retries, down or not.
+        """
+        call = list_services_call()
+        for endpoint in self._pool.endpoints():
+            started = self._clock.monotonic()
+            error: Civic311Error | None = None
+            try:
+                self._send(call, endpoint.url, self._probe_format(endpoint), PROBE_SECONDS)
+            except Civic311Error as exc:
+                error = exc
+            self._probed(endpoint, error, self._clock.monotonic() - started)
+        return self.health()
+
     # --- GeoReport v2 ------------------------------------------------------------------------
 
     def list_services(self) -> list[Service]:
         """The service types the city accepts (GET services, spec §2.1)."""
-        result: list[Service] = self._execute(self._services_call())
-        return result
+        return self._execute(list_services_call())
 
     def get_service_definition(self, service_code: str) -> ServiceDefinition:
         """The attributes a service asks for (GET services/{code}, spec §2.2)."""
-        result: ServiceDefinition = self._execute(self._definition_call(service_code))
-        return result
+        return self._execute(service_definition_call(service_code))
 
     def prepare(self, request: NewRequest, *, validate: bool = False) -> NewRequest:
         """Check *request* the way `submit` does, without sending it; return it as it would be
         sent.
 
         The form must encode (text fields, attributes, media), the city's profile may require
-        fields, and the emergency check of the description runs. With *validate*, the
+        fields. With *validate*, the
         service's definition is read (cached for an hour; a 404 means "no attributes") and
         the request checked against it, informational attributes left out. Bulk dry runs and
         the `Outbox` use it to refuse a bad request before storing it.
@@ -282,6 +339,8 @@ class Client(ClientBase):
             validate: Check the request against the service's definition first (required
                 attributes, datatypes, list keys, unknown codes; one `ValidationFailedError`
                 lists every problem), and leave out informational (variable=false) attributes.
+                A service the city does not offer is an `InvalidRequestError` naming
+                ``service_code``.
 
         Returns:
             A `Receipt` with the service_request_id (realtime), a token (batch; see
@@ -292,8 +351,7 @@ class Client(ClientBase):
 
     def get_token(self, token: str) -> TokenStatus:
         """Look a token up (GET tokens/{token}, spec §2.4); `pending` while it has no id."""
-        result: TokenStatus = self._execute(self._token_call(token))
-        return result
+        return self._execute(get_token_call(token))
 
     def wait_for_id(self, receipt_or_token: Receipt | str, *, timeout: float = 60.0) -> str:
         """The service_request_id behind a receipt or token, polling until the city has one.
@@ -305,7 +363,7 @@ class Client(ClientBase):
             WaitTimeoutError: still pending after *timeout* (the token stays valid).
             UntrackableReceiptError: the receipt has neither id nor token (blackbox).
         """
-        seconds = self._check_wait_timeout(timeout)
+        seconds = check_seconds(timeout, "timeout")
         known_id, token = self._token_of(receipt_or_token)
         if known_id is not None:
             return known_id
@@ -334,7 +392,7 @@ class Client(ClientBase):
 
     def get_request(self, service_request_id: str) -> ServiceRequest:
         """One service request (GET requests/{id}, spec §2.6)."""
-        return self._execute(self._request_call(service_request_id))
+        return self._execute(get_request_call(service_request_id))
 
     def list_requests(
         self,
@@ -351,8 +409,15 @@ class Client(ClientBase):
         1,000 requests, so use `iter_requests` for complete harvests. Datetimes must be
         timezone-aware and are sent as ``YYYY-MM-DDTHH:MM:SSZ``.
         """
-        call = self._requests_call(service_request_id, service_code, start_date, end_date, status)
-        found: list[ServiceRequest] = self._execute(call)
+        call = list_requests_call(
+            service_request_id=service_request_id,
+            service_code=service_code,
+            start_date=start_date,
+            end_date=end_date,
+            status=status,
+            date_zone=self._settings.date_zone,
+        )
+        found = self._execute(call)
         return self._listed(found, service_request_id, service_code, status, start_date, end_date)
 
     def iter_requests(
@@ -371,18 +436,9 @@ class Client(ClientBase):
         stays flat. A window the server cannot show completely raises no error but a
         `HarvestWarning` naming it.
         """
-        flow = self._harvest_flow(start_date, end_date, service_code, status)
-        reply: Any = None
-        while True:
-            try:
-                step = flow.send(reply)
-            except StopIteration:
-                return
-            if isinstance(step, Emit):
-                reply = None
-                yield from step.requests
-            else:
-                reply = self._execute(step)
+        harvest = self._harvest(start_date, end_date, service_code, status)
+        while (batch := self._drive(harvest.next_batch())) is not None:
+            yield from batch
 
     def track(
         self,
@@ -399,13 +455,8 @@ class Client(ClientBase):
         Returns:
             The requests now, the changes since last seen, tokens still pending, ids missing.
         """
-        flow = self._tracking_flow(
-            items, ledger, interval=1.0, max_interval=1.0, timeout=None, once=True
-        )
-        result: list[Tracked] = []
-        for _ in self._drive_tracking(flow, ledger, result):
-            pass
-        return result[0]
+        watch = self._watch(items, ledger, interval=1.0, max_interval=1.0, timeout=None)
+        return self._round(watch, ledger)
 
     def watch(
         self,
@@ -423,29 +474,60 @@ class Client(ClientBase):
         (`civic311.tracking`). With a *ledger*, every status seen is recorded and a resumed
         watch reports only what changed since.
         """
-        flow = self._tracking_flow(
-            items,
-            ledger,
-            interval=interval,
-            max_interval=max_interval,
-            timeout=timeout,
-            once=False,
+        watch = self._watch(
+            items, ledger, interval=interval, max_interval=max_interval, timeout=timeout
         )
-        yield from self._drive_tracking(flow, ledger)
+        while True:
+            tracked = self._round(watch, ledger)
+            yield from tracked.changes
+            if not self._drive(watch.pause(tracked)):
+                return
+
+    def get_discovery(
+        self, url: str, *, cache: DiscoveryCache | SharedCache | None = SHARED_CACHE
+    ) -> Discovery:
+        """The Service Discovery document at *url* (`civic311.discovery`), fetched through this
+        client: its TLS settings, User-Agent, headers, timeout and response size cap apply.
+
+        Redirects are followed (no credentials go with this request). Documents are kept for
+        an hour in `civic311.discovery.default_cache`, or in a *cache* of your own; None
+        fetches every time.
+
+        Raises:
+            InvalidRequestError: *url* is not an http(s) URL.
+            TransportError: no answer (refused, timed out, dropped).
+            APIError: an error status (`NotFoundError` for 404, …).
+            ResponseTooLargeError: the body passed ``max_response_bytes``.
+            DecodeError: the body is not a discovery document.
+        """
+        # civic311.discovery loads here, on first use: it costs `import civic311` 4 ms otherwise
+        # (bench/import_time.py).
+        from civic311.discovery import (
+            DISCOVERY_CALL,
+            default_cache,
+            discovery_request,
+            read_discovery,
+        )
+
+        if isinstance(cache, SharedCache):
+            cache = default_cache
+        request = discovery_request(url, self._headers)
+        target = str(request.url)
+        if cache is not None and (cached := cache.get(target)) is not None:
+            return cached
+        # One exchange, bounded like any call by the retry policy's deadline (issue 11.7).
+        response, body = self._exchange(DISCOVERY_CALL, request, self._policy.deadline)
+        discovery = read_discovery(response, body, self._clock.now())
+        if cache is not None:
+            cache.put(target, discovery)
+        return discovery
 
     def get_requests(self, ids: Sequence[str]) -> list[ServiceRequest]:
         """Many requests by id, in as few calls as URLs of at most 2,000 characters allow.
 
         Results come in the order asked; ids the city does not know are left out.
         """
-        wanted, chunks = self._id_chunks(ids)
-        found: list[ServiceRequest] = []
-        for chunk in chunks:
-            batch: list[ServiceRequest] = self._execute(
-                self._requests_call(chunk, None, None, None, None)
-            )
-            found.extend(batch)
-        return self._in_order(wanted, found)
+        return self._drive(self._lookup_flow(ids))
 
     # --- driving -----------------------------------------------------------------------------
 
@@ -457,59 +539,54 @@ class Client(ClientBase):
         try:
             definition = self.get_service_definition(service_code)
         except NotFoundError:
+            # A 404 is "no definition" on some servers (6aika answers 404 for every code,
+            # reference/real-servers A_definition_001) and "no such service" on others
+            # (open311-adapter, B_definition_NOPE): the service list tells which (issue 14.6).
+            self._check_offered(service_code, self.list_services())
             definition = ServiceDefinition(service_code=service_code)  # metadata=false
         return self._cache_definition(definition)
 
-    def _drive_tracking(
-        self,
-        flow: Generator[Lookup | Resolve | Sleep | StatusChange, Any, Tracked],
-        ledger: StatusStore | None,
-        result: list[Tracked] | None = None,
-    ) -> Iterator[StatusChange]:
+    def _round(self, watch: Watch, ledger: StatusStore | None) -> Tracked:
+        """One tracking round, what it saw recorded in the ledger."""
+        try:
+            tracked = self._drive(watch.round())
+        finally:
+            self._observed(ledger, watch)  # tokens resolved, even by a round that then failed
+        self._observed(ledger, watch, tracked.changes)
+        return tracked
+
+    def _drive(self, flow: Flow[T], *, retry_unsafe: bool = False) -> T:
+        """Run a flow, the one driver of every multi-step operation (`civic311._protocol`).
+
+        Each `Call` the flow yields runs under the retry policy (`_attempts`) and its result is
+        sent back, or its error thrown in — except a POST whose outcome is unknown, answered
+        with `Unsettled` for the flow to reconcile. Each `Sleep` sleeps on the clock and sends
+        back the monotonic time. The flow's return value is the result.
+        """
         reply: Any = None
-        error: Civic311Error | None = None
-        while True:
-            try:
-                step = flow.throw(error) if error is not None else flow.send(reply)
-            except StopIteration as done:
-                if result is not None:
-                    result.append(done.value)
-                return
-            reply, error = None, None
-            try:
-                if isinstance(step, StatusChange):
-                    self._observed(ledger, [step.request])
-                    yield step
-                elif isinstance(step, Sleep):
+        error: BaseException | None = None
+        try:
+            while True:
+                try:
+                    step = flow.send(reply) if error is None else flow.throw(error)
+                except StopIteration as done:
+                    result: T = done.value
+                    return result
+                reply, error = None, None
+                if isinstance(step, Sleep):
                     self._clock.sleep(step.seconds)
                     reply = self._clock.monotonic()
-                elif isinstance(step, Resolve):
-                    reply = self.get_token(step.token)
-                    self._observed(ledger, reply)
-                else:
-                    reply = self.get_requests(list(step.ids))
-            except Civic311Error as exc:
-                error = exc
-
-    def _drive(self, flow: Generator[Call[Any] | Sleep, Any, T]) -> T:
-        """Run a protocol flow: execute its calls, sleep its sleeps."""
-        reply: Any = None
-        error: Civic311Error | None = None
-        while True:
-            try:
-                step = flow.throw(error) if error is not None else flow.send(reply)
-            except StopIteration as done:
-                result: T = done.value
-                return result
-            reply, error = None, None
-            if isinstance(step, Sleep):
-                self._clock.sleep(step.seconds)
-                reply = self._clock.monotonic()
-                continue
-            try:
-                reply = self._execute(step)
-            except Civic311Error as exc:
-                error = exc
+                    continue
+                run = self._run(step, retry_unsafe=retry_unsafe)
+                try:
+                    reply = self._attempts(run)
+                except Civic311Error as exc:
+                    if run.must_reconcile:
+                        reply = Unsettled(run, exc)  # the submit flow looks for it
+                    else:
+                        error = exc  # thrown into the flow, which may handle it (or re-raise)
+        finally:
+            flow.close()
 
     def _execute(self, call: Call[T], *, retry_unsafe: bool = False) -> T:
         """Run *call* under the retry policy, failing over between endpoints."""
@@ -517,41 +594,32 @@ class Client(ClientBase):
         return result
 
     def _attempts(self, run: CallRun) -> Any:
-        """The tenacity loop over attempts; raises `_Reconcile` for an unknown POST outcome.
+        """The attempt loop, one plain loop over `RetryPolicy.decide` (`execution` docstring).
 
-        The first attempt runs before the loop is built (most calls succeed at once, and the
-        loop costs more than the rest of the call's bookkeeping, bench/overhead.py). If it
-        fails, its error is the loop's first attempt, so every decision is the same as ever.
+        Returns the first usable answer; raises the error the caller sees (`CallRun.failure`),
+        also when a POST's outcome is unknown, which `_submit` reconciles (`run.must_reconcile`).
+        Bounded: every pass makes an attempt (at most ``policy.attempts``) or waits for a
+        recovery (at most as many), and no attempt starts after the deadline.
         """
-        try:
-            result = self._attempt(run)
-        except Civic311Error as exc:
-            first: Civic311Error | None = exc
-        else:
-            run.finished()
-            return result
-        import tenacity
+        while True:
+            endpoint = run.next_endpoint()
+            if endpoint is None:
+                wait = run.recovery_wait()
+                if wait is None:
+                    raise run.unavailable()
+                self._clock.sleep(wait)
+                continue
+            try:
+                return self._attempt(run, endpoint)
+            except Civic311Error as error:
+                decision = run.decide(error)
+                if decision.action != "retry":
+                    raise run.failure(error)  # noqa: B904 - the error itself, or its wrapper
+            if decision.wait > 0:
+                self._clock.sleep(decision.wait)
 
-        retrying = tenacity.Retrying(sleep=self._clock.sleep, **run.tenacity_kwargs())
-        try:
-            for attempt in retrying:
-                with attempt:
-                    if first is not None:
-                        replay, first = first, None
-                        raise replay
-                    result = self._attempt(run)
-        except Civic311Error as exc:
-            if run.must_reconcile:
-                raise _Reconcile(run, exc) from exc
-            final = run.final_error(exc)
-            if final is exc:
-                raise
-            raise final from exc
-        return result
-
-    def _attempt(self, run: CallRun) -> Any:
-        """One attempt on the next endpoint (and once more in XML if it turns out XML-only)."""
-        endpoint = run.next_endpoint()
+    def _attempt(self, run: CallRun, endpoint: Endpoint) -> Any:
+        """One attempt on *endpoint* (and once more in XML if it turns out XML-only)."""
         fmt = run.format_for(endpoint)
         started = self._clock.monotonic()
         try:
@@ -581,17 +649,18 @@ class Client(ClientBase):
         """
         request = build_request(call, base_url, fmt, self._settings, self._headers)
         request.extensions["timeout"] = self._timeout_within(seconds_left)
+        until = self._clock.monotonic() + seconds_left
         if base_url in self._identity_only:
             request.headers["Accept-Encoding"] = IDENTITY
         try:
-            response, body = self._exchange(call, request)
+            response, body = self._exchange(call, request, until - self._clock.monotonic())
         except EncodingBroken as broken:
             if call.is_post:
                 raise self._broken_encoding(request, broken.status_code) from None
             self._identity_only.add(base_url)
             request.headers["Accept-Encoding"] = IDENTITY
             try:
-                response, body = self._exchange(call, request)
+                response, body = self._exchange(call, request, until - self._clock.monotonic())
             except EncodingBroken as again:
                 raise self._broken_encoding(request, again.status_code) from None
         upgrade = https_upgrade(request, response)
@@ -603,56 +672,61 @@ class Client(ClientBase):
                 content=request.content,
                 extensions=request.extensions,
             )
-            response, body = self._exchange(call, request)
+            response, body = self._exchange(call, request, until - self._clock.monotonic())
         return read_response(
             call, response, body, fmt, self._clock.now(), secret=self._settings.api_key
         )
 
-    def _exchange(self, call: Call[Any], request: httpx.Request) -> tuple[httpx.Response, bytes]:
-        """Send *request* and read its body up to the cap; httpx errors become civic311's."""
+    def _exchange(
+        self, call: Call[Any], request: httpx.Request, seconds_left: float
+    ) -> tuple[httpx.Response, bytes]:
+        """Send *request* and read its body up to the cap, all within *seconds_left* (issue
+        11.7: headers and body, however slowly they trickle); httpx errors become civic311's.
+        """
         shown = redact_url(request.url)
         started = self._clock.monotonic()
+        response: httpx.Response | None = None
         try:
-            response = self._http.send(
-                request, stream=True, follow_redirects=self._may_follow(call)
-            )
-        except httpx.DecodingError:
-            raise EncodingBroken(None) from None  # transports that decode eagerly
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, request.method, shown, self._settings.api_key) from exc
-        try:
-            body = read_body(response, self._max_response_bytes)
-        except httpx.DecodingError:
-            raise EncodingBroken(response.status_code) from None
+            with deadline_scope(seconds_left):
+                try:
+                    response = self._http.send(
+                        request, stream=True, follow_redirects=self._may_follow(call)
+                    )
+                except httpx.DecodingError:
+                    raise EncodingBroken(None) from None  # transports that decode eagerly
+                try:
+                    body = read_body(response, self._max_response_bytes, self._settings.api_key)
+                except httpx.DecodingError:
+                    raise EncodingBroken(response.status_code) from None
+        except TimeoutError:
+            raise deadline_error(request.method, shown, seconds_left) from None
+        except (httpx.InvalidURL, UnicodeError) as exc:
+            raise url_error(exc, request.method, shown, self._settings.api_key) from None
         except httpx.HTTPError as exc:
             raise transport_error(exc, request.method, shown, self._settings.api_key) from exc
         finally:
-            response.close()
-        logger.debug(
-            "%s %s → %d (%d bytes, %.3fs)",
-            request.method,
-            shown,
-            response.status_code,
-            len(body),
-            self._clock.monotonic() - started,
-        )
+            if response is not None:
+                response.close()
+        assert response is not None  # assigned, or the try above raised
+        if logger.isEnabledFor(logging.DEBUG):  # the arguments cost more than the check
+            logger.debug(
+                "%s %s → %d (%d bytes, %.3fs)",
+                request.method,
+                shown,
+                response.status_code,
+                len(body),
+                self._clock.monotonic() - started,
+            )
         return response, body
 
     def _submit(self, request: NewRequest, *, retry_unsafe: bool) -> Receipt:
         """POST with duplicate safety: an unknown outcome is reconciled, never re-sent."""
-        call = self._submit_call(request)
-        run = self._run(call, retry_unsafe=retry_unsafe)
-        try:
-            receipt: Receipt = self._attempts(run)
-        except _Reconcile as pending:
-            self._clock.sleep(pending.run.decision.wait if pending.run.decision else 0.0)
-            found = self._drive(self._reconcile_flow(request, pending.run))
-            if found is None:
-                raise self._uncertain(request, pending.run, pending.error) from pending.error
-            return self._remember(self._reconciled_receipt(found))
-        return self._remember(receipt)
+        return self._drive(self._submit_flow(request), retry_unsafe=retry_unsafe)
 
     def _may_follow(self, call: Call[Any]) -> bool:
         # Never follow a redirect with credentials aboard: a POST carries the api_key, and so
-        # does a GET when the profile sends it on reads (DESIGN promise 6).
-        return not call.is_post and not (self._settings.api_key and self._settings.api_key_on_reads)
+        # does a GET when the profile sends it on reads (DESIGN promise 6). The discovery GET
+        # carries none.
+        if call.operation == "get_discovery":
+            return True
+        return not call.is_post and not (self._settings.api_key and self._profile.api_key_on_reads)

@@ -1,22 +1,49 @@
 """One call across attempts and endpoints: the bookkeeping both clients share. No I/O.
 
-A client executes a `Call` as a tenacity loop. Each attempt asks `CallRun.next_endpoint` where
-to go, sends there, and reports back with `succeeded` or `failed`; tenacity asks
-`CallRun.decide` whether to go on. The rules:
+A client runs a `Call` as one plain loop (``_attempts`` in `civic311._client.async_client`)::
+
+    while True:
+        endpoint = run.next_endpoint()          # None: every endpoint is known down
+        if endpoint is None:
+            wait = run.recovery_wait()          # only if RetryPolicy(wait_for_recovery=True)
+            if wait is None:
+                raise run.unavailable()
+            sleep(wait); continue
+        try:
+            return attempt(run, endpoint)       # reports run.succeeded / run.failed
+        except Civic311Error as error:
+            decision = run.decide(error)        # RetryPolicy.decide, pure
+            if decision.action != "retry":
+                raise run.failure(error)        # reconcile: the caller checks run.must_reconcile
+            sleep(decision.wait)
+
+The rules:
 
 - **Where.** Endpoints come from the `EndpointPool` in configured order (primary first), minus
   those known to be down. A failure moves on to the next endpoint *at once* (no backoff before
   trying the mirror); once every endpoint has been tried, the round starts again after the
-  policy's backoff. When the pool offers nothing (every endpoint down and cooling), the call
-  fails at once with `AllEndpointsFailedError` instead of paying a known-dead timeout.
-- **Whether.** `civic311._resilience.retry.decide`: reads retry on transport errors, 429, 5xx
-  and undecodable 2xx bodies; other 4xx stop at once (the mirror would say the same); a POST is
-  repeated only when it provably never reached a server, and otherwise *reconciled*.
+  policy's backoff.
+- **When every endpoint is known down** (issue 11.5): the call fails at once — before any
+  attempt, `AllEndpointsFailedError` saying when the next probe is due and naming the city's
+  other channels; after attempts, the error rule below — unless the policy says
+  ``wait_for_recovery=True`` and a cool-down ends before the deadline.
+- **Whether.** `RetryPolicy.decide`: reads retry on transport errors, 429, 5xx and undecodable
+  2xx bodies; other 4xx stop at once (the mirror would say the same); a POST is repeated only
+  when it provably never reached a server, and otherwise *reconciled*.
+- **What the breaker hears** (issue 11.4): every failure except a 4xx is reported to the pool;
+  a 500 is reported with the operation it came from, so one resource's 500s (open311-adapter's
+  answer to an unknown id) do not take the endpoint down (`EndpointPool.record_failure`).
 - **Formats.** An endpoint that answers ``.json`` with XML, or with 404/406 and no parseable
   error body, is switched to XML for the rest of the client's life (many cities are XML only,
   reference §1.2); a JSON error body, an HTML page or truncated JSON never switches it.
-- **What is raised.** A fatal answer (400, 403, 404…) raises its own error. Giving up on
-  retryable failures raises `AllEndpointsFailedError`, listing every attempt.
+- **What is raised** (issue 11.9, docs/errors.md): a fatal answer (400, 403, 404…) raises its
+  own error. Giving up with ONE endpoint raises the last failure's own kind (`TransportError`,
+  `ServerError`, `DecodeError`…); with several, `AllEndpointsFailedError`, keeping each
+  endpoint's last error (``.errors``; ``__cause__`` is the last). Either way ``.attempts``
+  lists every attempt.
+- **How long.** No attempt starts after the deadline, and each exchange is bounded by the time
+  left (`civic311._client.transport`). `call_limit` tightens the deadline for the calls made
+  inside it: a submit's reconciliation shares the submit's budget (issue 11.6).
 
 `reconcile_flow` is the sans-IO flow for a POST whose outcome is unknown: look for the request
 it may have created, matched on what servers echo back.
@@ -24,26 +51,21 @@ it may have created, matched on what servers echo back.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import random
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
+from contextvars import ContextVar
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
 from civic311._clock import Clock
 from civic311._protocol import Call, Sleep, Step, list_requests_call
 from civic311._resilience.pool import Endpoint, EndpointPool
-from civic311._resilience.retry import (
-    Decision,
-    Outcome,
-    RetryPolicy,
-    classify_status,
-    decide,
-    tenacity_kwargs,
-)
+from civic311._resilience.retry import Decision, Outcome, RetryPolicy, classify_status
 from civic311._wire import Format, looks_html
 from civic311.errors import (
     AllEndpointsFailedError,
@@ -56,13 +78,12 @@ from civic311.errors import (
 )
 from civic311.models import NewRequest, ServiceRequest
 
-if TYPE_CHECKING:  # tenacity loads on the first retry, not at import
-    import tenacity
-
 __all__ = [
     "AttemptEvent",
     "AttemptHook",
     "CallRun",
+    "Unsettled",
+    "call_limit",
     "classify",
     "matches",
     "reconcile_flow",
@@ -70,6 +91,34 @@ __all__ = [
 ]
 
 logger = logging.getLogger("civic311")
+
+#: The client-clock monotonic time no call may run past, when a caller set one (`call_limit`).
+_CALL_LIMIT: ContextVar[float | None] = ContextVar("civic311_call_limit", default=None)
+
+
+@attrs.frozen
+class Unsettled:
+    """The driver's answer to a POST whose outcome is unknown (it may have created a request):
+    the run (its attempts, decision and send time) and the error, for the submit flow to
+    reconcile. A value, not an exception: nothing but the submit flow yields a POST."""
+
+    run: CallRun
+    error: Civic311Error
+
+
+@contextlib.contextmanager
+def call_limit(until: float) -> Iterator[None]:
+    """Calls run inside end by *until* (client-clock monotonic), whatever their own deadline.
+
+    Context variables follow the code path in threads and in async tasks alike, so the flows
+    that make these calls need not pass the limit along.
+    """
+    outer = _CALL_LIMIT.get()
+    token = _CALL_LIMIT.set(until if outer is None else min(outer, until))
+    try:
+        yield
+    finally:
+        _CALL_LIMIT.reset(token)
 
 
 @attrs.frozen
@@ -118,6 +167,17 @@ def classify(error: Civic311Error, *, is_post: bool) -> Outcome:
     return Outcome.FATAL
 
 
+def _resource_level(error: Civic311Error) -> bool:
+    """A failure that may be one resource's own rather than the endpoint's: a plain 500.
+
+    502/503/504 come from proxies and overloaded servers, refusals and timeouts from dead
+    ones, HTML pages from maintenance: all about the endpoint. A 500 is often one resource's
+    bug (open311-adapter answers 500 for an unknown id, real-servers/B_request_unknown_99999).
+    """
+    status = error.status_code if isinstance(error, APIError | DecodeError) else None
+    return status == 500
+
+
 def wants_xml_fallback(error: Civic311Error, fmt: Format) -> bool:
     """Whether a failed ``.json`` call says "this endpoint speaks XML only".
 
@@ -134,7 +194,7 @@ def wants_xml_fallback(error: Civic311Error, fmt: Format) -> bool:
     return head[:1] not in (b"[", b"{") and not looks_html(head)
 
 
-def _short(error: Civic311Error) -> str:
+def _short(error: BaseException) -> str:
     text = str(error).splitlines()[0] if str(error) else type(error).__name__
     return text if len(text) <= 300 else text[:299] + "…"
 
@@ -156,52 +216,64 @@ class CallRun:
     ) -> None:
         self.call = call
         self.pool = pool
-        self.policy = policy
         self.clock = clock
         self.rng = rng
         self.retry_unsafe = retry_unsafe
         self.on_attempt = on_attempt
-        self.other_channels = tuple(other_channels)
-        self.started = clock.monotonic()
-        self.sent_at = clock.now()
+        self.other_channels = other_channels
+        self.started = started = clock.monotonic()
+        limit = _CALL_LIMIT.get()
+        # Past the caller's limit already: the call fails before any attempt. Right at it
+        # (reconcile_wait=0: "look once"), it still gets one attempt.
+        self.expired = limit is not None and limit < started
+        if limit is not None and not self.expired and limit - started < policy.deadline:
+            policy = attrs.evolve(policy, deadline=max(limit - started, 1e-3))
+        self.policy = policy
+        self.sent_at: datetime = clock.now()
         self.attempts: list[Attempt] = []
-        self.events: list[AttemptEvent] = []
         self.decision: Decision | None = None
         self._tried: set[int] = set()
         self._outcome: Outcome = Outcome.OK
         self._error: Civic311Error | None = None
-        # Seconds until an endpoint comes off its cool-down, when none was on offer.
-        self._waiting_for: float | None = None
+        self._event: AttemptEvent | None = None
+        self._recovery_waits = 0
 
     # --- where -------------------------------------------------------------------------------
 
-    def next_endpoint(self) -> Endpoint:
-        """The endpoint for the next attempt.
-
-        Raises:
-            AllEndpointsFailedError: the pool offers none (every endpoint is down).
-        """
+    def next_endpoint(self) -> Endpoint | None:
+        """The endpoint for the next attempt, or None when the pool offers none."""
+        if self.expired:
+            return None
         offered = self.pool.candidates(self.clock.monotonic())
+        if not offered:
+            return None
         untried = [e for e in offered if e.index not in self._tried]
-        if not untried and offered:
+        if not untried:
             self._tried.clear()  # a new round over every endpoint
             untried = offered
-        if not untried:
-            error = AllEndpointsFailedError(
-                self.call.operation,
-                self.attempts,
-                other_channels=self.other_channels,
-                reason="every endpoint is down; not waiting on known-dead timeouts",
-            )
-            error.__cause__ = self._error
-            self._waiting_for = self.pool.next_offer_in(self.clock.monotonic())
-            raise error
         chosen = untried[0]
         for other in offered:
             if other is not chosen and other.is_probe:
                 self.pool.release(other)  # let another caller probe it
         self._tried.add(chosen.index)
         return chosen
+
+    def recovery_wait(self) -> float | None:
+        """Seconds to wait for an endpoint's cool-down to end, or None to give up now.
+
+        Only with ``RetryPolicy(wait_for_recovery=True)``, and only when a cool-down ends
+        before the deadline: no request is sent meanwhile, so this is not paying a dead
+        endpoint's timeout. The waits are counted, at most ``policy.attempts`` of them.
+        """
+        if self.expired or not self.policy.wait_for_recovery:
+            return None
+        if self._recovery_waits >= self.policy.attempts:
+            return None
+        wait = self.pool.next_offer_in(self.clock.monotonic()) or 0.0
+        if wait >= self.time_left():
+            return None
+        self._recovery_waits += 1
+        return wait
 
     def format_for(self, endpoint: Endpoint) -> Format:
         """The format this endpoint is asked in now."""
@@ -220,7 +292,18 @@ class CallRun:
         )
         if actual != fmt:
             self.switch_format(endpoint, actual)
-        self._emit(endpoint, fmt, "ok", None, latency)
+        self.decision = _OK
+        if self.on_attempt is not None:
+            self.on_attempt(
+                AttemptEvent(
+                    operation=self.call.operation,
+                    attempt=len(self.attempts) + 1,
+                    endpoint=endpoint.url,
+                    format=fmt,
+                    outcome="ok",
+                    latency=latency,
+                )
+            )
 
     def switch_format(self, endpoint: Endpoint, fmt: Format) -> None:
         """Use *fmt* for *endpoint* for the rest of the client's life (visible in health)."""
@@ -231,83 +314,62 @@ class CallRun:
         """Report a failed attempt: to the pool (a 4xx is a healthy server), and to the log."""
         self._outcome = classify(error, is_post=self.call.is_post)
         self._error = error
+        now, wall = self.clock.monotonic(), self.clock.now()
+        short = _short(error)
         if self._outcome is Outcome.FATAL:
-            self.pool.record_success(
-                endpoint, latency=latency, now=self.clock.monotonic(), wall=self.clock.now()
-            )
+            self.pool.record_success(endpoint, latency=latency, now=now, wall=wall)
         else:
             self.pool.record_failure(
-                endpoint, error=_short(error), now=self.clock.monotonic(), wall=self.clock.now()
+                endpoint,
+                error=short,
+                now=now,
+                wall=wall,
+                resource=self.call.operation if _resource_level(error) else None,
+                exception=error,
             )
         self.attempts.append(
             Attempt(
-                endpoint=endpoint.url,
-                number=len(self.attempts) + 1,
-                outcome=_short(error),
-                error=error,
+                endpoint=endpoint.url, number=len(self.attempts) + 1, outcome=short, error=error
             )
         )
-        self._emit(endpoint, fmt, self._outcome.value, error, latency)
-
-    def _emit(
-        self,
-        endpoint: Endpoint,
-        fmt: Format,
-        outcome: str,
-        error: Civic311Error | None,
-        latency: float,
-    ) -> None:
-        event = AttemptEvent(
+        self._event = AttemptEvent(
             operation=self.call.operation,
-            attempt=len(self.events) + 1,
+            attempt=len(self.attempts),
             endpoint=endpoint.url,
             format=fmt,
-            outcome=outcome,
+            outcome=self._outcome.value,
             error=error,
             latency=latency,
         )
-        self.events.append(event)
-        if error is not None:
-            logger.debug(
-                "%s attempt %d on %s failed (%s): %s",
-                event.operation,
-                event.attempt,
-                event.endpoint,
-                outcome,
-                _short(error),
-            )
+        logger.debug(
+            "%s attempt %d on %s failed (%s): %s",
+            self.call.operation,
+            len(self.attempts),
+            endpoint.url,
+            self._outcome.value,
+            short,
+        )
 
-    def _publish_last(self, wait: float) -> None:
-        if not self.events:
-            return
-        event = attrs.evolve(self.events[-1], wait=wait)
-        self.events[-1] = event
-        if self.attempts and event.outcome != "ok":
+    def _publish(self, wait: float) -> None:
+        """The failed attempt's wait is known: record it, and hand the event to the hook."""
+        event, self._event = self._event, None
+        if self.attempts:
             self.attempts[-1] = attrs.evolve(self.attempts[-1], wait=wait)
-        if self.on_attempt is not None:
-            self.on_attempt(event)
+        if event is not None and self.on_attempt is not None:
+            self.on_attempt(attrs.evolve(event, wait=wait))
 
     # --- whether -----------------------------------------------------------------------------
 
-    def decide(self, retry_state: tenacity.RetryCallState) -> Decision:
-        """What follows the attempt tenacity just finished (its ``retry=`` callback)."""
-        outcome = retry_state.outcome
-        if outcome is None or not outcome.failed:
-            self.decision = Decision("stop", 0.0, "ok")
-            self._publish_last(0.0)
-            return self.decision
-        if self._waiting_for is not None:
-            return self._wait_for_endpoint(retry_state.attempt_number)
-        error = self._error
+    def decide(self, error: Civic311Error) -> Decision:
+        """What follows the failed attempt just reported (`RetryPolicy.decide`)."""
         status = error.status_code if isinstance(error, APIError) else None
         retry_after = error.retry_after if isinstance(error, APIError) else None
-        decision = decide(
-            self.policy,
+        decision = self.policy.decide(
             outcome=self._outcome,
             is_post=self.call.is_post,
             status_code=status,
             retry_after=retry_after,
-            attempt=retry_state.attempt_number,
+            attempt=len(self.attempts),
             elapsed=self.clock.monotonic() - self.started,
             rng=self.rng,
             retry_unsafe=self.retry_unsafe,
@@ -316,28 +378,10 @@ class CallRun:
             # Fail over at once: backing off only makes sense before asking the same server.
             decision = Decision("retry", 0.0, decision.reason + "; failing over")
         self.decision = decision
-        self._publish_last(decision.wait if decision.action != "stop" else 0.0)
+        self._publish(decision.wait if decision.action != "stop" else 0.0)
         if decision.action != "retry":
             logger.debug("%s: %s (%s)", self.call.operation, decision.action, decision.reason)
         return decision
-
-    def _wait_for_endpoint(self, attempt: int) -> Decision:
-        """Every endpoint is cooling down: wait for the soonest one if the deadline allows.
-
-        Waiting out a cool-down is not paying a dead endpoint's timeout: no request is sent
-        until an endpoint is offered again, and a call whose deadline ends first fails at once.
-        """
-        wait, self._waiting_for = self._waiting_for or 0.0, None
-        if wait >= self.time_left() or attempt >= self.policy.attempts:
-            self.decision = Decision("stop", 0.0, "every endpoint is down past the deadline")
-        else:
-            self.decision = Decision("retry", wait, "waiting for an endpoint's cool-down")
-        return self.decision
-
-    def finished(self) -> None:
-        """The call succeeded without the retry loop: publish its attempt like `decide` would."""
-        self.decision = Decision("stop", 0.0, "ok")
-        self._publish_last(0.0)
 
     def _untried_left(self) -> bool:
         offered = self.pool.candidates(self.clock.monotonic())
@@ -347,12 +391,6 @@ class CallRun:
                 self.pool.release(endpoint)
         return left
 
-    def tenacity_kwargs(self) -> dict[str, Any]:
-        """``retry=``, ``wait=``, ``stop=``… for `tenacity.Retrying` / `AsyncRetrying`."""
-        return dict(
-            tenacity_kwargs(self.policy, self.decide, self.clock.monotonic, started=self.started)
-        )
-
     # --- what is raised ----------------------------------------------------------------------
 
     @property
@@ -360,30 +398,69 @@ class CallRun:
         """The call was a POST whose outcome is unknown."""
         return self.decision is not None and self.decision.action == "reconcile"
 
-    def final_error(self, error: Civic311Error) -> Civic311Error:
-        """The error the caller sees once the loop has given up with *error*."""
+    def failure(self, error: Civic311Error) -> Civic311Error:
+        """The error the caller sees once the loop has given up with *error* (issue 11.9)."""
         if isinstance(error, AllEndpointsFailedError):
             return error
-        if self._outcome is Outcome.FATAL or (
-            len(self.attempts) <= 1 and self.policy.attempts <= 1
+        error.attempts = list(self.attempts)
+        if (
+            self._outcome is Outcome.FATAL
+            or len(self.pool.urls) == 1
+            or (len(self.attempts) <= 1 and self.policy.attempts <= 1)
         ):
-            return error
+            return error  # its own kind, with every attempt attached
         reason = self.decision.reason if self.decision is not None else ""
         final = AllEndpointsFailedError(
             self.call.operation,
             self.attempts,
             other_channels=self.other_channels,
             reason=f"gave up: {reason}" if reason else "",
+            errors=self._endpoint_errors(),
         )
         final.__cause__ = error
         return final
 
-    @property
-    def never_sent(self) -> bool:
-        """Every attempt provably failed before reaching a server (the POST was never filed)."""
-        return bool(self.attempts) and all(
-            isinstance(a.error, TransportError) and not a.error.sent for a in self.attempts
+    def unavailable(self) -> Civic311Error:
+        """The error for a call the pool offers no endpoint to (every one known down)."""
+        if self._error is not None:
+            # The call's own failures opened the last circuit: give up as on a "stop".
+            self.decision = Decision("stop", 0.0, "every endpoint is down")
+            return self.failure(self._error)
+        now = self.clock.monotonic()
+        if self.expired:
+            reason, next_probe = "no time left before the caller's deadline", None
+        else:
+            wait = self.pool.next_offer_in(now) or 0.0
+            next_probe = self.clock.now() + timedelta(seconds=wait)
+            reason = (
+                "every endpoint is known to be down; the next probe is due at "
+                f"{next_probe:%H:%M:%S} UTC (in {wait:.0f}s). Not waiting: "
+                "RetryPolicy(wait_for_recovery=True) waits for it"
+            )
+        errors = self._endpoint_errors()
+        error = AllEndpointsFailedError(
+            self.call.operation,
+            [],
+            other_channels=self.other_channels,
+            reason=reason,
+            errors=errors,
+            next_probe_at=next_probe,
         )
+        error.__cause__ = next(reversed(errors.values()), None)
+        return error
+
+    def _endpoint_errors(self) -> dict[str, Civic311Error]:
+        """Each endpoint's last error: this call's, else the one the pool last heard."""
+        errors = {
+            url: e for url, e in self.pool.last_exceptions().items() if isinstance(e, Civic311Error)
+        }
+        for attempt in self.attempts:
+            if attempt.error is not None:
+                errors[attempt.endpoint] = attempt.error
+        return {url: errors[url] for url in self.pool.urls if url in errors}
+
+
+_OK = Decision("stop", 0.0, "ok")
 
 
 # --- reconciliation --------------------------------------------------------------------------

@@ -137,6 +137,7 @@ _V3 = (
         error              TEXT,
         updated_at         TIMESTAMPTZ NOT NULL,
         tries              INTEGER NOT NULL DEFAULT 0,
+        source_row         INTEGER,
         claim_token        TEXT,
         claim_owner        TEXT,
         heartbeat_at       TIMESTAMPTZ,
@@ -224,6 +225,7 @@ def _row(row: dict[str, Any]) -> StoredRow:
         claim_owner=row["claim_owner"],
         heartbeat_at=_utc(row["heartbeat_at"]),
         tries=int(row["tries"]),
+        source_row=row["source_row"],
     )
 
 
@@ -384,14 +386,15 @@ class PostgresStore:
             None if claim is None else claim[0],
             None if claim is None else str(claim[1]),
             None if claim is None else at,
+            row.source_row,
         )
         try:
             with self._write() as conn:
                 created = conn.execute(
                     "INSERT INTO ledger_submissions (endpoint, key, local_id, state, "
                     "service_code, request, recorded_at, sent_at, error, updated_at, "
-                    "claim_token, claim_owner, heartbeat_at) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                    "claim_token, claim_owner, heartbeat_at, source_row) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
                     "ON CONFLICT (endpoint, key) DO NOTHING RETURNING id",
                     values,
                 ).fetchone()

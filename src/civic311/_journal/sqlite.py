@@ -14,6 +14,8 @@ file-wide). Datetimes are fixed-width UTC ISO 8601 text, so they sort as text.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sqlite3
 import threading
 from collections.abc import Callable, Collection, Iterator
@@ -24,6 +26,7 @@ from typing import Any, cast
 
 import attrs
 
+import civic311._sqlite
 from civic311._journal.store import (
     ClaimResult,
     NewRow,
@@ -154,7 +157,8 @@ def _v2(db: sqlite3.Connection) -> None:
 
 def _v3(db: sqlite3.Connection) -> None:
     """One journal (issue 10): keys unique per endpoint (scope), claims (token, owner,
-    heartbeat), a unique local_id for outbox entries, statuses per endpoint, and the entries
+    heartbeat), a unique local_id for outbox entries, the bulk file's row number, how many
+    times a row was sent, statuses per endpoint, and the entries
     of the old ``outbox`` table moved in (they did not know their endpoint: the first client
     that flushes them adopts them)."""
     _run(
@@ -181,6 +185,7 @@ def _v3(db: sqlite3.Connection) -> None:
             error              TEXT,
             updated_at         TEXT NOT NULL,
             tries              INTEGER NOT NULL DEFAULT 0,
+            source_row         INTEGER,
             claim_token        TEXT,
             claim_owner        TEXT,
             heartbeat_at       TEXT,
@@ -213,6 +218,7 @@ def _v3(db: sqlite3.Connection) -> None:
             ON ledger_status (endpoint, service_request_id, observed_at)
         """,
     )
+    _rekey_bulk_rows(db)
     old_outbox = db.execute(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox'"
     ).fetchone()
@@ -258,9 +264,25 @@ def _v3(db: sqlite3.Connection) -> None:
     db.execute("DROP TABLE outbox")
 
 
-def _json_object(text: object) -> dict[str, Any]:
-    import json
+def _rekey_bulk_rows(db: sqlite3.Connection) -> None:
+    """Bulk rows keyed by the old ``bulk.row_key`` (24 hex digits of another hash of the same
+    content) get the one content key (``ledger.content_key``), so a re-run after the upgrade
+    still recognises them and never files them again. Keys a caller chose are left alone:
+    only a key equal to the old hash of the row's own stored request is rewritten."""
+    rows = db.execute(
+        "SELECT id, key, request FROM ledger_submissions WHERE length(key) = 24"
+    ).fetchall()
+    for row in rows:
+        content = _json_object(row["request"])
+        old = json.dumps(content, sort_keys=True, ensure_ascii=False)
+        if hashlib.sha256(old.encode("utf-8")).hexdigest()[:24] != row["key"]:
+            continue
+        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
+        new = "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+        db.execute("UPDATE OR IGNORE ledger_submissions SET key = ? WHERE id = ?", (new, row["id"]))
 
+
+def _json_object(text: object) -> dict[str, Any]:
     if not isinstance(text, str) or not text:
         return {}
     try:
@@ -354,6 +376,9 @@ def _file_error(path: str, exc: sqlite3.Error) -> LedgerFileError:
         reason = "it is read-only (civic311 must write to it; check its permissions)"
     elif "not a database" in text or "malformed" in text or "corrupt" in text:
         reason = f"it is not a SQLite ledger or it is corrupt ({text})"
+    elif "locked" in text or "busy" in text:
+        waited = civic311._sqlite.BUSY_TIMEOUT  # read now: tests shorten it
+        reason = f"another process kept it locked for over {waited:g} s ({text}); try again later"
     elif "unable to open" in text:
         reason = f"it cannot be opened ({text}; is it a directory, or is its folder missing?)"
     else:
@@ -394,6 +419,7 @@ def _row(row: sqlite3.Row) -> StoredRow:
         claim_owner=row["claim_owner"],
         heartbeat_at=_parse(row["heartbeat_at"]),
         tries=int(row["tries"]),
+        source_row=row["source_row"],
     )
 
 
@@ -495,7 +521,7 @@ class SQLiteStore:
             cursor = db.execute(
                 "INSERT INTO ledger_submissions (endpoint, key, local_id, state, service_code, "
                 "request, recorded_at, sent_at, error, updated_at, claim_token, claim_owner, "
-                "heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "heartbeat_at, source_row) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     row.scope,
                     row.key,
@@ -510,6 +536,7 @@ class SQLiteStore:
                     None if claim is None else claim[0],
                     None if claim is None else str(claim[1]),
                     None if claim is None else at,
+                    row.source_row,
                 ),
             )
             row_id = int(cursor.lastrowid or 0)

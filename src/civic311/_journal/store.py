@@ -119,7 +119,9 @@ class Owner:
         """Whether the run holding *token* is alive: True/False when this host can tell (the
         pid exists; for this very process, the token is still in use), None when it cannot
         (another host: the store falls back on the heartbeat's age)."""
-        if self.host != socket.gethostname():
+        if self.host != socket.gethostname() or os.name == "nt":
+            # Another host's processes cannot be seen from here; and on Windows os.kill(pid,
+            # 0) would send CTRL_C_EVENT instead of asking (Python docs, os.kill).
             return None
         if self.pid == os.getpid():
             return token in _LIVE_TOKENS
@@ -172,6 +174,7 @@ class NewRow:
     sent_at: datetime | None = None
     receipt: StoredReceipt | None = None
     error: str | None = None
+    source_row: int | None = None  # the row's number in the bulk file it came from
 
 
 @attrs.frozen
@@ -196,6 +199,7 @@ class StoredRow:
     claim_owner: str | None = None
     heartbeat_at: datetime | None = None
     tries: int = 0  # how many times it was marked in flight
+    source_row: int | None = None  # the row's number in the bulk file it came from
 
     @property
     def in_flight(self) -> bool:

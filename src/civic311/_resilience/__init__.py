@@ -1,10 +1,12 @@
 """Pure resilience decisions: the retry policy and the endpoint pool.
 
 Nothing in this package sends a request, sleeps, starts a thread or reads a clock; time and
-randomness are passed in. The clients execute these decisions (with tenacity) and report back.
+randomness are passed in. The clients execute these decisions in one plain loop and report back.
 
 - `civic311._resilience.retry`: `RetryPolicy`, `parse_retry_after`, outcome classification and
-  the pure `decide` function (the retry/reconcile/stop table), plus tenacity adapters.
+  the pure `RetryPolicy.decide` (the retry/reconcile/stop table).
+- `civic311._resilience._tenacity`: the one small adapter that runs the same decisions under
+  tenacity (imported on its own; the clients do not need it).
 - `civic311._resilience.pool`: `EndpointPool`, the per-endpoint health state machine with circuit
   breaking (up → degraded → down → half-open probe), read by users as `EndpointHealth`.
 """
@@ -22,14 +24,9 @@ from civic311._resilience.retry import (
     Decision,
     Outcome,
     RetryPolicy,
-    TenacityKwargs,
     backoff,
-    classify_exception,
     classify_status,
-    decide,
-    decision_of,
     parse_retry_after,
-    tenacity_kwargs,
 )
 
 __all__ = [
@@ -43,12 +40,7 @@ __all__ = [
     "EndpointState",
     "Outcome",
     "RetryPolicy",
-    "TenacityKwargs",
     "backoff",
-    "classify_exception",
     "classify_status",
-    "decide",
-    "decision_of",
     "parse_retry_after",
-    "tenacity_kwargs",
 ]

@@ -39,6 +39,16 @@ seconds, or at once when the prober calls `EndpointPool.release`.
 and undecodable bodies are failures of the endpoint; a 4xx such as 404 is a perfectly healthy
 server saying no, and should be reported as a success.
 
+Endpoint-level and resource-level failures (issue 11.4). Refusals, resets, timeouts, 429,
+502/503/504 and unreadable 2xx bodies (an HTML maintenance page) say the *endpoint* is in
+trouble: each one counts towards K. A plain 500 may be one resource's bug instead:
+mySociety's open311-adapter answers 500 for an unknown request id
+(reference/real-servers/B_request_unknown_99999.json), and retrying that id must not take the
+whole endpoint down for every other call. So the client reports a 500 with the *resource* it
+came from (the operation, e.g. ``"get_request"``), and a resource counts towards K only once
+between two successes: 500s across different calls still open the breaker, one call's 500s
+(or its retries) do not. While an endpoint is down, any failure restarts its cool-down.
+
 Thread safety: one `threading.Lock` guards all state. It is only held for a few assignments,
 never across I/O or an ``await``, so the same pool serves a `Client` used from many threads and
 an `AsyncClient` on an event loop.
@@ -160,6 +170,12 @@ class _Slot:
     probe_ticket: int = 0
     probe_expires: float = -math.inf
     tickets_issued: int = 0
+    # Resources whose 500s have counted towards the breaker since the last success.
+    failing_resources: set[str] = attrs.Factory(set)
+    # The last failure's exception object (the client's error), for AllEndpointsFailedError.
+    last_exception: BaseException | None = None
+    # The handle offered while the endpoint is not down: frozen, so one serves every call.
+    handle: Endpoint | None = None
 
     def clear_probe(self) -> None:
         self.probe_ticket = 0
@@ -296,7 +312,9 @@ class EndpointPool:
         with self._lock:
             for index, slot in enumerate(self._slots):
                 if slot.state is not EndpointState.DOWN:
-                    offered.append(Endpoint(index, slot.url))
+                    if slot.handle is None:
+                        slot.handle = Endpoint(index, slot.url)
+                    offered.append(slot.handle)
                     continue
                 if now < slot.down_until:
                     continue  # still cooling down
@@ -361,6 +379,8 @@ class EndpointPool:
             slot.clear_probe()
             slot.down_until = -math.inf
             slot.down_until_wall = None
+            if slot.failing_resources:
+                slot.failing_resources.clear()
             slot.change_state(EndpointState.UP, wall)
             if math.isfinite(latency) and latency >= 0:
                 if slot.latency_avg is None:
@@ -369,7 +389,16 @@ class EndpointPool:
                     alpha = self.latency_alpha
                     slot.latency_avg = alpha * latency + (1 - alpha) * slot.latency_avg
 
-    def record_failure(self, endpoint: Endpoint, *, error: str, now: float, wall: datetime) -> None:
+    def record_failure(
+        self,
+        endpoint: Endpoint,
+        *,
+        error: str,
+        now: float,
+        wall: datetime,
+        resource: str | None = None,
+        exception: BaseException | None = None,
+    ) -> None:
         """Report a call to ``endpoint`` that failed (transport error, 429, 5xx, bad body).
 
         The first failure makes the endpoint degraded; ``failure_threshold`` in a row make it
@@ -381,14 +410,24 @@ class EndpointPool:
             error: A short description, already redacted by the caller; stored as is.
             now: Monotonic time now, where the cool-down starts.
             wall: Wall time now, the new ``since`` if the state changes.
+            resource: For a failure that may be one resource's own (a 500), what failed (the
+                operation): it counts towards the breaker once per resource between two
+                successes (module docstring). None for an endpoint-level failure.
+            exception: The error itself, kept as the endpoint's last error
+                (`last_exceptions`).
         """
         with self._lock:
             slot = self._slot(endpoint)
             slot.calls += 1
             slot.failures += 1
-            slot.consecutive_failures += 1
             slot.last_error = error
+            slot.last_exception = exception
             was_down = slot.state is EndpointState.DOWN
+            if resource is not None and not was_down:
+                if resource in slot.failing_resources:
+                    return  # this resource already counted: its own 500s are not an outage
+                slot.failing_resources.add(resource)
+            slot.consecutive_failures += 1
             if was_down or slot.consecutive_failures >= self.failure_threshold:
                 slot.change_state(EndpointState.DOWN, wall)
                 slot.down_until = now + self.cooldown
@@ -441,6 +480,15 @@ class EndpointPool:
                 )
                 for slot in self._slots
             ]
+
+    def last_exceptions(self) -> dict[str, BaseException]:
+        """Each endpoint's last reported failure (the error object), by URL, in order."""
+        with self._lock:
+            return {
+                slot.url: slot.last_exception
+                for slot in self._slots
+                if slot.last_exception is not None
+            }
 
     def endpoints(self) -> list[Endpoint]:
         """Every endpoint in configured order, healthy or not (for display and tests)."""

@@ -1,12 +1,13 @@
 """Retry policy as pure decisions: what to do after an attempt, and how long to wait.
 
-Nothing here sends, sleeps or reads a clock. The clients classify what happened to an attempt
-(`classify_exception`, `classify_status`), hand it to `decide` together with how many attempts
-were made and how much time has passed, and get back a `Decision`: *retry* (after ``wait``
-seconds, on the same endpoint or the next one the pool offers), *reconcile* (a POST whose fate is
-unknown: look for the request it may have created, never send it again blindly) or *stop*.
-`tenacity_kwargs` turns that into ``retry=``/``wait=``/``stop=`` for `tenacity.Retrying` and
-`tenacity.AsyncRetrying`, so the two clients execute the very same policy.
+Nothing here sends, sleeps or reads a clock. The client classifies what happened to an attempt
+(`civic311._client.execution.classify`, `classify_status`), hands it to `RetryPolicy.decide`
+together with how many attempts were made and how much time has passed, and gets back a
+`Decision`: *retry* (after ``wait`` seconds, on the same endpoint or the next one the pool
+offers), *reconcile* (a POST whose fate is unknown: look for the request it may have created,
+never send it again blindly) or *stop*. Both clients run one plain loop over these decisions
+(`civic311._client.execution`); `civic311._resilience._tenacity` is the one small adapter that
+runs the same decisions under tenacity.
 
 Why POST is special: GeoReport v2 has no idempotency key, so sending ``POST requests`` twice can
 file the same pothole twice. A POST is therefore sent again only when it provably never reached a
@@ -60,17 +61,11 @@ import enum
 import math
 import random
 import re
-import socket
-from collections.abc import Callable
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Literal, TypedDict
+from typing import Literal
 
 import attrs
-import httpx
-
-if TYPE_CHECKING:  # tenacity loads on the first retry, not at import
-    import tenacity
 
 __all__ = [
     "Action",
@@ -78,14 +73,9 @@ __all__ = [
     "Outcome",
     "RETRYABLE_STATUSES",
     "RetryPolicy",
-    "TenacityKwargs",
     "backoff",
-    "classify_exception",
     "classify_status",
-    "decide",
-    "decision_of",
     "parse_retry_after",
-    "tenacity_kwargs",
 ]
 
 Action = Literal["retry", "reconcile", "stop"]
@@ -152,6 +142,11 @@ class RetryPolicy:
         exp_base: Growth factor of the backoff per attempt.
         jitter: Draw each wait uniformly from ``[0, backoff]`` ("full jitter").
         max_retry_after: Cap on a server's ``Retry-After``, in seconds.
+        wait_for_recovery: When every endpoint is known to be down (each one's circuit open),
+            wait for the soonest cool-down to end and probe it, if that happens before the
+            deadline. False (the default) fails at once with `AllEndpointsFailedError`, which
+            says when the next probe is due: a web handler or a bulk run never sits waiting
+            for a dead city (issue 11.5).
 
     Raises:
         ValueError: A field is out of range; the message names the field.
@@ -173,6 +168,65 @@ class RetryPolicy:
     exp_base: float = attrs.field(default=2.0, converter=float, validator=_growing_base)
     jitter: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
     max_retry_after: float = attrs.field(default=60.0, converter=float, validator=_wait_seconds)
+    wait_for_recovery: bool = attrs.field(
+        default=False, validator=attrs.validators.instance_of(bool)
+    )
+
+    def decide(
+        self,
+        *,
+        outcome: Outcome,
+        is_post: bool,
+        status_code: int | None,
+        retry_after: float | None,
+        attempt: int,
+        elapsed: float,
+        rng: random.Random,
+        retry_unsafe: bool = False,
+    ) -> Decision:
+        """What follows an attempt. Pure: the same inputs (and rng state) give the same answer.
+
+        The rules are the table in this module's docstring.
+
+        Args:
+            outcome: What became of the attempt (`classify_status`; the client's ``classify``).
+            is_post: The attempt was a POST (not idempotent in GeoReport v2).
+            status_code: The response status, if there was a response.
+            retry_after: Seconds from a ``Retry-After`` header (`parse_retry_after`), if any.
+            attempt: Attempts made so far, 1-based, across all endpoints.
+            elapsed: Seconds since the first attempt started (monotonic).
+            rng: Source of jitter.
+            retry_unsafe: The caller accepts duplicates: turn every "reconcile" into "retry".
+
+        Returns:
+            The `Decision`.
+
+        Example:
+            >>> import random
+            >>> RetryPolicy(jitter=False).decide(
+            ...     outcome=Outcome.RETRYABLE_STATUS, is_post=False, status_code=503,
+            ...     retry_after=None, attempt=1, elapsed=0.0, rng=random.Random(0))
+            Decision(action='retry', wait=0.5, reason='status 503')
+        """
+        if outcome is Outcome.OK:
+            return Decision("stop", 0.0, "ok")
+        if outcome is Outcome.FATAL:
+            # Never retried, never failed over: a 404 for a service_code is a 404 on the mirror.
+            return Decision("stop", 0.0, "fatal")
+
+        if is_post and not retry_unsafe:
+            unsafe = _unsafe_reason(outcome, status_code)
+            if unsafe is not None:
+                remaining = max(self.deadline - elapsed, 0.0)
+                wait = min(_wait_for(self, retry_after, attempt, rng), remaining)
+                return Decision("reconcile", wait, unsafe)
+
+        if attempt >= self.attempts:
+            return Decision("stop", 0.0, "attempts")
+        wait = _wait_for(self, retry_after, attempt, rng)
+        if elapsed + wait > self.deadline:
+            return Decision("stop", 0.0, "deadline")
+        return Decision("retry", wait, _retry_reason(outcome, status_code))
 
     @classmethod
     def no_wait(cls, attempts: int = 4) -> RetryPolicy:
@@ -216,7 +270,8 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
 
     Returns:
         The delay in seconds: ``0.0`` for a negative delay or a date in the past, the value as
-        sent for huge delays (`decide` clamps it), None for a missing or unreadable value.
+        sent for huge delays (`RetryPolicy.decide` clamps it), None for a missing or unreadable
+        value.
         Never raises.
 
     Example:
@@ -274,23 +329,6 @@ class Outcome(str, enum.Enum):
     """Retrying cannot help: another 4xx, an unexpected status, or a non-network error."""
 
 
-# httpx raises these before a single byte of the request leaves the machine:
-# - ConnectError: TCP connect refused/unreachable, TLS handshake failure, and DNS resolution
-#   failures (httpcore maps socket.gaierror to ConnectError).
-# - ConnectTimeout: no connection within the connect timeout.
-# - PoolTimeout: no free connection in our own pool; nothing was sent.
-# - UnsupportedProtocol: the URL scheme has no transport (e.g. "ftp://"), checked before
-#   connecting; another endpoint may well be configured correctly.
-_NEVER_SENT_EXCEPTIONS: tuple[type[BaseException], ...] = (
-    httpx.ConnectError,
-    httpx.ConnectTimeout,
-    httpx.PoolTimeout,
-    httpx.UnsupportedProtocol,
-    socket.gaierror,
-    ConnectionRefusedError,
-)
-
-
 def classify_status(status_code: int, *, decodable: bool = True) -> Outcome:
     """Classify an HTTP response by its status (and, for a 2xx, whether its body decoded).
 
@@ -313,46 +351,6 @@ def classify_status(status_code: int, *, decodable: bool = True) -> Outcome:
         return Outcome.OK if decodable else Outcome.UNDECODABLE
     if status_code in RETRYABLE_STATUSES:
         return Outcome.RETRYABLE_STATUS
-    return Outcome.FATAL
-
-
-def classify_exception(exc: BaseException) -> Outcome:
-    """Classify an exception raised while sending a request.
-
-    The ``__cause__`` chain is followed (as Anthropic's ``_should_retry_exception`` does), so a
-    civic311 error raised ``from`` an httpx error classifies like the httpx error.
-
-    Args:
-        exc: The exception raised by the attempt.
-
-    Returns:
-        `Outcome.NEVER_SENT` for failures before the request left (`httpx.ConnectError`,
-        `httpx.ConnectTimeout`, `httpx.PoolTimeout`, `httpx.UnsupportedProtocol`),
-        `Outcome.AMBIGUOUS_TRANSPORT` for any other `httpx.TransportError` (read/write
-        timeouts and errors, `httpx.RemoteProtocolError`...), the status's outcome for
-        `httpx.HTTPStatusError`, `Outcome.UNDECODABLE` for `httpx.DecodingError`, and
-        `Outcome.FATAL` for anything else, including cancellation and KeyboardInterrupt.
-
-    Example:
-        >>> classify_exception(httpx.ConnectError("Name or service not known"))
-        <Outcome.NEVER_SENT: 'never_sent'>
-    """
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, _NEVER_SENT_EXCEPTIONS):
-            return Outcome.NEVER_SENT
-        if isinstance(current, httpx.TransportError):
-            # Timeouts while reading or writing, resets, protocol violations, proxies: the
-            # request may have been delivered and acted on.
-            return Outcome.AMBIGUOUS_TRANSPORT
-        if isinstance(current, httpx.HTTPStatusError):
-            return classify_status(current.response.status_code)
-        if isinstance(current, httpx.DecodingError):
-            # The server answered, but the body's Content-Encoding could not be decoded.
-            return Outcome.UNDECODABLE
-        current = current.__cause__
     return Outcome.FATAL
 
 
@@ -433,159 +431,3 @@ def _retry_reason(outcome: Outcome, status_code: int | None) -> str:
     if outcome is Outcome.UNDECODABLE:
         return "undecodable body"
     return f"status {status_code}"
-
-
-def decide(
-    policy: RetryPolicy,
-    *,
-    outcome: Outcome,
-    is_post: bool,
-    status_code: int | None,
-    retry_after: float | None,
-    attempt: int,
-    elapsed: float,
-    rng: random.Random,
-    retry_unsafe: bool = False,
-) -> Decision:
-    """Decide what follows an attempt. Pure: the same inputs (and rng state) give the same answer.
-
-    The rules are the table in this module's docstring.
-
-    Args:
-        policy: Limits and backoff parameters.
-        outcome: What became of the attempt (`classify_exception` / `classify_status`).
-        is_post: The attempt was a POST (not idempotent in GeoReport v2).
-        status_code: The response status, if there was a response.
-        retry_after: Seconds from a ``Retry-After`` header (`parse_retry_after`), if any.
-        attempt: Attempts made so far, 1-based, across all endpoints.
-        elapsed: Seconds since the first attempt started (monotonic).
-        rng: Source of jitter.
-        retry_unsafe: The caller accepts duplicates: turn every "reconcile" into "retry".
-
-    Returns:
-        The `Decision`.
-
-    Example:
-        >>> import random
-        >>> decide(RetryPolicy(jitter=False), outcome=Outcome.RETRYABLE_STATUS, is_post=False,
-        ...        status_code=503, retry_after=None, attempt=1, elapsed=0.0,
-        ...        rng=random.Random(0))
-        Decision(action='retry', wait=0.5, reason='status 503')
-    """
-    if outcome is Outcome.OK:
-        return Decision("stop", 0.0, "ok")
-    if outcome is Outcome.FATAL:
-        # Never retried, never failed over: a 404 for a service_code is a 404 on the mirror too.
-        return Decision("stop", 0.0, "fatal")
-
-    if is_post and not retry_unsafe:
-        unsafe = _unsafe_reason(outcome, status_code)
-        if unsafe is not None:
-            remaining = max(policy.deadline - elapsed, 0.0)
-            wait = min(_wait_for(policy, retry_after, attempt, rng), remaining)
-            return Decision("reconcile", wait, unsafe)
-
-    if attempt >= policy.attempts:
-        return Decision("stop", 0.0, "attempts")
-    wait = _wait_for(policy, retry_after, attempt, rng)
-    if elapsed + wait > policy.deadline:
-        return Decision("stop", 0.0, "deadline")
-    return Decision("retry", wait, _retry_reason(outcome, status_code))
-
-
-# --------------------------------------------------------------------------------------------
-# tenacity adapters
-
-# Where the decision for the current attempt is parked on tenacity's RetryCallState, so that
-# ``wait=`` reads what ``retry=`` decided (stamina carries its per-attempt backoff the same way).
-_DECISION_KEY = "civic311_decision"
-
-
-class TenacityKwargs(TypedDict):
-    """Keyword arguments for `tenacity.Retrying` / `tenacity.AsyncRetrying`."""
-
-    retry: Callable[[tenacity.RetryCallState], bool]
-    wait: Callable[[tenacity.RetryCallState], float]
-    stop: Callable[[tenacity.RetryCallState], bool]
-    retry_error_callback: Callable[[tenacity.RetryCallState], object]
-    reraise: bool
-
-
-def decision_of(retry_state: tenacity.RetryCallState) -> Decision | None:
-    """The `Decision` made for the latest attempt of a tenacity loop, if any.
-
-    After a loop ends on "reconcile" (tenacity re-raises the attempt's exception or returns its
-    result), the client reads the decision here to know it must reconcile rather than fail.
-    """
-    decision = retry_state.__dict__.get(_DECISION_KEY)
-    return decision if isinstance(decision, Decision) else None
-
-
-def _last_outcome(retry_state: tenacity.RetryCallState) -> object:
-    # Giving up ends the loop the way a "stop" decision does: the last attempt's result is
-    # returned, or its exception raised, never wrapped in a tenacity.RetryError.
-    if retry_state.outcome is None:  # pragma: no cover - tenacity only stops after an attempt
-        return None
-    return retry_state.outcome.result()
-
-
-def tenacity_kwargs(
-    policy: RetryPolicy,
-    decide_fn: Callable[[tenacity.RetryCallState], Decision],
-    clock_monotonic: Callable[[], float],
-    *,
-    started: float | None = None,
-) -> TenacityKwargs:
-    """Make tenacity execute a `RetryPolicy`: ``Retrying(sleep=clock.sleep, **kwargs)``.
-
-    tenacity asks ``retry=`` first; ours calls ``decide_fn`` (the client's glue: classify the
-    attempt's outcome, then call `decide`), parks the `Decision` on the `RetryCallState` (read
-    it back with `decision_of`) and answers "retry?" with ``decision.action == "retry"``.
-    ``wait=`` returns the parked wait. ``stop=`` enforces the attempts and the deadline once
-    more with the injected clock, as a guard against a ``decide_fn`` that forgets them (stamina
-    stops on attempts *or* time too); when it fires, the parked decision becomes a "stop".
-
-    However the loop ends, it ends like a plain call: the last attempt's result is returned or
-    its exception raised (``reraise=True`` and ``retry_error_callback``), never a
-    `tenacity.RetryError`. Both the call form, ``Retrying(**kw)(fn)``, and the iterator form,
-    ``for attempt in Retrying(**kw): with attempt: ...``, work.
-
-    Args:
-        policy: The policy (for the ``stop=`` guard).
-        decide_fn: Called once per finished attempt with tenacity's state
-            (``retry_state.outcome``, ``retry_state.attempt_number``).
-        clock_monotonic: The clock the deadline is measured on (``Clock.monotonic``).
-        started: Monotonic time of the first attempt; defaults to ``clock_monotonic()`` now, so
-            build the kwargs right before the loop.
-
-    Returns:
-        ``retry``, ``wait``, ``stop``, ``retry_error_callback`` and ``reraise`` for tenacity.
-    """
-    start = clock_monotonic() if started is None else started
-
-    def retry(retry_state: tenacity.RetryCallState) -> bool:
-        decision = decide_fn(retry_state)
-        retry_state.__dict__[_DECISION_KEY] = decision
-        return decision.action == "retry"
-
-    def wait(retry_state: tenacity.RetryCallState) -> float:
-        decision = decision_of(retry_state)
-        return decision.wait if decision is not None else 0.0
-
-    def stop(retry_state: tenacity.RetryCallState) -> bool:
-        if retry_state.attempt_number >= policy.attempts:
-            reason = "attempts"
-        elif clock_monotonic() - start + retry_state.upcoming_sleep > policy.deadline:
-            reason = "deadline"
-        else:
-            return False
-        retry_state.__dict__[_DECISION_KEY] = Decision("stop", 0.0, reason)
-        return True
-
-    return {
-        "retry": retry,
-        "wait": wait,
-        "stop": stop,
-        "retry_error_callback": _last_outcome,
-        "reraise": True,
-    }

@@ -15,7 +15,7 @@ import attrs
 
 from civic311._wire.json import parse_json
 from civic311._wire.xml import parse_xml
-from civic311.errors import DecodeError, snippet
+from civic311.errors import DecodeError, page_summary, snippet
 
 __all__ = ["Decoded", "Format", "decode", "looks_html"]
 
@@ -56,8 +56,8 @@ def decode(body: bytes, expected: Format) -> Decoded:
     if head[:1] == b"<":
         if looks_html(head):
             raise DecodeError(
-                f"an HTML page where {expected.upper()} was expected (a maintenance or login "
-                f"page?): {snippet(body)!r}",
+                f"{page_summary(body)} where {expected.upper()} was expected (a maintenance "
+                "or login page?)",
                 body=body,
             )
         # PHP servers often emit blank lines before the XML declaration, which expat refuses.

@@ -163,9 +163,15 @@ def media_parts(
     if not files:
         return fields, []
     if style in ("url", "url_repeat"):
+        # GeoReport v2 itself takes only media_url (spec §3.5), so the spec profile sends no
+        # files; say how to turn uploads on for a city that takes them (issue 14.3).
         raise InvalidRequestError(
             "media",
-            f"this city takes no uploads; host the file and give media_url (media style {style!r})",
+            f"this city takes no uploads (its profile's media style is {style!r}, as in the "
+            "GeoReport v2 spec); host the file and give media_url, or, if the city takes "
+            'files, give its profile: Client(url, profile="bloomington") for one file, '
+            'profile="helsinki" for several, or profile=civic311.Profile(name="mycity", '
+            'media="multipart_array") (docs/photos.md)',
         )
     if style == "multipart" and len(files) > 1:
         # Bloomington: "a single media upload during POST service request" (reference §8.6).

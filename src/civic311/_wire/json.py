@@ -3,6 +3,8 @@
 - a UTF-8 byte-order mark is skipped (Helsinki's discovery.json, reference §7);
 - a JSONP wrapper ``callback(…)`` is unwrapped (reference §10.26; we never send ``callback``,
   but a proxy or a default can add it);
+- a lone surrogate escape (``"x \\ud800 y"``, which no UTF-8 text can hold) decodes to U+FFFD,
+  so no string from a city can crash sqlite, a file or a terminal later (issue 12 point 5);
 - bare numbers with leading zeros, as in the spec's own example ``"service_code":001`` (invalid
   JSON, reference §2.1), are read as the strings they stand for, zeros kept.
 """
@@ -33,14 +35,16 @@ def parse_json(body: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise DecodeError(f"body is not UTF-8 text ({exc.reason})", body=body) from exc
     try:
-        return json.loads(text)
+        data = json.loads(text)
     except json.JSONDecodeError as first:
         retry = _repair(body, text)
         if retry is not None:
             try:
-                return json.loads(retry)
+                data = json.loads(retry)
             except json.JSONDecodeError:
                 pass
+            else:
+                return _no_surrogates(data) if _SURROGATE_ESCAPE.search(retry) else data
         raise DecodeError(
             f"body is not valid JSON ({first.msg} at line {first.lineno} column {first.colno}): "
             f"{snippet(body)!r}",
@@ -50,6 +54,23 @@ def parse_json(body: bytes) -> Any:
         raise DecodeError("JSON nests too deeply to decode", body=body) from exc
     except ValueError as exc:  # e.g. an integer over Python's 4,300-digit conversion limit
         raise DecodeError(f"body is not usable JSON ({exc})", body=body) from exc
+    # Only an escape can put a surrogate in decoded text (UTF-8 cannot): look only then.
+    return _no_surrogates(data) if _SURROGATE_ESCAPE.search(text) else data
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _no_surrogates(value: Any) -> Any:
+    """*value* with every lone surrogate in its strings (keys too) replaced by U+FFFD."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_no_surrogates(item) for item in value]
+    if isinstance(value, dict):
+        return {_no_surrogates(k): _no_surrogates(v) for k, v in value.items()}
+    return value
 
 
 def _repair(body: bytes, text: str) -> str | None:

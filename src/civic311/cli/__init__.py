@@ -1,7 +1,8 @@
 """The ``civic311`` command: a GeoReport v2 client for the terminal and for scripts.
 
-Install it with the ``cli`` extra (``pip install 'civic311[cli]'``: click and rich). Global
-options come before the sub-command::
+Install it with the ``cli`` extra (``pip install 'civic311[cli]'``: click and rich); without
+it the console script says so in one line and exits 2. Global options come before the
+sub-command::
 
     civic311 cities bloom                           # the bundled registry
     civic311 --city bloomington services            # what the city takes reports for
@@ -33,6 +34,9 @@ Commands:
 ``ledger list`` / ``export``   your record of submissions and statuses
 ``stats``                      time to close per service, from a harvest or a file
 ``demo``                       the whole job against two local fake cities, offline
+``fake-city``                  serve a FakeCity on 127.0.0.1 until Ctrl-C (``--port``,
+                               ``--seed``, ``--dialect``, ``--uploads``, ``--fault``…); its
+                               URL is the first line on stdout
 =============================  ==========================================================
 
 Global options: ``--city NAME`` (the registry picks endpoints, jurisdiction and quirk
@@ -98,14 +102,36 @@ point and returns the exit code.
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import Sequence
 
-__all__ = ["main"]
+__all__ = ["NEEDS_CLI_EXTRA", "main"]
+
+#: What the console script says, on stderr with exit code 2, when click or rich is missing:
+#: ``pip install civic311`` installs the script but not the ``[cli]`` extra (issue 14.1).
+NEEDS_CLI_EXTRA = "the civic311 command needs the cli extra: pip install 'civic311[cli]'"
+
+
+def _cli_extra_missing() -> bool:
+    """Whether click or rich cannot be imported. Only click is imported here (the command
+    needs it at once); rich is looked up, not imported, so ``civic311 --help`` stays fast."""
+    try:
+        import click  # noqa: F401
+    except ImportError:
+        return True
+    try:
+        return importlib.util.find_spec("rich") is None
+    except (ImportError, ValueError):
+        return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``civic311`` command with *argv* (default: ``sys.argv[1:]``); return the exit
-    code."""
+    code. Without the ``[cli]`` extra it prints `NEEDS_CLI_EXTRA` on stderr and returns 2."""
+    if _cli_extra_missing():
+        sys.stderr.write(NEEDS_CLI_EXTRA + "\n")
+        return 2
     from civic311.cli._app import cli
 
     try:

@@ -7,10 +7,10 @@ from typing import Any
 
 import click
 
+import civic311.cli._commands as _commands
 from civic311._version import __version__
-from civic311.cli import _commands
 from civic311.cli._bulk import bulk
-from civic311.cli._errors import USAGE, report
+from civic311.cli._errors import USAGE, mask_exception, report
 from civic311.cli._ledger_cmd import ledger
 from civic311.cli._output import Output
 from civic311.cli._state import State, read_api_key, warnings_to
@@ -76,6 +76,7 @@ class Civic311Group(click.Group):
             raise click.exceptions.Exit(130) from None
         except Exception as exc:
             if debug:
+                mask_exception(exc, out)  # the traceback is printed outside the masked streams
                 raise
             raise click.exceptions.Exit(report(exc, state, out)) from None
         finally:
@@ -106,7 +107,7 @@ class Civic311Group(click.Group):
 @click.option(
     "--format",
     "format_",
-    type=click.Choice(["json", "xml"]),
+    type=click.Choice(["json", "xml"], case_sensitive=False),
     help="The format asked of the city (default: the city's profile, else json).",
 )
 @click.option(
@@ -179,5 +180,6 @@ for command in (
     ledger,
     _commands.stats,
     _commands.demo,
+    _commands.fake_city,
 ):
     cli.add_command(command)

@@ -8,6 +8,7 @@ rest. The progress bar (rich) is drawn on stderr only when it is a terminal and 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +21,8 @@ from civic311.cli._output import when
 from civic311.cli._state import State
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from civic311.bulk import BulkSummary, Row, RowResult
     from civic311.tracking import StatusChange, Tracked
 
@@ -49,17 +52,88 @@ def bulk() -> None:
     """File many reports from a CSV or JSON Lines file, and track them."""
 
 
-@contextmanager
-def _progress(state: State, total: int, label: str) -> Iterator[Callable[[object], None]]:
-    """A callback that advances a progress bar on stderr, or does nothing off a terminal."""
-    if state.json or not state.out.stderr.isatty():
-        yield lambda _: None
-        return
-    from rich.progress import Progress
+#: Seconds between progress lines when stderr is not a terminal (a log, CI, cron).
+PROGRESS_EVERY = 5.0
 
-    with Progress(console=state.out.err_console, transient=True) as progress:
-        task = progress.add_task(label, total=total)
-        yield lambda _: progress.advance(task)
+
+class _Tally:
+    """Rows done so far, by outcome: what the progress shows and what Ctrl-C reports."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+        self.counts: dict[str, int] = {}
+
+    def add(self, result: RowResult) -> None:
+        self.done += 1
+        self.counts[result.outcome] = self.counts.get(result.outcome, 0) + 1
+
+    @property
+    def filed(self) -> int:
+        return self.counts.get("filed", 0) + self.counts.get("reconciled", 0)
+
+    @property
+    def failed(self) -> int:
+        return sum(self.counts.get(o, 0) for o in ("failed", "invalid", "uncertain"))
+
+    def line(self) -> str:
+        return f"{self.done}/{self.total} rows: {self.filed} filed, {self.failed} failed"
+
+
+@contextmanager
+def _progress(state: State, tally: _Tally, label: str) -> Iterator[Callable[[RowResult], None]]:
+    """A callback for each row's result: on a terminal it advances a bar showing n/total and
+    the filed/failed counts; off a terminal (a log) it prints that line every few seconds."""
+    if state.json:
+        yield tally.add
+        return
+    if not state.out.stderr.isatty():
+        last = [time.monotonic()]
+
+        def log(result: RowResult) -> None:
+            tally.add(result)
+            now = time.monotonic()
+            if now - last[0] >= PROGRESS_EVERY and tally.done < tally.total:
+                last[0] = now
+                state.out.note(f"{label.lower()}: {tally.line()}")
+
+        yield log
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[counts]}"),
+    )
+    with Progress(*columns, console=state.out.err_console, transient=True) as progress:
+        task = progress.add_task(label, total=tally.total, counts="")
+
+        def advance(result: RowResult) -> None:
+            tally.add(result)
+            progress.update(task, advance=1, counts=f"{tally.filed} filed, {tally.failed} failed")
+
+        yield advance
+
+
+def _key(key: str) -> str:
+    """A row's key for a table: a content hash cut to its first digits (enough to tell rows
+    apart; the ledger and --json hold it whole)."""
+    return key[:15] + "…" if key.startswith("sha256:") else key
+
+
+def _show(state: State, table: Table) -> None:
+    """Print a table: as rich draws it at a terminal; in a pipe or a file, each line without
+    the trailing blanks that pad it to the table's width (logs and diffs stay clean)."""
+    if state.out.stdout.isatty():
+        state.out.show(table)
+        return
+    console = state.out.console
+    with console.capture() as captured:
+        console.print(table)
+    for line in captured.get().splitlines():
+        state.out.text(line.rstrip())
 
 
 def _show_summary(state: State, summary: BulkSummary) -> None:
@@ -69,25 +143,43 @@ def _show_summary(state: State, summary: BulkSummary) -> None:
         f"{len(summary.results)} rows {verb}: "
         + ", ".join(f"{counts[o]} {o}" for o in OUTCOMES if counts.get(o))
     )
+    # Filed rows first, blackbox ones (no id, no token) included by their row number ...
+    filed = [
+        r
+        for r in summary.results
+        if r.outcome in ("filed", "reconciled")
+        or (r.outcome == "skipped" and (r.service_request_id or r.token))
+    ]
+    if filed and not summary.dry_run:
+        _show(
+            state,
+            state.out.table(
+                ["row", "key", "outcome", "request id", "token"],
+                [
+                    (
+                        r.number,
+                        _key(r.key),
+                        r.outcome,
+                        r.service_request_id or ("-" if r.token else "(none: a blackbox service)"),
+                        r.token,
+                    )
+                    for r in filed
+                ],
+                title="Filed",
+            ),
+        )
+    # ... then the problems, last, where a person reading the end of the output sees them.
     problems: list[RowResult] = [
         r for r in summary.results if r.outcome in ("failed", "invalid", "uncertain", "queued")
     ]
     if problems:
-        state.out.show(
+        _show(
+            state,
             state.out.table(
                 ["row", "key", "outcome", "why"],
-                [(r.number, r.key, r.outcome, r.detail) for r in problems],
+                [(r.number, _key(r.key), r.outcome, r.detail) for r in problems],
                 title="Rows that need attention",
-            )
-        )
-    filed = [r for r in summary.results if r.service_request_id or r.token]
-    if filed and not summary.dry_run:
-        state.out.show(
-            state.out.table(
-                ["row", "key", "outcome", "request id", "token"],
-                [(r.number, r.key, r.outcome, r.service_request_id, r.token) for r in filed],
-                title="Filed",
-            )
+            ),
         )
 
 
@@ -119,8 +211,13 @@ def _warn_emergencies(state: State, rows: list[Row]) -> None:
 )
 @click.option(
     "--input-format",
-    type=click.Choice(["csv", "jsonl"]),
+    type=click.Choice(["csv", "jsonl"], case_sensitive=False),
     help="The file's format [default: from its name; .jsonl/.ndjson is JSON Lines].",
+)
+@click.option(
+    "--encoding",
+    metavar="E",
+    help="The file's encoding (latin-1, cp1252…) [default: from its byte order mark, else UTF-8].",
 )
 @click.option("--dry-run", is_flag=True, help="Check every row (and the city's definitions) only.")
 @click.option(
@@ -158,6 +255,7 @@ def bulk_submit(
     file: Path,
     key_column: str | None,
     input_format: Literal["csv", "jsonl"] | None,
+    encoding: str | None,
     dry_run: bool,
     concurrency: int,
     rate: float | None,
@@ -168,15 +266,19 @@ def bulk_submit(
 
     Columns: service_code, lat, long, address_string, address_id, description, email,
     first_name, last_name, phone, media_url, and attribute.CODE (repeat the column, or
-    separate values with |, for a multivaluelist). Run it again after a crash or an outage:
-    rows already filed are skipped, rows in flight are looked for on the server first.
+    separate values with |, for a multivaluelist). The file is UTF-8 (or UTF-16/32 with a byte
+    order mark, as spreadsheets save them); give another encoding with --encoding. Run it
+    again after a crash or an outage: rows already filed are skipped, rows in flight are looked
+    for on the server first, and rows another run is filing right now are left to it.
 
     Exit code: 2 if a row is invalid, else 1 if the city refused a row or its outcome is
     uncertain, else 3 if rows are queued because the city was unreachable, else 0.
     """
     from civic311 import bulk as bulk_api
 
-    rows = list(bulk_api.read_rows(file, format=input_format, key_column=key_column))
+    rows = list(
+        bulk_api.read_rows(file, format=input_format, key_column=key_column, encoding=encoding)
+    )
     _warn_emergencies(state, rows)
     ledger = state.ledger()
 
@@ -194,8 +296,19 @@ def bulk_submit(
                 on_row=on_row,
             )
 
-    with _progress(state, len(rows), "Checking" if dry_run else "Filing") as advance:
-        summary = asyncio.run(run(advance))
+    tally = _Tally(len(rows))
+    try:
+        with _progress(state, tally, "Checking" if dry_run else "Filing") as advance:
+            summary = asyncio.run(run(advance))
+    except KeyboardInterrupt:
+        if dry_run:
+            state.out.error("interrupted: nothing was sent")
+        else:
+            state.out.error(
+                f"interrupted after {tally.done} of {tally.total} rows ({tally.filed} filed). "
+                "Run the same command again to resume: nothing will be filed twice."
+            )
+        raise click.exceptions.Exit(130) from None
     if state.json:
         state.out.json(
             {

@@ -1,5 +1,5 @@
 """The sub-commands that read: cities, services, definition, token, request, requests, harvest,
-discover, health, watch, stats, and demo."""
+discover, health, watch, stats; and the local ones, demo and fake-city."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ __all__ = [
     "definition",
     "demo",
     "discover",
+    "fake_city",
     "harvest",
     "health",
     "request",
@@ -358,7 +359,7 @@ def harvest(
 @click.argument("url")
 @click.option(
     "--environment",
-    type=click.Choice(["production", "test"]),
+    type=click.Choice(["production", "test"], case_sensitive=False),
     default="production",
     show_default=True,
     help="Which endpoints to choose.",
@@ -369,13 +370,13 @@ def discover(state: State, url: str, environment: Literal["production", "test"])
 
     The chosen endpoints can be given to --endpoint (primary first).
     """
-    import httpx
-
-    from civic311.discovery import choose_endpoints, fetch_discovery
+    import civic311
+    from civic311.discovery import choose_endpoints, discovery_root
     from civic311.errors import DecodeError
 
-    with httpx.Client(timeout=state.timeout or 10.0) as http:
-        document = fetch_discovery(url, http)
+    # Fetched through a client, so the document is read like any answer (User-Agent, size cap).
+    with civic311.Client(discovery_root(url), timeout=state.timeout or 10.0) as client:
+        document = client.get_discovery(url)
     problem: DecodeError | None = None
     try:
         chosen = choose_endpoints(document, environment=environment)
@@ -439,7 +440,7 @@ def health(state: State) -> None:
             client.list_services()
         except Civic311Error as exc:
             error = exc
-        report = client.health()
+        report = client.probe()  # each endpoint asked: a wrong base URL is not "up"
     if state.json:
         state.out.json(
             {"ok": error is None, "error": str(error) if error else None, "endpoints": report}
@@ -610,5 +611,125 @@ def demo(state: State, seed: int) -> None:
         state.out.json({"ok": code == 0, "transcript": transcript.getvalue().splitlines()})
     else:
         code = run_demo(seed=seed, out=state.out.stdout.text_io())
+    if code:
+        raise click.exceptions.Exit(code)
+
+
+# --- a city on this machine ------------------------------------------------------------------
+
+
+def _fault_option(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> Any:
+    from civic311.testing._command import parse_fault
+
+    try:
+        return [parse_fault(value) for value in values]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
+#: `civic311.testing._command.DIALECTS`'s names, spelt out so --help imports no FakeCity (a test
+#: keeps the two lists equal).
+_DIALECT_NAMES = [
+    "spec",
+    "xml-only",
+    "chicago",
+    "sf",
+    "sixaika",
+    "fixmystreet",
+    "open311-adapter",
+    "markaspot",
+    "ureport",
+]
+
+
+@click.command("fake-city", short_help="Serve a FakeCity on 127.0.0.1 until Ctrl-C.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default="a free port",
+    help="The port to listen on.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds ids and history.")
+@click.option(
+    "--dialect",
+    type=click.Choice(_DIALECT_NAMES, case_sensitive=False),
+    default="spec",
+    show_default=True,
+    help="Speak like a real server (civic311.testing.Dialect's presets).",
+)
+@click.option(
+    "--uploads",
+    type=click.Choice(["none", "single", "array"], case_sensitive=False),
+    help="The file uploads the city takes [default: the dialect's; spec: none].",
+)
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    metavar="KIND[:ARG][,times=N][,method=M][,path=GLOB]",
+    callback=_fault_option,
+    help="Misbehave (repeatable): status:503,times=2 / latency:0.5 / flaky:0.2 / "
+    "drop-after-create / maintenance / hang / truncated / reset.",
+)
+@click.option(
+    "--requests",
+    "history",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    metavar="N",
+    help="Generate N past requests (for requests, harvest, stats).",
+)
+@click.option(
+    "--token-delay",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    metavar="S",
+    help="Seconds before a batch service's token becomes a request id.",
+)
+@click.option(
+    "--stop-after",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="S",
+    help="Stop after S seconds [default: at Ctrl-C].",
+)
+@pass_state
+def fake_city(
+    state: State,
+    port: int,
+    seed: int,
+    dialect: str,
+    uploads: str | None,
+    faults: list[Any],
+    history: int,
+    token_delay: float,
+    stop_after: float | None,
+) -> None:
+    """Serve a FakeCity, a GeoReport v2 city for trying civic311 and for tests, on 127.0.0.1.
+
+    The base URL is the first line on stdout; point any command at it in another terminal:
+
+    \b
+      civic311 fake-city --port 8311
+      civic311 --endpoint http://127.0.0.1:8311/open311/v2 services
+
+    It keeps everything in memory and stops at Ctrl-C (exit 0). Also runs without the cli
+    extra as `python -m civic311.testing` (same options).
+    """
+    import sys
+
+    from civic311.testing._command import build_city, serve_forever
+
+    city = build_city(
+        seed=seed,
+        dialect=dialect,
+        uploads=uploads,
+        faults=faults,
+        requests=history,
+        token_delay=token_delay,
+    )
+    code = serve_forever(city, port=port, out=sys.stdout, err=sys.stderr, stop_after=stop_after)
     if code:
         raise click.exceptions.Exit(code)

@@ -5,7 +5,15 @@ from __future__ import annotations
 from civic311.cli._output import Output
 from civic311.cli._state import State, describe_channels
 
-__all__ = ["CITY_ERROR", "OK", "UNREACHABLE", "USAGE", "exit_code_for", "report"]
+__all__ = [
+    "CITY_ERROR",
+    "OK",
+    "UNREACHABLE",
+    "USAGE",
+    "exit_code_for",
+    "mask_exception",
+    "report",
+]
 
 OK = 0
 #: The city answered with an error (or an answer that cannot be used).
@@ -25,12 +33,17 @@ def exit_code_for(error: BaseException) -> int:
         InvalidRequestError,
         TransportError,
     )
-    from civic311.ledger import LedgerSchemaError
+    from civic311.ledger import LedgerFileError, LedgerSchemaError
 
     if isinstance(error, AllEndpointsFailedError | TransportError):
         return UNREACHABLE
     if isinstance(
-        error, InvalidRequestError | UnknownCityError | RetiredCityError | LedgerSchemaError
+        error,
+        InvalidRequestError
+        | UnknownCityError
+        | RetiredCityError
+        | LedgerSchemaError
+        | LedgerFileError,
     ):
         return USAGE  # ValidationFailedError and DuplicateKeyError are InvalidRequestErrors
     if isinstance(error, OSError):
@@ -81,3 +94,39 @@ def report(error: BaseException, state: State | None, out: Output) -> int:
         for line in describe_channels(channels):
             out.note(line)
     return code
+
+
+def mask_exception(error: BaseException, out: Output) -> BaseException:
+    """*error*, and every exception in its cause and context chain, with the secrets masked in
+    its arguments and in the text and bytes attributes an error carries (`body`, `url`,
+    `errors`…), in place: ``--debug`` lets the exception through to a traceback printed
+    outside the masked streams (issue 12 point 3)."""
+    from civic311.models import ErrorDetail
+
+    masker = out.stderr.masker
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen and len(seen) < 32:
+        seen.add(id(current))
+        current.args = tuple(
+            masker.text(arg) if isinstance(arg, str) else arg for arg in current.args
+        )
+        for name, value in list(vars(current).items()):
+            if isinstance(value, str):
+                setattr(current, name, masker.text(value))
+            elif isinstance(value, bytes):
+                setattr(current, name, masker.bytes(value))
+            elif isinstance(value, list) and value and isinstance(value[0], ErrorDetail):
+                setattr(
+                    current,
+                    name,
+                    [
+                        ErrorDetail(
+                            code=masker.text(d.code) if d.code else d.code,
+                            description=masker.text(d.description),
+                        )
+                        for d in value
+                    ],
+                )
+        current = current.__cause__ or current.__context__
+    return error

@@ -40,17 +40,20 @@ def _entries(
     changed_since: datetime | None,
 ) -> list[Entry]:
     book = state.ledger()
-    latest = {o.service_request_id: o for o in book.latest_statuses()}
+    # A request id means something at one city only: statuses are matched by (endpoint, id);
+    # those recorded without an endpoint (older files) stand in when the city has none.
+    latest = {(o.endpoint, o.service_request_id): o for o in book.latest_statuses()}
     entries: list[Entry] = []
-    listed: set[str] = set()
+    listed: set[tuple[str, str]] = set()
     for sub in book.submissions(submission_state):
         rid = sub.service_request_id
-        entries.append((sub, rid, latest.get(rid) if rid else None))
-        if rid:
-            listed.add(rid)
+        obs = (latest.get((sub.endpoint, rid)) or latest.get(("", rid))) if rid else None
+        entries.append((sub, rid, obs))
+        if obs is not None:
+            listed.add((obs.endpoint, obs.service_request_id))
     if submission_state is None:
         # Requests only watched (not filed from here) are in the ledger too.
-        entries.extend((None, rid, obs) for rid, obs in latest.items() if rid not in listed)
+        entries.extend((None, key[1], obs) for key, obs in latest.items() if key not in listed)
     if status is not None:
         matching = {o.service_request_id for o in book.by_status(status)}
         entries = [e for e in entries if e[1] in matching]
@@ -82,7 +85,7 @@ def _short(text: str | None, limit: int = 40) -> str | None:
 @click.option(
     "--state",
     "submission_state",
-    type=click.Choice(_STATES),
+    type=click.Choice(_STATES, case_sensitive=False),
     help="Only submissions in this state.",
 )
 @pass_state
@@ -132,7 +135,7 @@ def ledger_list(
 @click.option(
     "--format",
     "export_format",
-    type=click.Choice(["csv", "jsonl"]),
+    type=click.Choice(["csv", "jsonl"], case_sensitive=False),
     default="csv",
     show_default=True,
     help="CSV (a header row first) or JSON Lines.",

@@ -19,6 +19,9 @@ from typing import IO, TYPE_CHECKING, Any, TextIO, cast
 
 import attrs
 
+from civic311 import _secrets
+from civic311._secrets import Masker
+
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
     from rich.table import Table
@@ -26,7 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["Output", "Scrubbed", "jsonable", "when"]
 
 #: What a secret is replaced with in everything the command writes.
-MASK = "***"
+MASK = _secrets.MASK
 
 
 class Scrubbed(io.TextIOBase):
@@ -35,14 +38,19 @@ class Scrubbed(io.TextIOBase):
     def __init__(self, stream: IO[str], secrets: Sequence[str] = ()) -> None:
         super().__init__()
         self._stream = stream
-        # Longest first, so a secret that contains another is masked whole.
-        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        # The one masking rule (civic311._secrets): every spelling the output can give a key
+        # (JSON-escaped in --json, URL-encoded in a URL), short keys only where they stand as
+        # values, so "test" as a key does not turn "a test service" into "a *** service".
+        self._masker = Masker(list(secrets))
+
+    @property
+    def masker(self) -> Masker:
+        """The masking this stream applies (the CLI masks exceptions with it too)."""
+        return self._masker
 
     def scrub(self, text: str) -> str:
         """*text* with every secret masked."""
-        for secret in self._secrets:
-            text = text.replace(secret, MASK)
-        return text
+        return self._masker.text(text)
 
     def write(self, text: str) -> int:
         self._stream.write(self.scrub(text))

@@ -8,6 +8,7 @@ uses it, and keeps the api_key out of every repr.
 from __future__ import annotations
 
 import os
+import shlex
 import stat
 import sys
 from collections.abc import Iterator, Sequence
@@ -163,8 +164,19 @@ class State:
             return None
         if self._city_entry is None:
             from civic311 import cities
+            from civic311.errors import UnknownCityError
 
-            self._city_entry = cities.get(self.city)
+            try:
+                self._city_entry = cities.get(self.city)
+            except UnknownCityError as exc:
+                # At a shell the next step is a command, not a Python call (issue 14.8).
+                stem = shlex.quote(" ".join(exc.query.split())[:4] or exc.query)
+                raise UnknownCityError(
+                    exc.query,
+                    exc.suggestions,
+                    advice=f"`civic311 cities {stem}` lists the cities whose name has {stem}; "
+                    "`civic311 cities` lists them all",
+                ) from None
         return self._city_entry
 
     def _client_args(self) -> tuple[list[str], dict[str, Any]]:

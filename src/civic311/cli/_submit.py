@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from civic311.cli import _state
+import civic311.cli._state as _state
 from civic311.cli._errors import USAGE
 from civic311.cli._state import State, now
 
@@ -306,7 +306,7 @@ def submit(
             except WaitTimeoutError as exc:
                 waited = exc
             else:
-                ledger.record_token_resolved(receipt.token, request_id, now())
+                ledger.record_token_resolved(receipt.token, request_id, now(), endpoint=endpoint)
                 if not state.json:
                     state.out.text(f"Token {receipt.token} → service request {request_id}")
     if state.json:

@@ -22,6 +22,10 @@ it as an httpx transport (no sockets) or serve it on 127.0.0.1 (real sockets, re
     city.generate_requests(10_000)              # a seeded history to harvest
     city = FakeCity(dialect=Dialect.chicago())  # or speak like a real server
 
+From a shell, ``python -m civic311.testing`` (or ``civic311 fake-city``) serves one on
+127.0.0.1 until Ctrl-C and prints its base URL first (``--port``, ``--seed``, ``--dialect``,
+``--uploads``, ``--fault``; ``--help`` lists them).
+
 With pytest, the `civic311` plugin (installed with the package) gives you the fixtures
 ``fake_city``, ``fake_city_url`` and ``fake_city_clock``; see `civic311.testing.plugin`.
 

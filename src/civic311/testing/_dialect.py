@@ -80,7 +80,8 @@ class Dialect:
     * **media** - the file uploads a POST may carry as ``multipart/form-data`` (reference §10.36):
       ``array`` (any number of files in ``media[]`` or repeated ``media`` parts: Helsinki,
       6aika, the v2.1 draft, §8.2, §8.5), ``single`` (at most one file, in a part named
-      ``media``: Bloomington, §8.6), or ``none`` (no uploads: a file is a 400). Repeated
+      ``media``: Bloomington, §8.6), or ``none`` (no uploads: a file is a 400; the default,
+      as in the spec and civic311's spec profile). Repeated
       ``media_url`` fields (FixMyStreet, §3.5) are accepted whatever this says.
     * **multivalue** - POST attribute lists: ``brackets`` (``attribute[c][]=v``, the spec) or
       ``repeat`` (repeated ``attribute[c]=v``, open311-adapter, §3.5).
@@ -118,8 +119,10 @@ class Dialect:
     token_404_while_pending: bool = False
     idless_pending: bool = False
     idless_every: int = 0
+    # "none" like the GeoReport v2 spec (only media_url, §3.5) and like civic311's spec
+    # profile, so a test against the default FakeCity meets what a spec city does (issue 14.3).
     media: Literal["none", "single", "array"] = attrs.field(
-        default="array", validator=_in(("none", "single", "array"))
+        default="none", validator=_in(("none", "single", "array"))
     )
     multivalue: Literal["brackets", "repeat"] = attrs.field(
         default="brackets", validator=_in(("brackets", "repeat"))
@@ -172,6 +175,7 @@ class Dialect:
         return cls(
             post_status=201,
             post_full_record=True,
+            media="array",  # the `media` extension: repeatable multipart files (§8.5)
             requests_root="requests",
             error_shape="code_detail",
             omit_empty=True,

@@ -10,14 +10,15 @@ closing) pass in microseconds::
     assert clock.sleeps == [2.5] # every sleep is recorded, so tests can assert the backoff
 
 `sleep` and `asleep` advance the clock by the requested amount and return at once; `asleep`
-then yields to the event loop once, so other tasks still get a turn.
+then yields to the event loop once (asyncio or trio), so other tasks still get a turn.
 """
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from datetime import datetime, timedelta, timezone
+
+from civic311._clock import checkpoint
 
 __all__ = ["VirtualClock"]
 
@@ -66,9 +67,9 @@ class VirtualClock:
             self._elapsed += seconds
 
     async def asleep(self, seconds: float) -> None:
-        """Like `sleep`, then yield to the event loop once (``asyncio.sleep(0)``)."""
+        """Like `sleep`, then yield to the event loop once (asyncio or trio)."""
         self.sleep(seconds)
-        await asyncio.sleep(0)
+        await checkpoint()
 
     # -- test controls -----------------------------------------------------------------------
 
