@@ -616,7 +616,8 @@ class Ledger:
         crash anywhere leaves a row that says how far it got.
 
         Raises:
-            DuplicateKeyError: *key* is already recorded for this endpoint (see `find_by_key`).
+            DuplicateKeyError: *key* is already recorded for this endpoint (see `find_by_key`),
+                or *local_id* is recorded already (``field`` says which).
         """
         row_id, _ = self._store.insert(self._new_row(key, request, endpoint, at, local_id))
         return row_id

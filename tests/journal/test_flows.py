@@ -127,3 +127,27 @@ def test_statuses_tracked_into_the_journal_are_per_city(journal_target: str) -> 
         history = ledger.history(receipt.service_request_id, endpoint=client.endpoints[0])
         assert [h.status for h in history] == ["open"]
         assert ledger.history(receipt.service_request_id, endpoint="https://elsewhere/") == []
+
+
+def test_a_ledger_refuses_a_second_entry_with_one_local_id(journal_target: str) -> None:
+    """Ledger.record_pending with a local_id already recorded raises DuplicateKeyError naming
+    that local_id and the submission holding it (never a raw database error)."""
+    from datetime import datetime, timezone
+
+    from civic311.errors import DuplicateKeyError
+
+    at = datetime(2026, 3, 1, tzinfo=timezone.utc)
+    request = NewRequest(service_code="001", lat=39.1, long=-86.5, description="dup")
+    with Ledger(journal_target) as ledger:
+        first = ledger.record_pending(
+            key=None, request=request, endpoint="https://a.example/v2", at=at, local_id="L-7"
+        )
+        with pytest.raises(DuplicateKeyError) as caught:
+            ledger.record_pending(
+                key="other", request=request, endpoint="https://a.example/v2", at=at, local_id="L-7"
+            )
+        assert caught.value.field == "local_id"
+        assert caught.value.existing == first
+        assert "L-7" in str(caught.value)
+        assert f"#{first}" in str(caught.value)
+        assert [s.id for s in ledger.submissions()] == [first]

@@ -111,16 +111,21 @@ def test_racing_inserts_of_one_key_create_one_row(store: JournalStore) -> None:
     assert sum(created for _, created in results) == 1
 
 
-def test_a_duplicate_local_id_is_refused(store: JournalStore, journal_target: str) -> None:
-    """Two rows may not share a local_id (an outbox entry's id): DuplicateKeyError."""
-    if "://" not in journal_target:
-        # Found by this suite: SQLiteStore.insert lets sqlite3.IntegrityError escape (its
-        # _errors() re-raises IntegrityError). sqlite.py belongs to the journal branch.
-        pytest.xfail("SQLiteStore raises a raw sqlite3.IntegrityError for a taken local_id")
-    store.insert(row(None, local_id="L1"))
-    with pytest.raises(DuplicateKeyError):
-        store.insert(row(None, local_id="L1"))
-    assert store.find(scope=None, local_id="L1") is not None
+def test_a_duplicate_local_id_is_refused(store: JournalStore) -> None:
+    """Two rows may not share a local_id (an outbox entry's id): DuplicateKeyError naming the
+    local_id and the row holding it, never a raw sqlite3/psycopg error; nothing is stored."""
+    first, _ = store.insert(row(None, local_id="L1"))
+    with pytest.raises(DuplicateKeyError) as caught:
+        store.insert(row(None, local_id="L1", state="queued"))
+    error = caught.value
+    assert (error.field, error.key, error.existing) == ("local_id", "L1", first)
+    assert str(error) == f"local_id: 'L1' is already recorded as submission #{first}"
+    assert [r.id for r in store.rows()] == [first]
+    # The same local_id with a key: the key is free, the local_id is not.
+    with pytest.raises(DuplicateKeyError) as again:
+        store.insert(row("fresh", local_id="L1"))
+    assert again.value.field == "local_id"
+    assert store.find(scope=None, key="fresh") is None
 
 
 def test_a_row_born_claimed_is_held_by_its_token(store: JournalStore) -> None:

@@ -414,7 +414,9 @@ class PostgresStore:
         except psycopg.errors.UniqueViolation:
             # Only local_id is left to collide (keys go through ON CONFLICT).
             other = self.find(scope=None, local_id=row.local_id) if row.local_id else None
-            raise DuplicateKeyError(row.local_id or "", other.id if other else 0) from None
+            raise DuplicateKeyError(
+                row.local_id or "", other.id if other else 0, field="local_id"
+            ) from None
 
     @staticmethod
     def _store_receipt(
