@@ -151,3 +151,56 @@ def test_a_ledger_refuses_a_second_entry_with_one_local_id(journal_target: str) 
         assert "L-7" in str(caught.value)
         assert f"#{first}" in str(caught.value)
         assert [s.id for s in ledger.submissions()] == [first]
+
+
+@pytest.mark.parametrize("flavor", ["sync", "async"])
+def test_a_long_send_keeps_its_claims_heartbeat_fresh(
+    journal_target: str, flavor: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a POST takes long, the settling run refreshes its claim's heartbeat (every
+    HEARTBEAT_EVERY seconds, shortened here), so another host never judges a live run's
+    claim stale; the outcome then releases it."""
+    import threading
+    import time
+    from datetime import datetime, timezone
+
+    import civic311.ledger
+
+    monkeypatch.setattr(civic311.ledger, "HEARTBEAT_EVERY", 0.05)
+    request = NewRequest(service_code="001", lat=39.1, long=-86.5, description="slow")
+    city = FakeCity(seed=1)
+    with city.serve() as url, Ledger(journal_target) as ledger:
+        city.inject(Fault.latency(0.8), method="POST")
+        row_id = ledger.record_pending(
+            key="slow", request=request, endpoint=url, at=datetime.now(timezone.utc)
+        )
+        results: list[object] = []
+
+        def settle() -> None:
+            if flavor == "sync":
+                with civic311.Client(url) as client:
+                    results.append(ledger.settle(client, row_id))
+            else:
+
+                async def go() -> object:
+                    async with civic311.AsyncClient(url) as client:
+                        return await ledger.asettle(client, row_id)
+
+                results.append(asyncio.run(go()))
+
+        worker = threading.Thread(target=settle)
+        worker.start()
+        fresher = []
+        while worker.is_alive():
+            row = ledger.store.get(row_id)
+            assert row is not None
+            if row.in_flight and row.heartbeat_at and row.sent_at:
+                fresher.append((row.heartbeat_at - row.sent_at).total_seconds())
+            time.sleep(0.02)
+        worker.join()
+        assert [r.outcome for r in results] == ["filed"]  # type: ignore[attr-defined]
+        assert fresher
+        assert max(fresher) >= 0.1  # beaten at least twice past the mark in flight
+        done = ledger.store.get(row_id)
+        assert done is not None
+        assert (done.state, done.claim_token, done.heartbeat_at) == ("sent", None, None)
