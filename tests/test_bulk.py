@@ -234,3 +234,38 @@ def test_killed_halfway_then_resumed_files_every_row_exactly_once(tmp_path: Path
     on_city = Counter(r.description for r in city.created)
     assert len(on_city) == count
     assert set(on_city.values()) == {1}
+
+
+def test_bulk_keeps_one_connection_per_concurrent_send(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An AsyncClient that builds its own httpx client keeps every connection alive for
+    reuse (civic311._client.base.POOL_LIMITS): 160 rows at concurrency 32 open at most 32
+    connections. httpx's default keeps 20, and the same run opened over 100 (one per POST
+    beyond the 20th slot)."""
+    import httpcore
+
+    opened = 0
+    create = httpcore.AsyncConnectionPool.create_connection
+
+    def counting(self: httpcore.AsyncConnectionPool, origin: httpcore.Origin) -> object:
+        nonlocal opened
+        opened += 1
+        return create(self, origin)
+
+    monkeypatch.setattr(httpcore.AsyncConnectionPool, "create_connection", counting)
+    rows = list(bulk.read_rows(write_csv(tmp_path / "rows.csv", 160)))
+    city = FakeCity(seed=1)
+    with city.serve() as url:
+        city.inject(Fault.latency(0.05), method="POST")
+
+        async def go() -> bulk.BulkSummary:
+            async with civic311.AsyncClient(url, timeout=10) as client:
+                with Ledger(tmp_path / "ledger.sqlite") as ledger:
+                    return await bulk.submit_all(
+                        client, rows, ledger=ledger, concurrency=32, validate=False
+                    )
+
+        summary = asyncio.run(go())
+    assert summary.counts() == {"filed": 160}
+    assert 0 < opened <= 32

@@ -545,20 +545,22 @@ class LedgerFileError(Civic311Error):
 
 
 class DuplicateKeyError(InvalidRequestError):
-    """A submission with this ``key`` is already in the ledger (keys are unique).
+    """A submission with this ``key`` (or this outbox ``local_id``) is already in the ledger
+    (both are unique).
 
     A bulk runner that resumes after a crash meets this for rows it recorded before: look at
     `existing` (or call `Ledger.find_by_key` first) instead of recording the row again.
 
     Attributes:
-        key: The key.
+        key: The duplicate value: the key, or the local_id.
         existing: The id of the submission that holds it.
+        field: Which one is taken: ``"key"`` or ``"local_id"``.
     """
 
-    def __init__(self, key: str, existing: int) -> None:
+    def __init__(self, key: str, existing: int, field: str = "key") -> None:
         self.key = key
         self.existing = existing
-        super().__init__("key", f"{key!r} is already recorded as submission #{existing}")
+        super().__init__(field, f"{key!r} is already recorded as submission #{existing}")
 
 
 # --- validation against a service definition -----------------------------------------------

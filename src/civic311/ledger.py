@@ -62,8 +62,11 @@ from __future__ import annotations
 import contextlib
 import csv
 import hashlib
+import itertools
 import json
 import os
+import threading
+import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -72,7 +75,8 @@ from typing import IO, TYPE_CHECKING, Any, Literal, cast, get_args
 
 import attrs
 
-from civic311._journal.sqlite import MIGRATIONS, Migration, SQLiteStore
+from civic311._journal import open_store
+from civic311._journal.sqlite import MIGRATIONS, Migration
 from civic311._journal.store import (
     JournalStore,
     NewRow,
@@ -135,6 +139,11 @@ DEFAULT_RESEND_AFTER = 3600.0
 #: Seconds without a heartbeat after which a claim held on another host counts as abandoned.
 #: (On this host, a claim's owner is alive exactly when its process is: no waiting.)
 DEFAULT_STALE_AFTER = 600.0
+
+#: Seconds between heartbeats of a claim whose send or look-up is still running (a call with
+#: its retries and waits may outlast stale_after): well inside DEFAULT_STALE_AFTER, so
+#: another host never takes over a claim whose run is alive.
+HEARTBEAT_EVERY = DEFAULT_STALE_AFTER / 4
 
 PathOrFile = str | os.PathLike[str] | IO[str]
 
@@ -468,10 +477,11 @@ def _observation(stored: StoredObservation) -> StatusObservation:
 @attrs.frozen
 class _Send:
     """A settle step: submit this request (public `Client.submit`); reply with the Receipt or
-    the civic311 error."""
+    the civic311 error. *beat* refreshes the claim's heartbeat while the step runs."""
 
     request: NewRequest
     retry_unsafe: bool = False
+    beat: Callable[[], object] | None = attrs.field(default=None, eq=False, repr=False)
 
 
 @attrs.frozen
@@ -482,6 +492,7 @@ class _Find:
     request: NewRequest
     sent_at: datetime
     exclude: frozenset[str]
+    beat: Callable[[], object] | None = attrs.field(default=None, eq=False, repr=False)
 
 
 @attrs.frozen
@@ -492,6 +503,60 @@ class _Pace:
 _Step = _Send | _Find | _Pace
 
 
+class _Heartbeats:
+    """One daemon thread per process that refreshes the heartbeat of every claim whose send or
+    look-up is running, every `HEARTBEAT_EVERY` seconds, so a long call (retries, waits for
+    Retry-After, a slow city) never lets its claim look abandoned to another host. Sync and
+    async drivers share it: a step registers its *beat* for as long as it runs (no thread per
+    row, no write for a step shorter than the interval)."""
+
+    def __init__(self) -> None:
+        self._wake = threading.Condition()
+        self._due: dict[int, tuple[float, Callable[[], object]]] = {}
+        self._ids = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    @contextmanager
+    def keep(self, beat: Callable[[], object] | None) -> Iterator[None]:
+        if beat is None:
+            yield
+            return
+        key = next(self._ids)
+        with self._wake:
+            self._due[key] = (time.monotonic() + HEARTBEAT_EVERY, beat)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="civic311-heartbeats", daemon=True
+                )
+                self._thread.start()
+            self._wake.notify()
+        try:
+            yield
+        finally:
+            with self._wake:
+                self._due.pop(key, None)
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                now = time.monotonic()
+                due = [(key, beat) for key, (at, beat) in self._due.items() if at <= now]
+                for key, beat in due:
+                    self._due[key] = (now + HEARTBEAT_EVERY, beat)
+                if not due:
+                    soonest = min((at for at, _ in self._due.values()), default=now + 60)
+                    self._wake.wait(timeout=max(soonest - now, 0.001))
+                    continue
+            for _, beat in due:
+                # Best effort: a store closed meanwhile, a database briefly down. A claim
+                # that misses beats only risks being judged stale, as before this existed.
+                with contextlib.suppress(Exception):
+                    beat()
+
+
+_HEARTBEATS = _Heartbeats()
+
+
 # --- the ledger ------------------------------------------------------------------------------
 
 
@@ -500,7 +565,8 @@ class Ledger:
 
     Args:
         path: The SQLite file (created 0600 if missing, migrated forward if older; an old
-            `Outbox` file is fine), or a `JournalStore` to keep the journal elsewhere.
+            `Outbox` file is fine), a ``postgresql://`` URL (the journal in PostgreSQL, shared
+            by workers on several machines: docs/scaling-out.md), or a `JournalStore`.
 
     Raises:
         LedgerSchemaError: the file was written by a newer civic311.
@@ -512,8 +578,9 @@ class Ledger:
 
     def __init__(self, path: str | os.PathLike[str] | JournalStore) -> None:
         if isinstance(path, str | os.PathLike):
-            self.path = Path(path)
-            self._store: JournalStore = SQLiteStore(self.path, MIGRATIONS)
+            # A path opens SQLite, a postgresql:// URL PostgreSQL (the one place that decides).
+            self._store: JournalStore = open_store(path, sqlite_migrations=MIGRATIONS)
+            self.path = Path(self._store.location)  # for PostgreSQL, the URL sans password
         elif isinstance(path, JournalStore):
             self._store = path
             self.path = Path(path.location)
@@ -613,7 +680,8 @@ class Ledger:
         crash anywhere leaves a row that says how far it got.
 
         Raises:
-            DuplicateKeyError: *key* is already recorded for this endpoint (see `find_by_key`).
+            DuplicateKeyError: *key* is already recorded for this endpoint (see `find_by_key`),
+                or *local_id* is recorded already (``field`` says which).
         """
         row_id, _ = self._store.insert(self._new_row(key, request, endpoint, at, local_id))
         return row_id
@@ -988,6 +1056,9 @@ class Ledger:
             token = new_token()
         holding = born_claimed  # whether this run holds the row's claim right now
 
+        def beat() -> int:
+            return store.heartbeat(token, now())
+
         def record(
             state: SubmissionState,
             receipt: StoredReceipt | None = None,
@@ -1040,7 +1111,9 @@ class Ledger:
             if before.state == "uncertain" or before.in_flight:
                 # It may exist at the city: look before sending again (docs/retries.md).
                 sent_at = before.sent_at or before.recorded_at
-                found: ServiceRequest | None = yield _Find(request, sent_at, store.held_ids(scope))
+                found: ServiceRequest | None = yield _Find(
+                    request, sent_at, store.held_ids(scope), beat
+                )
                 if found is not None:
                     receipt = Receipt(
                         service_request_id=found.service_request_id,
@@ -1062,7 +1135,7 @@ class Ledger:
             if not store.mark_in_flight(row_id, token=token, at=now()):
                 holding = False
                 return Settled(row_id, "held", detail="its claim was taken over; left to that run")
-            outcome: Receipt | Civic311Error = yield _Send(request, retry_unsafe)
+            outcome: Receipt | Civic311Error = yield _Send(request, retry_unsafe, beat)
             if isinstance(outcome, Receipt):
                 record("sent", receipt=_stored_receipt(outcome))
                 kind: SettledOutcome = "reconciled" if outcome.reconciled else "filed"
@@ -1134,12 +1207,16 @@ def _run_sync(client: Client, flow: Generator[_Step, Any, Settled]) -> Settled:
             return result
         reply = None
         if isinstance(step, _Send):
-            try:
-                reply = client.submit(step.request, retry_unsafe=step.retry_unsafe)
-            except Civic311Error as exc:
-                reply = exc
+            with _HEARTBEATS.keep(step.beat):
+                try:
+                    reply = client.submit(step.request, retry_unsafe=step.retry_unsafe)
+                except Civic311Error as exc:
+                    reply = exc
         elif isinstance(step, _Find):
-            reply = client.find_submitted(step.request, sent_at=step.sent_at, exclude=step.exclude)
+            with _HEARTBEATS.keep(step.beat):
+                reply = client.find_submitted(
+                    step.request, sent_at=step.sent_at, exclude=step.exclude
+                )
 
 
 async def _adrive(
@@ -1166,14 +1243,16 @@ async def _run_async(
             return result
         reply = None
         if isinstance(step, _Send):
-            try:
-                reply = await client.submit(step.request, retry_unsafe=step.retry_unsafe)
-            except Civic311Error as exc:
-                reply = exc
+            with _HEARTBEATS.keep(step.beat):
+                try:
+                    reply = await client.submit(step.request, retry_unsafe=step.retry_unsafe)
+                except Civic311Error as exc:
+                    reply = exc
         elif isinstance(step, _Find):
-            reply = await client.find_submitted(
-                step.request, sent_at=step.sent_at, exclude=step.exclude
-            )
+            with _HEARTBEATS.keep(step.beat):
+                reply = await client.find_submitted(
+                    step.request, sent_at=step.sent_at, exclude=step.exclude
+                )
         elif pace is not None:
             await pace()
 

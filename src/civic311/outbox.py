@@ -162,7 +162,8 @@ class Outbox:
 
     Args:
         path: The journal's SQLite file (created 0600 if missing; an old outbox or ledger
-            file is migrated forward), a `JournalStore`, or an open `Ledger` to share.
+            file is migrated forward), a ``postgresql://`` URL (one outbox shared by several
+            app servers), a `JournalStore`, or an open `Ledger` to share.
         resend_after: Seconds after an ambiguous send before a request that still cannot be
             found on the server is sent again.
 
@@ -199,7 +200,7 @@ class Outbox:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Outbox({str(self.path)!r})"
+        return f"Outbox({self._ledger.store.location!r})"
 
     @property
     def ledger(self) -> Ledger:

@@ -518,6 +518,12 @@ class SQLiteStore:
                     if if_absent:
                         return int(found["id"]), False
                     raise DuplicateKeyError(row.key, int(found["id"]))
+            if row.local_id is not None:
+                taken = db.execute(
+                    "SELECT id FROM ledger_submissions WHERE local_id = ?", (row.local_id,)
+                ).fetchone()
+                if taken is not None:
+                    raise DuplicateKeyError(row.local_id, int(taken["id"]), field="local_id")
             cursor = db.execute(
                 "INSERT INTO ledger_submissions (endpoint, key, local_id, state, service_code, "
                 "request, recorded_at, sent_at, error, updated_at, claim_token, claim_owner, "

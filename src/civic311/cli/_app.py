@@ -124,9 +124,13 @@ class Civic311Group(click.Group):
 )
 @click.option(
     "--ledger",
-    type=click.Path(dir_okay=False, path_type=Path),
-    metavar="PATH",
-    help="The ledger file [default: $CIVIC311_LEDGER, else the user's data directory].",
+    # A string, not click.Path: a postgresql:// URL must reach State intact (State decides).
+    type=str,
+    metavar="PATH|URL",
+    help=(
+        "The ledger: a SQLite file, or a postgresql://… URL shared by several workers "
+        "[default: $CIVIC311_LEDGER, else the user's data directory]."
+    ),
 )
 @click.option(
     "--api-key-file",

@@ -317,7 +317,7 @@ def bulk_submit(
                 "ok": summary.ok,
                 "counts": summary.counts(),
                 "results": summary.results,
-                "ledger": str(ledger.path),
+                "ledger": str(state.ledger_path),  # a URL without its password
             }
         )
     else:

@@ -48,16 +48,27 @@ NEEDS_CITY = (
 )
 
 
-def default_ledger_path(environ: os._Environ[str] | dict[str, str] | None = None) -> Path:
-    """Where the ledger lives without --ledger: ``$CIVIC311_LEDGER``, else
-    ``$XDG_DATA_HOME/civic311/ledger.sqlite``, else ``~/.local/share/civic311/ledger.sqlite``."""
+def default_ledger_path(environ: os._Environ[str] | dict[str, str] | None = None) -> Path | str:
+    """Where the ledger lives without --ledger: ``$CIVIC311_LEDGER`` (a path or a
+    ``postgresql://`` URL), else ``$XDG_DATA_HOME/civic311/ledger.sqlite``, else
+    ``~/.local/share/civic311/ledger.sqlite``."""
     env = os.environ if environ is None else environ
     named = env.get(LEDGER_ENV, "").strip()
     if named:
-        return Path(named).expanduser()
+        return ledger_target(named)
     data_home = env.get("XDG_DATA_HOME", "").strip()
     base = Path(data_home) if data_home else Path.home() / ".local" / "share"
     return base / "civic311" / "ledger.sqlite"
+
+
+def ledger_target(given: str | Path) -> Path | str:
+    """A --ledger value: a ``postgresql://`` URL as given, else a file path (``~`` expanded)."""
+    # Imported here: commands that never open the ledger do not load the journal's modules.
+    from civic311._journal.postgres import is_postgres_url
+
+    if is_postgres_url(given):
+        return str(given)
+    return Path(given).expanduser()
 
 
 def read_api_key(path: Path | None, out: Output) -> str | None:
@@ -133,7 +144,7 @@ class State:
     jurisdiction: str | None = None
     format: Literal["json", "xml"] | None = None
     profile: str | None = None
-    ledger_option: Path | None = None
+    ledger_option: Path | str | None = None
     api_key: str | None = attrs.field(default=None, repr=False)
     timeout: float | None = None
     debug: bool = False
@@ -223,19 +234,29 @@ class State:
     # --- the ledger --------------------------------------------------------------------------
 
     @property
-    def ledger_path(self) -> Path:
-        """--ledger, else ``$CIVIC311_LEDGER``, else the user's data directory."""
+    def ledger_target(self) -> Path | str:
+        """--ledger, else ``$CIVIC311_LEDGER``, else the user's data directory: a file path,
+        or a ``postgresql://`` URL (which may hold a password: never print it, see
+        `ledger_path`)."""
         if self.ledger_option is not None:
-            return self.ledger_option.expanduser()
+            return ledger_target(self.ledger_option)
         return default_ledger_path()
+
+    @property
+    def ledger_path(self) -> Path | str:
+        """Where the ledger is, as shown to the user (a URL without its password)."""
+        from civic311._journal.postgres import safe_url
+
+        target = self.ledger_target
+        return safe_url(target) if isinstance(target, str) else target
 
     def ledger(self) -> Ledger:
         """The ledger, opened (and created, with its directory, 0700) on first use."""
         if self._ledger is None:
             from civic311.ledger import Ledger
 
-            path = self.ledger_path
-            if not path.parent.exists():
+            path = self.ledger_target
+            if isinstance(path, Path) and not path.parent.exists():
                 path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
             self._ledger = Ledger(path)
         return self._ledger
