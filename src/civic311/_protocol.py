@@ -103,6 +103,7 @@ __all__ = [
     "scrub",
     "scrub_text",
     "redact_url",
+    "request_key",
     "service_definition_call",
     "submit_call",
     "wait_for_id_flow",
@@ -800,7 +801,7 @@ def lookup_flow(
         got: Collected[ServiceRequest] = yield from paged_flow(
             list_requests_call(service_request_id=chunk, date_zone=date_zone),
             rule,
-            _request_key,
+            request_key,
         )
         asked = set(chunk)
         progress = False
@@ -831,7 +832,8 @@ def lookup_flow(
     return [found[i] for i in wanted if i in found]
 
 
-def _request_key(request: ServiceRequest) -> str | None:
+def request_key(request: ServiceRequest) -> str | None:
+    """A request's key when paged answers are de-duplicated (`paged_flow`): its id."""
     return request.service_request_id
 
 

@@ -39,7 +39,15 @@ from collections.abc import Callable, Generator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from civic311._protocol import Call, Collected, Flow, PageRule, list_requests_call, paged_flow
+from civic311._protocol import (
+    Call,
+    Collected,
+    Flow,
+    PageRule,
+    list_requests_call,
+    paged_flow,
+    request_key,
+)
 from civic311.errors import HarvestWarning, InvalidRequestError
 from civic311.models import ServiceRequest
 
@@ -231,7 +239,7 @@ def _walk(
         )
 
     def fetch(lo: datetime, hi: datetime) -> Generator[Any, Any, Collected[ServiceRequest]]:
-        got: Collected[ServiceRequest] = yield from paged_flow(ask(lo, hi), rule, _request_key)
+        got: Collected[ServiceRequest] = yield from paged_flow(ask(lo, hi), rule, request_key)
         state.calls += got.pages
         return got
 
@@ -443,7 +451,3 @@ def _warn_cut(
         f"the server {why} for the window {lo.isoformat()} .. {hi.isoformat()} and cannot "
         "page: requests in that window may be missing"
     )
-
-
-def _request_key(request: ServiceRequest) -> str | None:
-    return request.service_request_id

@@ -48,6 +48,7 @@ from civic311._protocol import (
     paged_flow,
     redact_text,
     redact_url,
+    request_key,
     submit_call,
     wait_for_id_flow,
 )
@@ -114,10 +115,6 @@ DEFAULT_MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 
 
 T = TypeVar("T")
-
-
-def _request_key(request: ServiceRequest) -> str | None:
-    return request.service_request_id
 
 
 def _service_key(service: Any) -> str | None:
@@ -806,8 +803,8 @@ class ClientBase:
             # server says so in its headers (6aika sends X-Page-* there too).
             rule = PageRule(result_cap=self._profile.result_cap)
             return paged_flow(call, rule, _service_key)
-        request_key: Any = _request_key
-        return paged_flow(call, self._page_rule(), request_key)
+        key: Any = request_key
+        return paged_flow(call, self._page_rule(), key)
 
     @staticmethod
     def _complete(got: Collected[T], what: str) -> list[T]:
