@@ -29,6 +29,7 @@ from collections import Counter
 from pathlib import Path
 
 import civic311
+import civic311.outbox
 from civic311._resilience import RetryPolicy
 from civic311.testing import FakeCity, Fault
 
@@ -71,7 +72,7 @@ async def soak(count: int, concurrency: int) -> dict[str, float]:
         outcomes: Counter[str] = Counter()
         gate = asyncio.Semaphore(concurrency)
         started = time.perf_counter()
-        with civic311.Outbox(Path(tmp) / "soak.sqlite", resend_after=0) as outbox:
+        with civic311.outbox.Outbox(Path(tmp) / "soak.sqlite", resend_after=0) as outbox:
             async with civic311.AsyncClient(
                 [primary_url, mirror_url],
                 retry=POLICY,

@@ -21,6 +21,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 import civic311
+import civic311.outbox
 from civic311 import cities
 from civic311.cli import main
 from civic311.cli._app import cli
@@ -446,7 +447,7 @@ def test_submit_with_outbox_queues_when_the_city_is_down(
     with Ledger(env) as ledger:
         [submission] = ledger.submissions()
     assert submission.state == "queued"
-    with civic311.Outbox(tmp_path / "out.db") as outbox:
+    with civic311.outbox.Outbox(tmp_path / "out.db") as outbox:
         assert [e.state for e in outbox.entries()] == ["queued"]
 
 

@@ -20,11 +20,11 @@ import pytest
 from click.testing import CliRunner
 
 import civic311
-from civic311 import NewRequest, Outbox, bulk
+from civic311 import NewRequest, bulk
 from civic311._journal.store import Owner, forget_token, new_token
 from civic311.cli._app import cli
 from civic311.ledger import Ledger, LedgerFileError
-from civic311.outbox import FlushReport
+from civic311.outbox import FlushReport, Outbox
 from civic311.testing import FakeCity, Fault
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from civic311 import InvalidRequestError, NewRequest, Outbox, Receipt, ServiceRequest, Status
+from civic311 import InvalidRequestError, NewRequest, Receipt, ServiceRequest, Status
 from civic311.ledger import (
     EXPORT_COLUMNS,
     MIGRATIONS,
@@ -27,6 +27,7 @@ from civic311.ledger import (
     Migration,
     content_key,
 )
+from civic311.outbox import Outbox
 
 SECRET = "sk-ledger-SECRET-77"
 ENDPOINT = "https://city.example/open311/v2"

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 import civic311
-from civic311 import NewRequest, Outbox
+from civic311 import NewRequest
 from civic311._resilience import RetryPolicy
+from civic311.outbox import Outbox
 from civic311.testing import FakeCity, Fault, VirtualClock
 
 SECRET = "sk-outbox-SECRET-42"
@@ -191,10 +192,11 @@ FLUSHER = textwrap.dedent(
     """
     import sys
     import civic311
+    import civic311.outbox
     from civic311._resilience import RetryPolicy
 
     url, path = sys.argv[1], sys.argv[2]
-    with civic311.Outbox(path, resend_after=0) as outbox:
+    with civic311.outbox.Outbox(path, resend_after=0) as outbox:
         with civic311.Client(url, retry=RetryPolicy.no_wait(attempts=2), timeout=5) as client:
             print("flushing", flush=True)
             outbox.flush(client)

@@ -54,15 +54,9 @@ import html
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Generic, Literal, TypeVar
 
 import attrs
-
-if TYPE_CHECKING:
-    # Type-only: these modules raise the errors below, so a runtime import would run upward.
-    from civic311.cities import City
-    from civic311.models import ErrorDetail, NewRequest
-    from civic311.triage import Signal
 
 __all__ = [
     "APIError",
@@ -95,6 +89,65 @@ __all__ = [
     "WaitTimeoutError",
     "error_for_status",
 ]
+
+
+# --- what the errors carry ---------------------------------------------------------------------
+#
+# The errors sit on the ground floor, so they hold nothing defined above them (no import cycles:
+# docs/architecture.md). The two small records they carry, `ErrorDetail` and `Signal`, live
+# here and are re-exported where users meet them (`civic311.models`, `civic311.triage`). The
+# two that hold an object from a higher floor (the request being submitted, the city refused)
+# are generic in it: each raise site fills it with the precise type (`NewRequest`, `City`).
+
+#: The request a `SubmissionUncertainError` carries (a `civic311.NewRequest`).
+RequestT = TypeVar("RequestT")
+#: The registry entry a `RetiredCityError` carries (a `civic311.cities.City`).
+CityT = TypeVar("CityT")
+
+
+@attrs.frozen
+class ErrorDetail:
+    """One entry of a GeoReport error body: `code` (often, not always, the HTTP status —
+    spec §3.8) and a `description` meant for people."""
+
+    code: str | None
+    description: str
+
+
+#: What an emergency `Signal` sounds like (civic311.triage's phrase list is grouped by these).
+EmergencyCategory = Literal[
+    "fire",
+    "gas_leak",
+    "carbon_monoxide",
+    "injury",
+    "medical",
+    "overdose",
+    "power_line",
+    "crash",
+    "drowning",
+    "weapon",
+    "violence",
+    "explosion",
+    "trapped",
+    "flooding",
+    "emergency",
+]
+
+
+@attrs.frozen
+class Signal:
+    """Wording that reads like an emergency (found by `civic311.triage.emergency_signals`).
+
+    Attributes:
+        category: What it sounds like (`EmergencyCategory`).
+        text: The words matched, as written.
+        span: Where they are: ``text[start:end]`` of the description.
+    """
+
+    category: EmergencyCategory
+    text: str
+    span: tuple[int, int]
+
 
 #: How much of a raw body an error message quotes (the whole body stays on `.body`).
 _SNIPPET = 200
@@ -401,7 +454,7 @@ def _first_line(error: BaseException) -> str:
     return text if len(text) <= 300 else text[:299] + "…"
 
 
-class SubmissionUncertainError(Civic311Error):
+class SubmissionUncertainError(Civic311Error, Generic[RequestT]):
     """A POST may have created a service request, and civic311 could not find out.
 
     civic311 never re-sends such a request on its own (GeoReport v2 has no idempotency key, so
@@ -413,7 +466,7 @@ class SubmissionUncertainError(Civic311Error):
         attempts: What was tried.
     """
 
-    def __init__(self, message: str, request: NewRequest, attempts: Sequence[Attempt] = ()) -> None:
+    def __init__(self, message: str, request: RequestT, attempts: Sequence[Attempt] = ()) -> None:
         self.request = request
         self.attempts = list(attempts)
         super().__init__(message)
@@ -479,18 +532,18 @@ class UnknownCityError(Civic311Error, LookupError):
         super().__init__(f"no city {query!r} in the registry{hint} ({advice})")
 
 
-class RetiredCityError(Civic311Error):
+class RetiredCityError(Civic311Error, Generic[CityT]):
     """The registry marks this city's entry retired: its endpoints are believed gone.
 
     Attributes:
         city: The `City` refused.
     """
 
-    def __init__(self, city: City) -> None:
+    def __init__(self, city: CityT, *, key: str, name: str, reason: str | None) -> None:
         self.city = city
-        reason = f": {city.status_reason.rstrip('.')}" if city.status_reason else ""
+        reason = f": {reason.rstrip('.')}" if reason else ""
         super().__init__(
-            f"{city.name} ({city.key}) is marked retired in the registry{reason}. "
+            f"{name} ({key}) is marked retired in the registry{reason}. "
             "Pass allow_retired=True to try it anyway."
         )
 

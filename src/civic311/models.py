@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from civic311._w3c import format_datetime
-from civic311.errors import InvalidRequestError
+from civic311.errors import ErrorDetail, InvalidRequestError
 from civic311.media import MediaFile
 
 __all__ = [
@@ -163,15 +163,6 @@ def _extras() -> Any:
 
 
 @attrs.frozen
-class ErrorDetail:
-    """One entry of a GeoReport error body: `code` (often, not always, the HTTP status —
-    spec §3.8) and a `description` meant for people."""
-
-    code: str | None
-    description: str
-
-
-@attrs.frozen
 class Service:
     """A service type a city accepts reports for (GET services, spec §2.1)."""
 
@@ -281,7 +272,7 @@ class Receipt:
 
     `reconciled` says how civic311 came by it: the POST's answer was lost (a timeout, a
     dropped connection, a 502) and civic311 found the request it had created on the server
-    instead of sending it again. (A request waiting in a `civic311.Outbox` has no receipt
+    instead of sending it again. (A request waiting in a `civic311.outbox.Outbox` has no receipt
     yet: the outbox's `OutboxEntry` says where it stands.)
     """
 

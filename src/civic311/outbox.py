@@ -5,7 +5,7 @@ with a ``local_id``, kept in the same SQLite file, moved through the same state 
 same claim-reconcile-send algorithm (`Ledger.settle`) as bulk runs. It drives every send through
 the client's public API only::
 
-    with civic311.Outbox("reports.sqlite") as outbox, civic311.Client(url) as client:
+    with civic311.outbox.Outbox("reports.sqlite") as outbox, civic311.Client(url) as client:
         entry = outbox.submit(client, request)    # stored first, then sent
         if entry.state == "queued":               # the city could not be reached
             ...                                   # nothing is lost: a later flush sends it

@@ -43,9 +43,13 @@ import re
 import warnings
 from typing import Literal, get_args
 
-import attrs
-
-from civic311.errors import EmergencySuspectedError, EmergencyWarning, InvalidRequestError
+from civic311.errors import (
+    EmergencyCategory,
+    EmergencySuspectedError,
+    EmergencyWarning,
+    InvalidRequestError,
+    Signal,
+)
 
 __all__ = [
     "EmergencyCategory",
@@ -57,23 +61,6 @@ __all__ = [
     "emergency_signals",
 ]
 
-EmergencyCategory = Literal[
-    "fire",
-    "gas_leak",
-    "carbon_monoxide",
-    "injury",
-    "medical",
-    "overdose",
-    "power_line",
-    "crash",
-    "drowning",
-    "weapon",
-    "violence",
-    "explosion",
-    "trapped",
-    "flooding",
-    "emergency",
-]
 
 #: What `check` does with signals: warn and go on, refuse (raise), or return them silently.
 EmergencyPolicy = Literal["warn", "refuse", "ignore"]
@@ -99,21 +86,6 @@ CATEGORY_LABELS: dict[str, str] = {
 }
 
 ADVICE = "If this is an emergency, call 911 (or your local emergency number) now."
-
-
-@attrs.frozen
-class Signal:
-    """Wording that reads like an emergency.
-
-    Attributes:
-        category: What it sounds like (`EmergencyCategory`).
-        text: The words matched, as written.
-        span: Where they are: ``text[start:end]`` of the description.
-    """
-
-    category: EmergencyCategory
-    text: str
-    span: tuple[int, int]
 
 
 def _categories(signals: list[Signal]) -> list[str]:

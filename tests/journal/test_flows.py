@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 import civic311
-from civic311 import NewRequest, Outbox, bulk
+from civic311 import NewRequest, bulk
 from civic311._resilience import RetryPolicy
 from civic311.ledger import Ledger
+from civic311.outbox import Outbox
 from civic311.testing import FakeCity, Fault, VirtualClock
 
 

@@ -16,9 +16,10 @@ import psycopg
 import pytest
 
 import civic311
-from civic311 import NewRequest, Outbox
+from civic311 import NewRequest
 from civic311._journal.postgres import safe_url
 from civic311._resilience import RetryPolicy
+from civic311.outbox import Outbox
 from civic311.testing import FakeCity, Fault, VirtualClock
 
 SECRET = "sk-workers-SECRET-7"

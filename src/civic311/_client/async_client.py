@@ -330,7 +330,7 @@ class AsyncClient(ClientBase):
         502/504 from a proxy, a 500) civic311 looks for the request it may have created and
         returns that, marked ``reconciled``; if it cannot find it, it raises
         `SubmissionUncertainError` carrying the request, rather than guess. To keep a request
-        durably while the city is down, submit it through a `civic311.Outbox`.
+        durably while the city is down, submit it through a `civic311.outbox.Outbox`.
 
         Args:
             request: The request to file.

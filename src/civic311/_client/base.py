@@ -683,7 +683,7 @@ class ClientBase:
 
     def _uncertain(
         self, request: NewRequest, run: CallRun, error: Civic311Error, waited: float
-    ) -> SubmissionUncertainError:
+    ) -> SubmissionUncertainError[NewRequest]:
         # What was actually waited, not what was allowed (issue 11.6): a look-up may end early
         # on the submit's deadline, or take longer than the budget on a slow server.
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
@@ -691,7 +691,7 @@ class ClientBase:
             f"submit: the city may or may not have filed this request ({first}); it was not "
             f"found on the server after looking for {waited:.1f}s (reconcile_wait="
             f"{self._reconcile_wait:g}s) and was not sent again. "
-            "Keep the request (error.request) and check later, or use a civic311.Outbox.",
+            "Keep the request (error.request) and check later, or use a civic311.outbox.Outbox.",
             request,
             run.attempts,
         )
@@ -736,7 +736,8 @@ class ClientBase:
     ) -> Watch:
         if ledger is not None and not isinstance(ledger, StatusStore):
             raise InvalidRequestError(
-                "ledger", f"must be a civic311.Ledger (a tracking.StatusStore), not {ledger!r}"
+                "ledger",
+                f"must be a civic311.ledger.Ledger (a tracking.StatusStore), not {ledger!r}",
             )
         if timeout is not None and (isinstance(timeout, bool) or timeout < 0):
             raise InvalidRequestError("timeout", f"must be seconds ≥ 0 or None, not {timeout!r}")

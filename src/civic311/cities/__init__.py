@@ -505,7 +505,7 @@ def check_usable(city: City, *, allow_retired: bool = False) -> None:
     if city.status == "active":
         return
     if city.status == "retired" and not allow_retired:
-        raise RetiredCityError(city)
+        raise RetiredCityError(city, key=city.key, name=city.name, reason=city.status_reason)
     reason = f": {city.status_reason}" if city.status_reason else ""
     advice = (
         "it may be gone; trying it anyway as allow_retired=True asks"
