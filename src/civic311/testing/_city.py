@@ -71,6 +71,7 @@ from civic311.testing._discovery import (
 )
 from civic311.testing._faults import Fault, FaultKind, Faults, InjectedFault
 from civic311.testing._generate import generate
+from civic311.testing._handler import Action, Truncation
 from civic311.testing._incoming import Incoming
 from civic311.testing._model import (
     AttributeValue,
@@ -139,11 +140,9 @@ class Route:
         return "/".join(self.segments) if self.segments is not None else ""
 
 
-Action = Literal["respond", "hang", "drop"]
-
-
 class Plan:
-    """What a transport must do with one request: wait, then answer, hang or drop.
+    """What a transport must do with one request: wait, then answer, hang or drop
+    (a `_handler.Planned`, which is all the transports know of it).
 
     `run()` processes the request (when the fault lets it through) and returns the answer to
     send, or None when there is nothing to send. Transports own the waiting and the sockets.
@@ -161,9 +160,7 @@ class Plan:
             self.action = "hang"
         elif kind in ("reset", "drop_after_create"):
             self.action = "drop"
-        #: ``"full_length"``: advertise the whole length, send half, close (serve() only);
-        #: ``"honest"``: send half with a matching Content-Length.
-        self.truncate: Literal["full_length", "honest"] | None = None
+        self.truncate: Truncation | None = None  # see `_handler.Truncation`
         if fault is not None and kind == "truncated":
             self.truncate = "full_length" if fault.advertise_full_length else "honest"
 
@@ -575,7 +572,14 @@ class FakeCity:
         """Answer one request as the city, with no faults involved."""
         dialect = self.dialect
         if route.discovery:
-            return discovery_reply(self, incoming, route.ext)
+            return discovery_reply(
+                incoming,
+                route.ext,
+                base_path=self.base_path,
+                dialect=dialect,
+                endpoints=self.discovery_endpoints,
+                key_required=self.api_key is not None,
+            )
         if route.segments is None:
             return Renderer(dialect, "xml").errors([(404, "Resource not found")])
         if route.ext not in ("xml", "json") or (route.ext == "json" and not dialect.json_enabled):

@@ -29,6 +29,7 @@ parser (`civic311.discovery`), so the two can catch each other's mistakes.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import attrs
@@ -37,7 +38,7 @@ from civic311.testing._render import Reply, text_reply
 from civic311.testing._wire import XML_DECLARATION, Node, to_json
 
 if TYPE_CHECKING:
-    from civic311.testing._city import FakeCity
+    from civic311.testing._dialect import Dialect
     from civic311.testing._incoming import Incoming
 
 __all__ = [
@@ -122,11 +123,18 @@ def discovery_url_for(base_url: str, fmt: str = "json") -> str:
     return f"{base_url.rstrip('/').rpartition('/')[0]}/discovery.{fmt}"
 
 
-def _document(city: FakeCity, incoming: Incoming) -> dict[str, Node]:
+def _document(
+    incoming: Incoming,
+    *,
+    base_path: str,
+    dialect: Dialect,
+    endpoints: Sequence[DiscoveryEndpointSpec],
+    key_required: bool,
+) -> dict[str, Node]:
     host = incoming.headers.get("host") or "fakecity.test"
-    own_url = f"http://{host}{city.base_path}"
-    own_formats = [_MIME[f] for f in city.dialect.formats if f in _MIME]
-    endpoints: list[Node] = [
+    own_url = f"http://{host}{base_path}"
+    own_formats = [_MIME[f] for f in dialect.formats if f in _MIME]
+    listed: list[Node] = [
         {
             "specification": spec.specification,
             "url": spec.url if spec.url is not None else own_url,
@@ -134,18 +142,18 @@ def _document(city: FakeCity, incoming: Incoming) -> dict[str, Node]:
             "type": spec.type,
             "formats": list(spec.formats) if spec.formats is not None else own_formats,
         }
-        for spec in city.discovery_endpoints
+        for spec in endpoints
     ]
     key_service = (
         "Send the api_key this FakeCity was created with."
-        if city.api_key is not None
+        if key_required
         else "No key is needed: this FakeCity accepts POSTs without one."
     )
     return {
         "changeset": DOCUMENT_CHANGESET,
         "contact": "FakeCity 311 (civic311.testing), for tests only.",
         "key_service": key_service,
-        "endpoints": endpoints,
+        "endpoints": listed,
     }
 
 
@@ -168,14 +176,32 @@ def _xml(document: dict[str, Node]) -> bytes:
     return (XML_DECLARATION + body + "\n").encode("utf-8")
 
 
-def discovery_reply(city: FakeCity, incoming: Incoming, ext: str | None) -> Reply:
-    """The answer to a request for the discovery document (GET or HEAD)."""
+def discovery_reply(
+    incoming: Incoming,
+    ext: str | None,
+    *,
+    base_path: str,
+    dialect: Dialect,
+    endpoints: Sequence[DiscoveryEndpointSpec],
+    key_required: bool,
+) -> Reply:
+    """The answer to a request for the discovery document (GET or HEAD).
+
+    Takes the few values of the city it lists (its *base_path*, *dialect*, discovery
+    *endpoints* and whether POST needs a key) rather than the `FakeCity`, so this module sits
+    below ``_city`` and imports nothing back from it (issue 10)."""
     if incoming.method not in ("GET", "HEAD"):
         reply = text_reply(405, f"Method {incoming.method} not allowed here")
         return Reply(405, (*reply.headers, ("Allow", "GET")), reply.body)
-    document = _document(city, incoming)
+    document = _document(
+        incoming,
+        base_path=base_path,
+        dialect=dialect,
+        endpoints=endpoints,
+        key_required=key_required,
+    )
     if ext == "json":
-        return Reply(200, (("Content-Type", city.dialect.json_content_type),), to_json(document))
+        return Reply(200, (("Content-Type", dialect.json_content_type),), to_json(document))
     if ext == "xml":
-        return Reply(200, (("Content-Type", city.dialect.xml_content_type),), _xml(document))
+        return Reply(200, (("Content-Type", dialect.xml_content_type),), _xml(document))
     return text_reply(404, "Bad extension. We support .xml and .json")

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from civic311.testing._incoming import Incoming
 
 if TYPE_CHECKING:
-    from civic311.testing._city import FakeCity
+    from civic311.testing._handler import CityHandler
 
 __all__ = ["LoopbackServer"]
 
@@ -176,7 +176,7 @@ class _Handler(BaseHTTPRequestHandler):
 class LoopbackServer:
     """One served FakeCity: a listening socket on 127.0.0.1 and its connection threads."""
 
-    def __init__(self, city: FakeCity, port: int = 0) -> None:
+    def __init__(self, city: CityHandler, port: int = 0) -> None:
         self.city = city
         self.port = port
         self._lock = threading.Lock()

@@ -24,7 +24,7 @@ from civic311.testing._incoming import Incoming
 from civic311.testing._render import Reply
 
 if TYPE_CHECKING:
-    from civic311.testing._city import FakeCity, Plan
+    from civic311.testing._handler import CityHandler, Planned
 
 __all__ = ["FakeCityTransport"]
 
@@ -42,9 +42,11 @@ def _read_timeout(request: httpx.Request) -> float | None:
 
 
 class FakeCityTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
-    """Serves a `FakeCity` to `httpx.Client` and `httpx.AsyncClient` without a network."""
+    """Serves a `FakeCity` to `httpx.Client` and `httpx.AsyncClient` without a network.
 
-    def __init__(self, city: FakeCity) -> None:
+    Typed against `_handler.CityHandler`, so this module does not import the city it serves."""
+
+    def __init__(self, city: CityHandler) -> None:
         self.city = city
 
     def __repr__(self) -> str:
@@ -58,12 +60,12 @@ class FakeCityTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
             body=body,
         )
 
-    def _start(self, request: httpx.Request, body: bytes) -> Plan:
+    def _start(self, request: httpx.Request, body: bytes) -> Planned:
         if self.city.is_down:
             raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
         return self.city.plan(self._incoming(request, body))
 
-    def _finish(self, request: httpx.Request, plan: Plan) -> httpx.Response:
+    def _finish(self, request: httpx.Request, plan: Planned) -> httpx.Response:
         reply = plan.run()
         if plan.action == "hang":
             raise httpx.ReadTimeout("timed out", request=request)
