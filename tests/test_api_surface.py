@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 
+import pytest
+
 import civic311
 
 #: Methods that do no I/O and so are not coroutines on AsyncClient either.
@@ -91,3 +93,12 @@ def test_sync_client_is_generated_from_the_async_one() -> None:
         [sys.executable, str(tool), "--check"], capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_feature_names_moved_out_of_the_package_root() -> None:
+    """civic311.Outbox and friends say where they live now, instead of importing a feature."""
+    for name, home in [("Outbox", "civic311.outbox"), ("Ledger", "civic311.ledger")]:
+        with pytest.raises(AttributeError, match=f"from {home} import {name}"):
+            getattr(civic311, name)
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        civic311.Nope  # type: ignore[attr-defined]  # noqa: B018

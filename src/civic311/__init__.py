@@ -8,7 +8,7 @@
 to JSON-ready dicts and back. `civic311.testing.FakeCity` is a GeoReport v2 city to test against.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from civic311._client.async_client import AsyncClient
 from civic311._client.client import Client
@@ -87,18 +87,14 @@ __all__ = [
     "EndpointHealth",
     "EndpointState",
     "ErrorDetail",
-    "FlushReport",
     "ForbiddenError",
     "HarvestWarning",
     "InvalidRequestError",
-    "Ledger",
     "LedgerFileError",
     "LedgerSchemaError",
     "MediaFile",
     "NewRequest",
     "NotFoundError",
-    "Outbox",
-    "OutboxEntry",
     "Problem",
     "Profile",
     "RateLimitedError",
@@ -127,12 +123,10 @@ __all__ = [
     "to_dict",
 ]
 
-if TYPE_CHECKING:
-    from civic311.ledger import Ledger
-    from civic311.outbox import FlushReport, Outbox, OutboxEntry
-
-# Loaded on first use, so `import civic311` does not pay for SQLite (the outbox and ledger).
-_LAZY = {
+# The features stand on the client, not under it (docs/architecture.md): `civic311` imports
+# none of them, so their names are found in their own public modules. Earlier versions exported
+# these four from here; the error says where they are now.
+_MOVED = {
     "FlushReport": "civic311.outbox",
     "Ledger": "civic311.ledger",
     "Outbox": "civic311.outbox",
@@ -141,10 +135,8 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
+    if name in _MOVED:
+        raise AttributeError(
+            f"civic311.{name} moved to its feature's module: from {_MOVED[name]} import {name}"
+        )
     raise AttributeError(f"module 'civic311' has no attribute {name!r}")
