@@ -42,7 +42,6 @@ from civic311 import (
     DecodeError,
     InvalidRequestError,
     NewRequest,
-    Outbox,
     Profile,
     ResponseTooLargeError,
     ServiceRequest,
@@ -63,6 +62,7 @@ from civic311._protocol import (
 from civic311._wire import decode
 from civic311.discovery import parse_discovery
 from civic311.ledger import Ledger
+from civic311.outbox import Outbox
 from civic311.testing import FakeCity, Fault, VirtualClock
 
 from helpers import ASYNC_BACKENDS, Both, run_async
