@@ -693,7 +693,7 @@ class AsyncClient(ClientBase):
         started = self._clock.monotonic()
         response: httpx.Response | None = None
         try:
-            with adeadline_scope(seconds_left):
+            async with adeadline_scope(seconds_left):
                 try:
                     response = await self._http.send(
                         request, stream=True, follow_redirects=self._may_follow(call)
