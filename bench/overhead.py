@@ -282,7 +282,7 @@ def stages(number: int) -> None:
     """The cost of each stage of a civic311 call, against what raw httpx does instead."""
     import anyio
 
-    from civic311._client.transport import adeadline_scope, deadline_scope
+    from civic311._client.transport import _SetCookies, adeadline_scope, deadline_scope
     from civic311._protocol import (
         Settings,
         build_request,
@@ -297,6 +297,7 @@ def stages(number: int) -> None:
     now = datetime.now(timezone.utc)
     raw = httpx.Client()
     client = civic311.Client(MOCK_BASE)
+    ours_cookies, raw_cookies = _SetCookies(), httpx.Cookies()
 
     def sync_scope() -> None:
         with deadline_scope(30.0):
@@ -329,6 +330,8 @@ def stages(number: int) -> None:
             lambda: read_response(call, response, CANNED, "json", now),
         ),
         ("  raw: json.loads", lambda: json.loads(CANNED)),
+        ("cookies of an answer without Set-Cookie", lambda: ours_cookies.extract_cookies(response)),
+        ("  raw: httpx.Cookies.extract_cookies", lambda: raw_cookies.extract_cookies(response)),
         ("CallRun: build, endpoint, format", lambda: _bookkeeping(client, call)),
         ("client._timeout_within", lambda: client._timeout_within(30.0)),
         ("transport.deadline_scope (sync)", sync_scope),

@@ -38,6 +38,7 @@ from civic311._client.transport import (
     adeadline_scope,
     aread_body,
     deadline_error,
+    read_cookies_when_set,
     transport_error,
 )
 from civic311._clock import Clock
@@ -192,6 +193,7 @@ class AsyncClient(ClientBase):
         )
         if self._owns_http:
             abound_exchanges(self._http)  # every exchange ends by the call's deadline
+            read_cookies_when_set(self._http)  # 14 us less per call (bench/overhead.py)
 
     @classmethod
     def for_city(

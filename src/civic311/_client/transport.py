@@ -52,6 +52,7 @@ __all__ = [
     "deadline_error",
     "deadline_scope",
     "read_body",
+    "read_cookies_when_set",
     "transport_error",
 ]
 
@@ -231,6 +232,34 @@ def bound_exchanges(client: httpx.Client) -> None:
 def abound_exchanges(client: httpx.AsyncClient) -> None:
     """Nothing to do for the async client: its exchanges run inside `adeadline_scope`."""
     del client
+
+
+class _SetCookies(httpx.Cookies):
+    """httpx's cookie store, reading an answer's cookies only when it sets some.
+
+    httpx hands every response to `http.cookiejar` (`httpx.Cookies.extract_cookies`), which
+    first builds a `urllib.request.Request` and an `email` message of the headers: 14 us of
+    every call (bench/overhead.py), for answers that almost never set a cookie. Without a
+    ``Set-Cookie`` or ``Set-Cookie2`` header the jar stores nothing (``make_cookies`` in
+    http/cookiejar.py returns no cookies), so skipping it changes nothing; an answer that sets
+    one is read as before (SeeClickFix offers a guid cookie, cities/registry.json).
+    """
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        headers = response.headers
+        if "set-cookie" in headers or "set-cookie2" in headers:
+            super().extract_cookies(response)
+
+
+def read_cookies_when_set(client: httpx.Client | httpx.AsyncClient) -> None:
+    """Give an httpx client civic311 created a `_SetCookies` store over the same jar.
+
+    httpx offers no public way (its ``cookies`` setter copies into a plain `httpx.Cookies`), so
+    this replaces ``_cookies``; an httpx that keeps its cookies otherwise is left alone.
+    """
+    cookies = getattr(client, "_cookies", None)
+    if type(cookies) is httpx.Cookies:
+        client._cookies = _SetCookies(cookies.jar)
 
 
 def deadline_error(method: str, url: str, seconds: float | None) -> TransportError:
