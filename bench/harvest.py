@@ -63,15 +63,18 @@ def harvest(count: int, sort: str = "desc") -> tuple[int, int, int, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="1,000 and 10,000 instead")
+    parser.add_argument("--quick", action="store_true", help="3,500 and 12,500 instead")
     args = parser.parse_args()
-    sizes = (1_000, 10_000) if args.quick else (10_000, 100_000)
+    # Plus the burst of 2,500: 12,500 and 100,000 requests in all, the sizes issue 13 names
+    # (3,500 and 12,500 with --quick).
+    sizes = (1_000, 10_000) if args.quick else (10_000, 97_500)
     print("harvest of a FakeCity capped at 1,000 per answer, 3 years, burst of 2,500 in 1 hour")
     print(
         f"  {'order':>6} {'requests':>9} {'HTTP calls':>10} {'floor':>6} {'per call':>9} "
         f"{'vs floor':>8} {'peak memory':>12} {'time':>8}"
     )
     peaks = []
+    totals = []
     per_call = 0.0
     for sort in ("desc", "asc"):
         for size in sizes if sort == "desc" else sizes[:1]:
@@ -79,6 +82,7 @@ def main() -> None:
             floor = harvested // CAP + 1
             if sort == "desc":
                 peaks.append(peak)
+                totals.append(harvested)
                 per_call = harvested / calls
             print(
                 f"  {sort:>6} {harvested:>9,} {calls:>10,} {floor:>6,} "
@@ -87,7 +91,10 @@ def main() -> None:
             )
     growth = peaks[1] / peaks[0]
     met = "met" if growth < 2.0 else "missed"
-    print(f"  peak memory grows {growth:.2f}x for {sizes[1] // sizes[0]}x the requests")
+    print(
+        f"  peak memory grows {growth:.2f}x from {totals[0]:,} to {totals[1]:,} requests "
+        f"({totals[1] / totals[0]:.1f}x)"
+    )
     print(f"RESULT harvest_memory_growth {growth:.2f} goal<2 {met}")
     met = "met" if per_call >= 950 else "missed"
     print(f"RESULT harvest_requests_per_call {per_call:.0f} goal>=950 {met}")

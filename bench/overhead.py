@@ -12,17 +12,18 @@ contenders (AB BA AB ...) so drift hits both alike; the figure per contender is 
 blocks of the mean time per call, and the ratio is the median of the ratios of paired blocks
 (steadier than the ratio of medians when other processes load the machine; both are shown).
 
-Goal: civic311 / raw httpx <= 1.15x, sync and async. The FakeCity server thread runs in this
-process and shares the machine's cores (and this interpreter's GIL) with the client: most of
-each round trip is the server's work, which dilutes the client's overhead in the ratio.
+Goal: civic311 / raw httpx <= 1.10x, sync and async (issue 13). The FakeCity server thread
+runs in this process and shares the machine's cores (and this interpreter's GIL) with the
+client: most of each round trip is the server's work, which dilutes the client's overhead in
+the ratio.
 
 Then, to show where civic311's own time goes (figures without goals):
 
 * the same pairs over ``httpx.MockTransport`` with a canned body - no socket, no server: the
   client's overhead alone;
-* the cost of each stage of a civic311 call, in isolation;
-* a what-if: the in-process pair again with `protocol.redact_url` given a fast path (patched
-  in this process only), to size a proposed change outside the wire layer.
+* the cost of each stage of a civic311 call, in isolation, next to what raw httpx does instead;
+* with ``--profile`` (or when a goal is missed): cProfile over 2,000 calls, over loopback and
+  in process, sync and async.
 
     .venv/bin/python bench/overhead.py [--quick] [--repeats N] [--profile]
 """
@@ -37,8 +38,7 @@ import os
 import pstats
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 
 import httpx
@@ -47,9 +47,14 @@ from _common import banner, gc_paused, median, paired_ratio, parse_args, result
 import civic311
 from civic311.testing import FakeCity
 
-GOAL = 1.15
-#: Stripped from file names in profiles.
-PREFIX = os.path.dirname(os.path.dirname(httpx.__file__)) + os.sep
+GOAL = 1.10
+#: Calls each profile covers (issue 13: cProfile over 2,000 calls).
+PROFILE_CALLS = 2_000
+#: Stripped from file names in profiles: site-packages, and where civic311 is imported from.
+PREFIXES = (
+    os.path.dirname(os.path.dirname(httpx.__file__)) + os.sep,
+    os.path.dirname(os.path.dirname(civic311.__file__)) + os.sep,
+)
 #: Each timing loop stops after this many seconds (once it has 4 blocks), however many it was asked.
 BUDGET = 30.0
 
@@ -128,7 +133,7 @@ async def run_blocks_async(
 
 
 async def async_samples(
-    url: str, ids: list[str], blocks: int, per_block: int, profile: bool
+    url: str, ids: list[str], blocks: int, per_block: int
 ) -> dict[str, list[float]]:
     async with (
         civic311.AsyncClient(url) as client,
@@ -146,25 +151,20 @@ async def async_samples(
                 json.loads(response.content)
 
         contenders = {"civic311 AsyncClient": civic, "httpx.AsyncClient": plain}
-        samples = await run_blocks_async(contenders, blocks, per_block)
-        if profile:
-            profiler = cProfile.Profile()
-            profiler.enable()
-            await civic(per_block, 0)
-            profiler.disable()
-            print_profile("civic311 AsyncClient.get_request (client thread only)", profiler)
-        return samples
+        return await run_blocks_async(contenders, blocks, per_block)
 
 
 def print_profile(label: str, profiler: cProfile.Profile, top: int = 30) -> None:
     stream = io.StringIO()
     stats = pstats.Stats(profiler, stream=stream).sort_stats("cumulative")
-    stats.print_stats(r"civic311|tenacity|httpx/_(client|models|urls)", top)
+    stats.print_stats(r"civic311|anyio|asyncio/timeouts|httpx/_(client|models|urls)", top)
     print(f"\n-- profile: {label}")
-    print("   (cProfile, by cumulative time, civic311/tenacity/httpx rows; inflates call costs)")
+    print("   (cProfile, by cumulative time, civic311/anyio/httpx rows; inflates call costs)")
     for line in stream.getvalue().splitlines():
         if line.strip() and not line.lstrip().startswith(("List reduced", "Ordered by")):
-            print("   " + line.replace(PREFIX, ""))
+            for prefix in PREFIXES:
+                line = line.replace(prefix, "")
+            print("   " + line)
 
 
 def report(samples: dict[str, list[float]], ours: str, theirs: str, name: str) -> bool:
@@ -219,9 +219,8 @@ def per_call(fn: Callable[[], object], number: int, repeats: int = 5) -> float:
     return best
 
 
-def in_process_sync(number: int, repeats: int = 7) -> tuple[float, float, float]:
-    """Best per-call seconds of civic311, civic311 with the what-if patch, and raw httpx,
-    measured in turn within each repeat."""
+def in_process_sync(number: int, repeats: int = 7) -> tuple[float, float]:
+    """Best per-call seconds of civic311 and raw httpx, measured in turn within each repeat."""
     transport = httpx.MockTransport(
         lambda request: httpx.Response(200, content=CANNED, headers=JSON_TYPE)
     )
@@ -238,14 +237,12 @@ def in_process_sync(number: int, repeats: int = 7) -> tuple[float, float, float]
             response.raise_for_status()
             json.loads(response.content)
 
-        best = [float("inf")] * 3
+        best = [float("inf")] * 2
         for _ in range(repeats):
-            base = per_call(civic, number, repeats=1)
-            with fast_redact_patched():
-                fast = per_call(civic, number, repeats=1)
+            ours = per_call(civic, number, repeats=1)
             theirs = per_call(plain, number, repeats=1)
-            best = [min(b, t) for b, t in zip(best, (base, fast, theirs), strict=True)]
-        return best[0], best[1], best[2]
+            best = [min(b, t) for b, t in zip(best, (ours, theirs), strict=True)]
+        return best[0], best[1]
 
 
 async def in_process_async(number: int) -> tuple[float, float]:
@@ -267,8 +264,8 @@ async def in_process_async(number: int) -> tuple[float, float]:
             json.loads(response.content)
 
         best: dict[str, float] = {}
-        for name, fn in (("civic", civic), ("plain", plain)):
-            for _ in range(3):
+        for _ in range(3):  # in turn within each repeat, as the sync pair
+            for name, fn in (("civic", civic), ("plain", plain)):
                 with gc_paused():
                     start = time.perf_counter()
                     for _ in range(number):
@@ -283,14 +280,14 @@ JSON_TYPE = {"Content-Type": "application/json"}
 
 def stages(number: int) -> None:
     """The cost of each stage of a civic311 call, against what raw httpx does instead."""
-    import tenacity
+    import anyio
 
+    from civic311._client.transport import _SetCookies, adeadline_scope, deadline_scope
     from civic311._protocol import (
         Settings,
         build_request,
         get_request_call,
         read_response,
-        redact_url,
     )
 
     call = get_request_call("600001")
@@ -299,81 +296,105 @@ def stages(number: int) -> None:
     response = httpx.Response(200, content=CANNED, request=request)
     now = datetime.now(timezone.utc)
     raw = httpx.Client()
+    client = civic311.Client(MOCK_BASE)
+    ours_cookies, raw_cookies = _SetCookies(), httpx.Cookies()
 
-    def one_attempt() -> None:
-        for attempt in tenacity.Retrying(stop=tenacity.stop_after_attempt(4)):
-            with attempt:
+    def sync_scope() -> None:
+        with deadline_scope(30.0):
+            pass
+
+    async def scopes(count: int) -> tuple[float, float]:
+        async def ours() -> None:
+            async with adeadline_scope(30.0):
                 pass
 
-    async def one_async_attempt() -> None:
-        async for attempt in tenacity.AsyncRetrying(stop=tenacity.stop_after_attempt(4)):
-            with attempt:
+        async def anyio_scope() -> None:
+            with anyio.fail_after(30.0):  # noqa: ASYNC100 - the cost of the scope alone
                 pass
 
-    async def async_retrying(count: int) -> float:
-        best = float("inf")
+        best = [float("inf")] * 2
         for _ in range(5):
-            start = time.perf_counter()
-            for _ in range(count):
-                await one_async_attempt()
-            best = min(best, (time.perf_counter() - start) / count)
-        return best
+            for index, fn in enumerate((ours, anyio_scope)):
+                start = time.perf_counter()
+                for _ in range(count):
+                    await fn()
+                best[index] = min(best[index], (time.perf_counter() - start) / count)
+        return best[0], best[1]
 
     rows = [
+        ("protocol.get_request_call", lambda: get_request_call("600001")),
         ("protocol.build_request", lambda: build_request(call, MOCK_BASE, "json", settings)),
         ("  raw: httpx.Client.build_request", lambda: raw.build_request("GET", str(request.url))),
-        ("protocol.redact_url (twice per call)", lambda: redact_url(request.url)),
         (
             "protocol.read_response (1 request)",
             lambda: read_response(call, response, CANNED, "json", now),
         ),
         ("  raw: json.loads", lambda: json.loads(CANNED)),
-        ("tenacity.Retrying, one attempt", one_attempt),
+        ("cookies of an answer without Set-Cookie", lambda: ours_cookies.extract_cookies(response)),
+        ("  raw: httpx.Cookies.extract_cookies", lambda: raw_cookies.extract_cookies(response)),
+        ("CallRun: build, endpoint, format", lambda: _bookkeeping(client, call)),
+        ("client._timeout_within", lambda: client._timeout_within(30.0)),
+        ("transport.deadline_scope (sync)", sync_scope),
     ]
     raw.close()
     for label, fn in rows:
         print(f"   {label:<40}{per_call(fn, number) * 1e6:>8.1f}us")
-    took = asyncio.run(async_retrying(number))
-    print(f"   {'tenacity.AsyncRetrying, one attempt':<40}{took * 1e6:>8.1f}us")
+    client.close()
+    ours, theirs = asyncio.run(scopes(number))
+    print(f"   {'transport.adeadline_scope (asyncio)':<40}{ours * 1e6:>8.1f}us")
+    print(f"   {'  was: anyio.fail_after':<40}{theirs * 1e6:>8.1f}us")
 
 
-def fast_redact_url(url: str | httpx.URL) -> str:
-    """The proposed fast path: no re-parse of an `httpx.URL`, nothing to do without a secret."""
-    from urllib.parse import urlencode
-
-    from civic311._protocol import SECRET_NAMES
-
-    parsed = url if isinstance(url, httpx.URL) else httpx.URL(str(url))
-    query = parsed.query.lower()
-    if not any(name.encode() in query for name in SECRET_NAMES):
-        return str(parsed)
-    params = [
-        (k, "***" if k.lower() in SECRET_NAMES else v) for k, v in parsed.params.multi_items()
-    ]
-    return str(parsed.copy_with(query=urlencode(params).encode("ascii")))
+def _bookkeeping(client: civic311.Client, call: object) -> None:
+    run = client._run(call)  # type: ignore[arg-type]
+    endpoint = run.next_endpoint()
+    assert endpoint is not None
+    run.format_for(endpoint)
+    run.succeeded(endpoint, "json", "json", 0.001)
 
 
-@contextmanager
-def fast_redact_patched() -> Iterator[None]:
-    """`fast_redact_url` in place of `protocol.redact_url` everywhere (this process only)."""
-    patched = [m for m in list(sys.modules.values()) if _has_redact(m)]
-    saved = [(m, m.redact_url) for m in patched]
-    try:
-        for module in patched:
-            module.redact_url = fast_redact_url
-        yield
-    finally:
-        for module, original in saved:
-            module.redact_url = original
+def profile_calls(calls: int, url: str | None, ids: list[str]) -> None:
+    """cProfile over *calls* get_request calls: over loopback when *url* is given (the server
+    thread is not profiled), else in process through httpx.MockTransport; sync, then async."""
+    where = "loopback" if url is not None else "in process"
+    base = url or MOCK_BASE
+    pick = ids if url is not None else ["600001"]
+
+    def transport() -> dict[str, object]:
+        if url is not None:
+            return {}
+        return {"transport": httpx.MockTransport(lambda r: httpx.Response(200, content=CANNED))}
+
+    with civic311.Client(base, **transport()) as client:  # type: ignore[arg-type]
+        client.get_request(pick[0])
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for i in range(calls):
+            client.get_request(pick[i % len(pick)])
+        profiler.disable()
+    print_profile(f"{where}: {calls:,} x civic311 Client.get_request", profiler)
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=CANNED)
+
+    async def run_async() -> cProfile.Profile:
+        options = {} if url is not None else {"transport": httpx.MockTransport(handler)}
+        async with civic311.AsyncClient(base, **options) as client:  # type: ignore[arg-type]
+            await client.get_request(pick[0])
+            profiler = cProfile.Profile()
+            profiler.enable()
+            for i in range(calls):
+                await client.get_request(pick[i % len(pick)])
+            profiler.disable()
+        return profiler
+
+    profiler = asyncio.run(run_async())
+    print_profile(f"{where}: {calls:,} x civic311 AsyncClient.get_request", profiler)
 
 
-def _has_redact(module: object) -> bool:
-    return getattr(module, "__name__", "").startswith("civic311") and hasattr(module, "redact_url")
-
-
-def breakdown(number: int) -> None:
+def breakdown(number: int, profile: bool) -> None:
     print("\n-- where the time goes: in process, httpx.MockTransport, canned 1-request body")
-    ours, fast, theirs = in_process_sync(number)
+    ours, theirs = in_process_sync(number)
     print(f"   sync:  civic311 {ours * 1e6:.1f}us, httpx {theirs * 1e6:.1f}us per call")
     result("overhead.inprocess_sync_vs_httpx", ours / theirs, "x", None)
     aours, atheirs = asyncio.run(in_process_async(number))
@@ -381,11 +402,8 @@ def breakdown(number: int) -> None:
     result("overhead.inprocess_async_vs_httpx", aours / atheirs, "x", None)
     print("\n   stages of one civic311 call, each alone:")
     stages(number)
-    print(
-        f"\n   what-if: redact_url fast path (proposed for protocol.py): civic311 "
-        f"{fast * 1e6:.1f}us instead of {ours * 1e6:.1f}us per call, httpx {theirs * 1e6:.1f}us"
-    )
-    result("overhead.inprocess_sync_whatif_fast_redact", fast / theirs, "x", None)
+    if profile:
+        profile_calls(PROFILE_CALLS, None, [])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -412,26 +430,19 @@ def main(argv: list[str] | None = None) -> int:
             print("\n-- sync")
             sync = run_blocks(contenders, blocks, per_block)
             met_sync = report(sync, "civic311 Client", "httpx.Client", "overhead.sync_vs_httpx")
-            if not met_sync or args.profile:
-                if not met_sync:
-                    print("\nMISSED: sync overhead over the goal; where the client's time goes:")
-                profiler = cProfile.Profile()
-                profiler.enable()
-                contenders["civic311 Client"](per_block, 0)
-                profiler.disable()
-                print_profile("civic311 Client.get_request (client thread only)", profiler)
 
         print("\n-- async")
-        asamples = asyncio.run(async_samples(url, ids, blocks, per_block, profile=False))
+        asamples = asyncio.run(async_samples(url, ids, blocks, per_block))
         met_async = report(
             asamples, "civic311 AsyncClient", "httpx.AsyncClient", "overhead.async_vs_httpx"
         )
-        if not met_async or args.profile:
-            if not met_async:
-                print("\nMISSED: async overhead over the goal; where the client's time goes:")
-            asyncio.run(async_samples(url, ids, 1, per_block, profile=True))
+        profile = args.profile or not (met_sync and met_async)
+        if profile:
+            if not (met_sync and met_async):
+                print("\nMISSED: overhead over the goal; where the client's time goes:")
+            profile_calls(PROFILE_CALLS if not args.quick else 400, url, ids)
 
-    breakdown(300 if args.quick else 1_000)
+    breakdown(300 if args.quick else 1_000, profile)
     return 0
 
 

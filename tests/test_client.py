@@ -11,6 +11,7 @@ import pytest
 import respx
 
 import civic311
+from civic311._client.transport import _SetCookies
 from civic311.testing._vclock import VirtualClock
 
 from helpers import BASE, Both, fixture_bytes, respond
@@ -296,6 +297,54 @@ async def test_async_client_closes_only_what_it_opened() -> None:
     async with civic311.AsyncClient(BASE, transport=httpx.MockTransport(respond("[]"))) as client:
         inner = client._http
     assert inner.is_closed
+
+
+def _cookie_gate(seen: list[httpx.Request]) -> httpx.MockTransport:
+    """A server that answers only a request carrying its cookie; without it, it sets the
+    cookie and redirects to the same URL (a session cookie behind a load balancer)."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.headers.get("Cookie") == "guid=abc":
+            return httpx.Response(200, json=[], headers={"Set-Cookie": "seen=1; Path=/"})
+        return httpx.Response(
+            302, headers={"Location": str(request.url), "Set-Cookie": "guid=abc; Path=/"}
+        )
+
+    return httpx.MockTransport(handler)
+
+
+def test_cookies_an_answer_sets_are_kept_and_sent_on_its_redirect() -> None:
+    """A Set-Cookie answer is stored (and sent on the redirect); a cookie-less one stores none."""
+    seen: list[httpx.Request] = []
+    with civic311.Client(BASE, transport=_cookie_gate(seen)) as client:
+        assert isinstance(client._http.cookies, _SetCookies)  # the store under test
+        assert client.list_services() == []
+        assert [r.headers.get("Cookie") for r in seen] == [None, "guid=abc"]
+        assert dict(client._http.cookies) == {"guid": "abc", "seen": "1"}
+    with civic311.Client(BASE, transport=httpx.MockTransport(respond("[]"))) as client:
+        client.list_services()
+        assert not client._http.cookies
+
+
+@pytest.mark.anyio
+async def test_async_cookies_an_answer_sets_are_kept_and_sent_on_its_redirect() -> None:
+    """AsyncClient stores a Set-Cookie answer's cookies and sends them on the redirect."""
+    seen: list[httpx.Request] = []
+    async with civic311.AsyncClient(BASE, transport=_cookie_gate(seen)) as client:
+        assert await client.list_services() == []
+        assert [r.headers.get("Cookie") for r in seen] == [None, "guid=abc"]
+        assert dict(client._http.cookies) == {"guid": "abc", "seen": "1"}
+
+
+def test_a_given_http_client_keeps_its_own_cookie_store() -> None:
+    """An http_client passed in keeps httpx's cookie handling as it was."""
+    mine = httpx.Client(transport=_cookie_gate([]))
+    with civic311.Client(BASE, http_client=mine) as client:
+        assert client.list_services() == []
+    assert type(mine.cookies) is httpx.Cookies
+    assert dict(mine.cookies) == {"guid": "abc", "seen": "1"}
+    mine.close()
 
 
 def test_wrong_http_client_types_are_refused() -> None:

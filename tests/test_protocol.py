@@ -6,7 +6,9 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qsl
 
 import httpx
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 
 import civic311
 from civic311 import errors
@@ -380,3 +382,57 @@ def test_wait_flow_404_is_an_error_when_not_pending() -> None:
     next(flow)
     with pytest.raises(errors.NotFoundError):
         flow.throw(errors.NotFoundError(status_code=404))
+
+
+FAST_URL_BASES = [
+    BASE,
+    BASE + "/",
+    "http://127.0.0.1:8311/open311/v2",
+    "http://[::1]:8080/v2",
+    "https://city.example",
+    "https://City.Example/Open311/v2",  # not httpx's canonical form: parsed every time
+    "https://bücher.example/v2",  # IDNA host: parsed every time
+    "https://city.example/open%20311/v2",
+    "https://city.example/a b/v2",  # httpx quotes the space: parsed every time
+]
+
+
+@pytest.mark.parametrize("base", FAST_URL_BASES)
+@pytest.mark.parametrize(
+    "call",
+    [
+        list_services_call(),
+        get_request_call("600001"),
+        get_request_call("ServiceRequest/Animals/Dog bite ü"),
+        get_request_call(".."),
+        service_definition_call("a+b=c&d"),
+        list_requests_call(service_request_id=["1", "2 3"], status="open"),
+    ],
+)
+@pytest.mark.parametrize("paths", [{}, {"requests": "issues"}, {"requests": "api/v 1/issues"}])
+def test_fast_url_is_the_parsed_url(base: str, call: Call[object], paths: dict[str, str]) -> None:
+    """A request's URL, built on the parsed endpoint, is the URL httpx parses from its text."""
+    settings = Settings("city.example", profile=Profile(paths=paths, extensions=True))
+    for fmt in ("json", "xml"):
+        url = build_request(call, base, fmt, settings).url  # type: ignore[arg-type]
+        parsed = httpx.URL(str(url))
+        assert url == parsed
+        assert (url.raw_path, url.host, url.port, url.scheme) == (
+            parsed.raw_path,
+            parsed.host,
+            parsed.port,
+            parsed.scheme,
+        )
+        assert url.params.multi_items() == parsed.params.multi_items()
+
+
+@hypothesis.given(st.text(min_size=1, max_size=40))
+@hypothesis.settings(max_examples=200, deadline=None)
+def test_fast_url_matches_the_parser_for_any_id(service_request_id: str) -> None:
+    """For any id, the request URL equals httpx's parse of the same text (or both refuse)."""
+    try:
+        call = get_request_call(service_request_id)
+    except civic311.InvalidRequestError:
+        return
+    url = build_request(call, BASE, "json", Settings()).url
+    assert url.raw_path == httpx.URL(f"{BASE}/{call.path}.json").raw_path

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import trio
 
 import civic311
 from civic311 import RetryPolicy
@@ -167,7 +168,8 @@ def trickle_headers(conn: socket.socket, server: Server) -> None:
 
 
 def run(flavor: str, url: str | list[str], method: str, *args: Any, **options: Any) -> Any:
-    """Call *method* on a fresh Client or AsyncClient (asyncio), returning what it returns."""
+    """Call *method* on a fresh Client or AsyncClient (asyncio, or trio for "trio"), returning
+    what it returns."""
     kwargs = options.pop("call", {})
     if flavor == "sync":
         with civic311.Client(url, **options) as client:
@@ -177,6 +179,8 @@ def run(flavor: str, url: str | list[str], method: str, *args: Any, **options: A
         async with civic311.AsyncClient(url, **options) as client:
             return await getattr(client, method)(*args, **kwargs)
 
+    if flavor == "trio":
+        return trio.run(go)
     return asyncio.run(go())
 
 
@@ -190,6 +194,9 @@ def timed(fn: Callable[[], Any]) -> tuple[float, BaseException | None]:
 
 
 FLAVORS = pytest.mark.parametrize("flavor", ["sync", "async"])
+#: The async client bounds an exchange with asyncio's own timeout on asyncio and anyio's cancel
+#: scope on trio (`transport.adeadline_scope`): both are held to the bound.
+FLAVORS_AND_TRIO = pytest.mark.parametrize("flavor", ["sync", "async", "trio"])
 
 
 # --- 11.4: one resource's 500s do not take the endpoint down -------------------------------
@@ -400,7 +407,7 @@ def test_submit_bound_holds_with_a_short_deadline(flavor: str) -> None:
 # --- 11.7: trickling servers cannot hold a call ----------------------------------------------
 
 
-@FLAVORS
+@FLAVORS_AND_TRIO
 @pytest.mark.parametrize("trickle", [trickle_body, trickle_headers], ids=["body", "headers"])
 def test_a_trickling_server_cannot_hold_a_read(flavor: str, trickle: Behaviour) -> None:
     """One byte every half second: the call ends by its deadline, as a TransportError."""
@@ -415,7 +422,7 @@ def test_a_trickling_server_cannot_hold_a_read(flavor: str, trickle: Behaviour) 
     assert took < policy.deadline + SLACK
 
 
-@FLAVORS
+@FLAVORS_AND_TRIO
 @pytest.mark.parametrize("trickle", [trickle_body, trickle_headers], ids=["body", "headers"])
 def test_a_trickling_server_cannot_hold_a_submit(flavor: str, trickle: Behaviour) -> None:
     """A POST answered by a trickle is reconciled, never re-sent, and ends in time."""

@@ -6,12 +6,14 @@ the submit's limit on the calls inside it, and the exchange deadline's clamps, e
 
 from __future__ import annotations
 
+import math
 import pickle
 import random
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import anyio
 import httpcore
 import httpx
 import pytest
@@ -359,3 +361,51 @@ def test_civic311_owned_sync_clients_bound_their_sockets() -> None:
     with civic311.Client(A) as client:
         pool = client._http._transport._pool  # type: ignore[attr-defined]
         assert isinstance(pool._network_backend, transport.DeadlineBackend)
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_the_async_deadline_scope_ends_a_wait_with_timeout_error(backend: str) -> None:
+    """adeadline_scope (asyncio.timeout on asyncio, anyio's scope on trio) raises TimeoutError."""
+
+    async def main() -> None:
+        async with transport.adeadline_scope(0.01):  # raised to MIN_EXCHANGE (0.1 s)
+            await anyio.sleep(30)
+
+    with pytest.raises(TimeoutError):
+        anyio.run(main, backend=backend)
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_the_async_deadline_scope_lets_a_quick_exchange_through(backend: str) -> None:
+    """Inside adeadline_scope, work that ends in time returns normally (no scope is left set)."""
+
+    async def main() -> int:
+        async with transport.adeadline_scope(None):
+            pass
+        async with transport.adeadline_scope(30.0):
+            await anyio.sleep(0.001)
+        return 7
+
+    assert anyio.run(main, backend=backend) == 7
+
+
+@pytest.mark.parametrize(
+    "timeout",
+    [
+        httpx.Timeout(10.0),
+        httpx.Timeout(10.0, connect=3.0),
+        httpx.Timeout(None),
+        httpx.Timeout(5.0, read=None),
+    ],
+)
+@pytest.mark.parametrize("left", [0.0, 0.5, 3.0, 7.0, 10.0, 60.0, math.inf])
+def test_each_timeout_is_cut_to_the_time_left(timeout: httpx.Timeout, left: float) -> None:
+    """_timeout_within gives each httpx timeout as min(its own, time left); unset ones the left."""
+    client = civic311.Client("https://city.example/v2", timeout=timeout)
+    bound = max(left, 0.001)
+    expected = {k: bound if v is None else min(v, bound) for k, v in timeout.as_dict().items()}
+    assert client._timeout_within(left) == expected
+    first = client._timeout_within(left)
+    first["read"] = -1.0  # each call gets its own dict: a request's change stays its own
+    assert client._timeout_within(left) == expected
+    client.close()

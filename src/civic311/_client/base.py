@@ -7,6 +7,7 @@ builds its `Call` through `ClientBase`, then only drives it.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import ssl
@@ -469,6 +470,12 @@ class ClientBase:
         if self._settings.api_key and self._profile.api_key_on_reads:
             guard_httpx_logs()
         self._timeout = timeout_of(timeout)
+        # Read on every call (`_timeout_within`): worked out once. An unset one (None) is
+        # unbounded, so the time left always bounds it.
+        self._timeout_values: dict[str, float | None] = self._timeout.as_dict()
+        self._timeout_longest = max(
+            (math.inf if v is None else v for v in self._timeout_values.values()), default=0.0
+        )
         self._headers = _headers(headers)
         if (
             isinstance(max_response_bytes, bool)
@@ -711,7 +718,9 @@ class ClientBase:
     def _timeout_within(self, seconds_left: float) -> dict[str, float | None]:
         """The per-request timeout, shortened so one attempt never outlives the call's deadline."""
         left = max(seconds_left, 0.001)
-        values = self._timeout.as_dict()
+        values = self._timeout_values
+        if left > self._timeout_longest:
+            return dict(values)  # the common case: the call's time left bounds nothing
         return {k: left if v is None else min(v, left) for k, v in values.items()}
 
     # --- call building -----------------------------------------------------------------------

@@ -9,8 +9,8 @@ socket operation, not the exchange: a server that sends one byte every half seco
 body) resets the read timeout forever. So the client bounds the whole exchange by the time left
 before the call's deadline:
 
-- `AsyncClient`: an anyio cancel scope (`anyio.fail_after`) around send and body read, which
-  works on asyncio and trio alike (`adeadline_scope`).
+- `AsyncClient`: a cancel scope around send and body read (`adeadline_scope`): asyncio's own
+  `asyncio.timeout` on asyncio, anyio's `fail_after` on trio.
 - `Client`: no cancel scopes in threads, so `deadline_scope` records the exchange's deadline in
   a context variable, and (a) every socket operation of an httpx client civic311 created is
   given at most the time left (`DeadlineBackend`, wrapping httpcore's network backend: trickled
@@ -23,17 +23,19 @@ Either way the deadline surfaces as a builtin `TimeoutError`, which the client t
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
 import anyio
 import httpcore
 import httpx
+import sniffio
 
 from civic311._protocol import scrub_text
 from civic311._secrets import mask_bytes
@@ -50,6 +52,7 @@ __all__ = [
     "deadline_error",
     "deadline_scope",
     "read_body",
+    "read_cookies_when_set",
     "transport_error",
 ]
 
@@ -67,20 +70,57 @@ def _bound(seconds: float | None) -> float | None:
     return max(seconds, MIN_EXCHANGE)
 
 
-def adeadline_scope(seconds: float | None) -> contextlib.AbstractContextManager[Any]:
-    """A cancel scope that ends the exchange after *seconds* with `TimeoutError` (async)."""
-    return anyio.fail_after(_bound(seconds))
+def adeadline_scope(seconds: float | None) -> contextlib.AbstractAsyncContextManager[Any]:
+    """A cancel scope that ends the exchange after *seconds* with `TimeoutError` (async).
 
-
-@contextlib.contextmanager
-def deadline_scope(seconds: float | None) -> Iterator[None]:
-    """Bound the exchange inside to *seconds* (sync): see the module docstring."""
+    On asyncio (Python 3.11+) that is `asyncio.timeout`, which costs 4 us to enter and leave
+    where `anyio.fail_after` costs 11 (bench/overhead.py; it is on every call's path); on trio,
+    or before 3.11, anyio's. Both raise the builtin `TimeoutError` at the deadline. sniffio
+    names the library running this task (trio in guest mode on an asyncio loop too).
+    """
     bound = _bound(seconds)
-    token = _EXCHANGE_DEADLINE.set(None if bound is None else time.monotonic() + bound)
-    try:
-        yield
-    finally:
-        _EXCHANGE_DEADLINE.reset(token)
+    if _asyncio_timeout is not None and sniffio.current_async_library() == "asyncio":
+        return _asyncio_timeout(bound)
+    return _AnyioDeadline(bound)
+
+
+#: `asyncio.timeout`, new in Python 3.11.
+_asyncio_timeout: Callable[[float | None], contextlib.AbstractAsyncContextManager[Any]] | None = (
+    getattr(asyncio, "timeout", None)
+)
+
+
+class _AnyioDeadline:
+    """`anyio.fail_after` (a plain context manager) entered with ``async with``."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self._scope = anyio.fail_after(seconds)
+
+    async def __aenter__(self) -> None:
+        self._scope.__enter__()
+
+    async def __aexit__(self, *exc_info: Any) -> bool | None:
+        return self._scope.__exit__(*exc_info)
+
+
+class deadline_scope:  # named as a function: it is used like one (contextlib.closing too)
+    """Bound the exchange inside to *seconds* (sync): see the module docstring.
+
+    A class rather than a `contextlib.contextmanager` generator: it is entered on every call,
+    and a generator-based manager costs about 2 us more to enter and leave (bench/overhead.py).
+    """
+
+    __slots__ = ("_deadline", "_token")
+
+    def __init__(self, seconds: float | None) -> None:
+        bound = _bound(seconds)
+        self._deadline = None if bound is None else time.monotonic() + bound
+
+    def __enter__(self) -> None:
+        self._token = _EXCHANGE_DEADLINE.set(self._deadline)
+
+    def __exit__(self, *exc_info: object) -> None:
+        _EXCHANGE_DEADLINE.reset(self._token)
 
 
 def _past_deadline() -> bool:
@@ -192,6 +232,34 @@ def bound_exchanges(client: httpx.Client) -> None:
 def abound_exchanges(client: httpx.AsyncClient) -> None:
     """Nothing to do for the async client: its exchanges run inside `adeadline_scope`."""
     del client
+
+
+class _SetCookies(httpx.Cookies):
+    """httpx's cookie store, reading an answer's cookies only when it sets some.
+
+    httpx hands every response to `http.cookiejar` (`httpx.Cookies.extract_cookies`), which
+    first builds a `urllib.request.Request` and an `email` message of the headers: 14 us of
+    every call (bench/overhead.py), for answers that almost never set a cookie. Without a
+    ``Set-Cookie`` or ``Set-Cookie2`` header the jar stores nothing (``make_cookies`` in
+    http/cookiejar.py returns no cookies), so skipping it changes nothing; an answer that sets
+    one is read as before (SeeClickFix offers a guid cookie, cities/registry.json).
+    """
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        headers = response.headers
+        if "set-cookie" in headers or "set-cookie2" in headers:
+            super().extract_cookies(response)
+
+
+def read_cookies_when_set(client: httpx.Client | httpx.AsyncClient) -> None:
+    """Give an httpx client civic311 created a `_SetCookies` store over the same jar.
+
+    httpx offers no public way (its ``cookies`` setter copies into a plain `httpx.Cookies`), so
+    this replaces ``_cookies``; an httpx that keeps its cookies otherwise is left alone.
+    """
+    cookies = getattr(client, "_cookies", None)
+    if type(cookies) is httpx.Cookies:
+        client._cookies = _SetCookies(cookies.jar)
 
 
 def deadline_error(method: str, url: str, seconds: float | None) -> TransportError:
