@@ -388,7 +388,7 @@ def _read_response(
             error.add_hint(WRONG_BASE_URL)
         raise error
     try:
-        if not body.strip() and call.is_post:
+        if call.is_post and not body.strip():  # (strip copies the body: POSTs only)
             # A 2xx with no body to a POST: accepted, nothing to report (blackbox, spec §3.1).
             return call.parse(Decoded(None, fmt)), fmt
         decoded = decode(body, fmt)

@@ -31,18 +31,20 @@ from __future__ import annotations
 
 import base64
 import binascii
+import difflib
+import enum
 import linecache
 import math
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from functools import partial
-from typing import Any, NamedTuple, TypeVar, get_type_hints
+from typing import Any, NamedTuple, TypeVar, cast, get_type_hints
 
 import attrs
 import cattrs
 
 from civic311._w3c import format_datetime, parse_datetime
-from civic311.errors import DecodeError
+from civic311.errors import DecodeError, InvalidRequestError
 from civic311.media import MediaFile
 from civic311.models import (
     Attribute,
@@ -531,10 +533,18 @@ def _field_lines(
             f"    v = (v.strip() or None) if v.__class__ is _str else {call}",
         ]
     elif kind == "float":
-        # v - v == 0.0 is False for NaN and the infinities: a finite check, inline.
+        # v - v == 0.0 is False for NaN and the infinities: a finite check, inline. XML gives
+        # numbers as text: float() reads it as the hook does (it ignores the same whitespace
+        # str.strip() removes); "" or "north" make float() raise, and the record goes the
+        # tolerant way.
         convert = [
             "if v is not None and (v.__class__ is not _float or v - v != 0.0):",
-            f"    v = {call}",
+            "    if v.__class__ is _str:",
+            "        v = _float(v)",
+            "        if v - v != 0.0:",
+            "            raise _Fallback",
+            "    else:",
+            f"        v = {call}",
         ]
     elif kind == "datetime":
         convert = [
@@ -645,13 +655,9 @@ def _optional(tp: Any) -> bool:
 # --- configuration ---------------------------------------------------------------------------
 
 
-def configure_converter(conv: cattrs.Converter) -> dict[type[Any], Callable[..., Any]]:
-    """Install civic311's hooks on *conv* (see the module docstring for every decision).
-
-    Returns:
-        Each model's structure function, for loops that look it up once (`structurer`).
-    """
-    hooks: dict[Any, FieldHook] = {
+def _value_hooks() -> dict[Any, FieldHook]:
+    """The hook of each field type (see the module docstring for every decision)."""
+    return {
         str: _text,
         str | None: _optional_text,
         bool: _bool,
@@ -666,6 +672,15 @@ def configure_converter(conv: cattrs.Converter) -> dict[type[Any], Callable[...,
         float: _optional_float,
         tuple[MediaFile, ...]: _media_files,
     }
+
+
+def configure_converter(conv: cattrs.Converter) -> dict[type[Any], Callable[..., Any]]:
+    """Install civic311's hooks on *conv* (see the module docstring for every decision).
+
+    Returns:
+        Each model's structure function, for loops that look it up once (`structurer`).
+    """
+    hooks = _value_hooks()
 
     def seq_of(model: type[Any]) -> FieldHook:
         def hook(value: Any, what: str = "value") -> tuple[Any, ...]:
@@ -738,6 +753,8 @@ def _unstructure_model(cls: type[Any], conv: cattrs.Converter) -> Callable[[Any]
 def _plain(value: Any, conv: cattrs.Converter) -> Any:
     if value is None or type(value) in (str, int, float, bool):
         return value
+    if isinstance(value, enum.Enum):  # first: EndpointState is a str too
+        return _plain(value.value, conv)
     if isinstance(value, str):
         return str(value)
     if isinstance(value, datetime):
@@ -746,6 +763,12 @@ def _plain(value: Any, conv: cattrs.Converter) -> Any:
         return [_plain(v, conv) for v in value]
     if isinstance(value, Mapping):
         return {k: _plain(v, conv) for k, v in value.items()}
+    if type(value) in MODELS or isinstance(value, MediaFile):
+        return conv.unstructure(value)
+    if isinstance(value, BaseException):
+        return {"type": type(value).__name__, "message": str(value)}
+    if attrs.has(type(value)):
+        return {f.name: _plain(getattr(value, f.name), conv) for f in attrs.fields(type(value))}
     return conv.unstructure(value)
 
 
@@ -769,28 +792,77 @@ def structurer(model: type[T]) -> Callable[[dict[str, Any]], T]:
 
 
 def to_dict(model: Any) -> dict[str, Any]:
-    """A JSON-ready dict of any civic311 model (ISO 8601 datetimes, extras under ``"extras"``).
+    """A JSON-ready dict of any civic311 model or record (ISO 8601 datetimes, extras under
+    ``"extras"``): the GeoReport models, and every other attrs class civic311 exports
+    (`EndpointHealth`, `Problem`, `Attempt`, `StatusChange`, `OutboxEntry`…). In those, an
+    enumeration is its value, an exception ``{"type": its class name, "message": its text}``
+    and a `MediaFile` its name, content type and base64 bytes.
 
     Raises:
-        TypeError: *model* is not a civic311 model.
+        TypeError: *model* is not a civic311 model or record.
     """
-    if type(model) not in MODELS:
-        raise TypeError(f"to_dict takes a civic311 model, not {type(model).__name__}")
-    result: dict[str, Any] = converter.unstructure(model)
-    return result
+    cls = type(model)
+    if cls in MODELS:
+        result: dict[str, Any] = converter.unstructure(model)
+        return result
+    if attrs.has(cls) and cls.__module__.split(".")[0] == "civic311":
+        plain: dict[str, Any] = _plain(model, converter)
+        return plain
+    raise TypeError(f"to_dict takes a civic311 model, not {cls.__name__}")
 
 
 def from_dict(model: type[T], data: Mapping[str, Any]) -> T:
     """Rebuild a *model* from `to_dict` output (or from a server's plain record).
 
+    `NewRequest` is input (a web form, a queued job), so it is read strictly: a key that is no
+    field (``"descripton"``), a missing ``service_code`` or a value that cannot be read raise
+    `InvalidRequestError` naming the field. The models a city sends are read as tolerantly as
+    its answers, unknown keys kept in ``extras``.
+
     Raises:
         TypeError: *model* is not a civic311 model class.
-        DecodeError: *data* does not have the model's shape.
-        InvalidRequestError: for `NewRequest`, the data breaks its rules.
+        DecodeError: *data* does not have the model's shape (any model but `NewRequest`).
+        InvalidRequestError: for `NewRequest`, the data is not a valid request.
     """
     if model not in MODELS:
         raise TypeError(f"from_dict takes a civic311 model class, not {model!r}")
+    if model is NewRequest:
+        return cast(T, _new_request_from(data))
     if not isinstance(data, Mapping):
         raise DecodeError(f"{model.__name__}: expected a mapping, got {type(data).__name__}")
     result: T = converter.structure(dict(data), model)
     return result
+
+
+#: NewRequest's fields: the value hook of each (None: its attrs converter reads the value).
+_NEW_REQUEST_FIELDS = {name: hook for name, hook, _, _ in _plan(NewRequest, _value_hooks()).fields}
+
+
+def _new_request_from(data: object) -> NewRequest:
+    """A `NewRequest` from plain data, strictly (see `from_dict`)."""
+    if not isinstance(data, Mapping):
+        raise InvalidRequestError(
+            "data", f"must be a mapping of NewRequest fields, not {type(data).__name__}"
+        )
+    for key in data:
+        if key not in _NEW_REQUEST_FIELDS:
+            close = difflib.get_close_matches(str(key), _NEW_REQUEST_FIELDS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise InvalidRequestError(str(key), f"is not a field of NewRequest{hint}")
+    if data.get("service_code") is None:
+        raise InvalidRequestError("service_code", "is required")
+    kwargs: dict[str, Any] = {}
+    for name, hook in _NEW_REQUEST_FIELDS.items():
+        if name not in data:
+            continue  # its default
+        value = data[name]
+        if hook is None:
+            kwargs[name] = value
+            continue
+        try:
+            kwargs[name] = hook(value, name)
+        except DecodeError as exc:
+            # The hook names the value it read ("lat", "media[0]"); that is the field.
+            field, _, message = str(exc).partition(": ")
+            raise InvalidRequestError(field or name, message or str(exc)) from None
+    return NewRequest(**kwargs)
