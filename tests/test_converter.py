@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import pickle
 from datetime import datetime, timedelta, timezone
@@ -602,8 +603,10 @@ def _assert_same(model: type[Any], record: dict[str, Any]) -> None:
 
 
 def test_the_fast_structure_functions_are_generated() -> None:
-    """Each plain model decodes through a generated function, not the tolerant one."""
+    """Each plain model decodes through a generated function (built on first use)."""
     for model in FAST_MODELS:
+        with contextlib.suppress(DecodeError):
+            structurer(model)({})  # the first use builds it
         assert structurer(model).__code__.co_filename.startswith("<civic311 generated")
     assert civic311._wire.converter.converter.structure(
         {"code": "1", "description": "x"}, ErrorDetail

@@ -513,7 +513,11 @@ def _structure(model: type[T], record: dict[str, Any], what: str) -> T:
 
 def _parse_services(decoded: Decoded) -> list[Service]:
     records = _records(decoded, ("services", "service"), "services")
-    return [_structure(Service, r, f"services[{i}]") for i, r in enumerate(records)]
+    structure = structurer(Service)
+    try:
+        return list(map(structure, records))
+    except DecodeError as exc:
+        raise _name_bad_record(structure, records, "services") from exc
 
 
 def list_services_call() -> Call[list[Service]]:

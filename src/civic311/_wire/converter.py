@@ -19,8 +19,14 @@ Every Open311 decision about values lives here, in hooks at the edge, and nowher
 - **unknown fields** go into ``extras`` (§10.19); known misspellings are read under their spec
   name (``servicerequest_id``, ``status_note``, ``adress_id``, §10.20).
 
+Lists decode through one generated function per model (`_fast_model_hook`): each field's
+common case inline, anything unusual handed to the tolerant hooks above, so every decision is
+theirs (issue 13: decoding 10k requests went from ~4.9x `json.loads` to ~2.4x).
+
 Unstructuring (`to_dict`) gives JSON-ready dicts: ISO 8601 datetimes, lists for tuples, plain
-strings for the open types, ``extras`` nested under ``"extras"``. `from_dict` reads that back.
+strings for the open types, ``extras`` nested under ``"extras"``. `from_dict` reads that back,
+strictly for `NewRequest` (input: an unknown key, a missing or unreadable field is an
+`InvalidRequestError` naming it) and as tolerantly as a city's answer for the other models.
 
 A `NewRequest`'s files (`MediaFile`) travel whole, so a request parked in the outbox or handed to
 a task queue keeps its photo: each is ``{"filename", "content_type", "content_base64"}``, the
@@ -33,6 +39,7 @@ import base64
 import binascii
 import difflib
 import enum
+import functools
 import linecache
 import math
 from collections.abc import Callable, Mapping
@@ -699,8 +706,7 @@ def configure_converter(conv: cattrs.Converter) -> dict[type[Any], Callable[...,
     hooks[tuple[AttributeValue, ...]] = seq_of(AttributeValue)
     hooks[tuple[Attribute, ...]] = seq_of(Attribute)
     for model in MODELS:
-        tolerant = _model_hook(model, hooks)
-        model_hooks[model] = _fast_model_hook(model, hooks, tolerant) or tolerant
+        model_hooks[model] = _on_first_use(model, hooks, model_hooks)
         conv.register_structure_hook(model, model_hooks[model])
     for tp, hook in hooks.items():
         # Predicate registration: parametrised generics (tuple[str, ...]) are not classes.
@@ -720,6 +726,29 @@ def configure_converter(conv: cattrs.Converter) -> dict[type[Any], Callable[...,
 
     conv.register_unstructure_hook_factory(is_model, model_unstructurer)
     return model_hooks
+
+
+def _on_first_use(
+    model: type[Any],
+    hooks: dict[Any, FieldHook],
+    model_hooks: dict[type[Any], Callable[..., Any]],
+) -> Callable[..., Any]:
+    """A structure function for *model* that builds the real ones on its first call and puts
+    them in its place: generating them costs milliseconds, which `import civic311` should not
+    pay for models a program never decodes."""
+    built: list[Callable[..., Any]] = []
+
+    def structure(data: Any, _: Any = None) -> Any:
+        if not built:
+            # Two threads may both build one; either is right. cattrs keeps calling this
+            # function (its registrations are not changed after configuration); `structurer`
+            # and the sequence hooks read *model_hooks*, and get the built one directly.
+            tolerant = _model_hook(model, hooks)
+            built.append(_fast_model_hook(model, hooks, tolerant) or tolerant)
+            model_hooks[model] = built[0]
+        return built[0](data)
+
+    return structure
 
 
 def _is_exactly(expected: Any) -> Callable[[Any], bool]:
@@ -834,8 +863,10 @@ def from_dict(model: type[T], data: Mapping[str, Any]) -> T:
     return result
 
 
-#: NewRequest's fields: the value hook of each (None: its attrs converter reads the value).
-_NEW_REQUEST_FIELDS = {name: hook for name, hook, _, _ in _plan(NewRequest, _value_hooks()).fields}
+@functools.cache
+def _new_request_fields() -> dict[str, FieldHook | None]:
+    """NewRequest's fields: the value hook of each (None: its attrs converter reads the value)."""
+    return {name: hook for name, hook, _, _ in _plan(NewRequest, _value_hooks()).fields}
 
 
 def _new_request_from(data: object) -> NewRequest:
@@ -844,15 +875,16 @@ def _new_request_from(data: object) -> NewRequest:
         raise InvalidRequestError(
             "data", f"must be a mapping of NewRequest fields, not {type(data).__name__}"
         )
+    fields = _new_request_fields()
     for key in data:
-        if key not in _NEW_REQUEST_FIELDS:
-            close = difflib.get_close_matches(str(key), _NEW_REQUEST_FIELDS, n=1)
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), fields, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise InvalidRequestError(str(key), f"is not a field of NewRequest{hint}")
     if data.get("service_code") is None:
         raise InvalidRequestError("service_code", "is required")
     kwargs: dict[str, Any] = {}
-    for name, hook in _NEW_REQUEST_FIELDS.items():
+    for name, hook in fields.items():
         if name not in data:
             continue  # its default
         value = data[name]
