@@ -588,10 +588,12 @@ def _outcome(model: type[Any], structure: Any, record: dict[str, Any]) -> Any:
     import attrs
 
     fields = [(f.name, getattr(result, f.name)) for f in attrs.fields(model)]
+    extras = getattr(result, "extras", {})
     return (
         type(result),
         result,
         [(name, type(value), repr(value)) for name, value in fields],
+        [(key, type(key), type(extras)) for key in extras],  # the same keys, in order
         hash(result),
     )
 
@@ -645,6 +647,8 @@ def test_fast_and_tolerant_read_tricky_text_alike(value: object, field: str) -> 
         {"service_request_id": "5", "a": 1, "b": [1, {"c": 2}]},
         {"service_request_id": None, "token": "t"},
         {},
+        {"service_request_id": "5", 1: "one"},
+        {"service_request_id": "5", True: "true"},
     ],
 )
 def test_fast_and_tolerant_read_aliases_and_extras_alike(record: dict[str, Any]) -> None:

@@ -615,7 +615,8 @@ _INLINE_KINDS: dict[FieldHook, str] = {
 #: hashed. Bounded: past it, layouts are worked out afresh each time.
 LAYOUT_CACHE_SIZE = 64
 
-#: A layout the generated function does not read: an alias or a nested "extras" object.
+#: A layout the generated function does not read: an alias, a nested "extras" object, a key
+#: that is not a str.
 _IRREGULAR: Any = ("irregular",)
 
 #: Extras of only these types need no depth check (`_check_depth` looks into dicts and lists).
@@ -631,7 +632,14 @@ def _layout(
     """The extras' keys in *keys* (in order), or `_IRREGULAR` when the tolerant function must
     read a record with these keys."""
     extra = tuple(k for k in keys if k not in fields)
-    layout = _IRREGULAR if "extras" in extra or not aliases.isdisjoint(extra) else extra
+    irregular = (
+        "extras" in extra
+        or not aliases.isdisjoint(extra)
+        # Keys that are not plain str (from_dict of a user's dict): 1 == True, and a str
+        # subclass equals its text, so tuples of them could match another layout.
+        or any(type(k) is not str for k in keys)
+    )
+    layout = _IRREGULAR if irregular else extra
     if len(layouts) < LAYOUT_CACHE_SIZE:
         layouts[keys] = layout
     return layout
