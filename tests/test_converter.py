@@ -487,7 +487,15 @@ def test_to_dict_of_records_spells_enums_errors_and_datetimes_plainly() -> None:
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from civic311._wire.converter import _model_hook, _value_hooks, structurer  # noqa: E402
+from civic311._wire.converter import (  # noqa: E402
+    LAYOUT_CACHE_SIZE,
+    SPECIALIZE_AFTER,
+    SPECIALIZED_LAYOUTS,
+    _fast_model_hook,
+    _model_hook,
+    _value_hooks,
+    structurer,
+)
 
 FAST_MODELS = (ServiceRequest, Service, Receipt, TokenStatus, ErrorDetail, AttributeValue)
 TOLERANT = {model: _model_hook(model, _value_hooks()) for model in FAST_MODELS}
@@ -599,9 +607,13 @@ def _outcome(model: type[Any], structure: Any, record: dict[str, Any]) -> Any:
 
 
 def _assert_same(model: type[Any], record: dict[str, Any]) -> None:
-    fast = _outcome(model, structurer(model), record)
     slow = _outcome(model, TOLERANT[model], record)
-    assert fast == slow, record
+    assert _outcome(model, structurer(model), record) == slow, record
+    # A fresh generated function, asked often enough that the record's layout gets a function
+    # of its own: every answer, before and after, is the tolerant one's.
+    fresh = _fast_model_hook(model, _value_hooks(), TOLERANT[model])
+    for _ in range(SPECIALIZE_AFTER + 2):
+        assert _outcome(model, fresh, record) == slow, record
 
 
 def test_the_fast_structure_functions_are_generated() -> None:
@@ -665,6 +677,27 @@ def test_fast_structure_remembers_layouts_without_confusing_them() -> None:
     for index in range(200):  # more layouts than are remembered
         request = structurer(ServiceRequest)({"service_request_id": "1", f"x{index}": index})
         assert request.extras == {f"x{index}": index}
+
+
+def test_often_seen_layouts_get_functions_of_their_own_within_bounds() -> None:
+    """A layout seen often is read by its own function; only so many, and only after a while."""
+    fresh = _fast_model_hook(ServiceRequest, _value_hooks(), TOLERANT[ServiceRequest])
+    assert fresh is not None
+    layouts = fresh.__globals__["_layouts"]
+    record = {"service_request_id": "1", "status": "open", "priority": "high"}
+    for _ in range(SPECIALIZE_AFTER - 1):
+        fresh(record)
+    assert not any(callable(entry) for entry in layouts.values())
+    fresh(record)
+    assert callable(layouts[tuple(record)])
+    assert fresh(record) == TOLERANT[ServiceRequest](record)
+    for index in range(LAYOUT_CACHE_SIZE * 2):  # many layouts, each seen often
+        other = {"service_request_id": "1", f"x{index}": index}
+        for _ in range(SPECIALIZE_AFTER + 1):
+            assert fresh(other).extras == {f"x{index}": index}
+    assert sum(callable(entry) for entry in layouts.values()) == SPECIALIZED_LAYOUTS
+    assert len(layouts) <= LAYOUT_CACHE_SIZE
+    assert len(fresh.__globals__["_hits"]) <= LAYOUT_CACHE_SIZE
 
 
 def test_fast_built_models_are_ordinary_frozen_models() -> None:
