@@ -22,7 +22,6 @@ from civic311._wire.form import (
     multipart_data,
     new_request_fields,
 )
-from civic311.errors import DecodeError
 from civic311.media import MAX_MEDIA_BYTES, MediaFile
 from civic311.testing import Dialect, FakeCity
 
@@ -282,22 +281,23 @@ def test_from_dict_without_media_and_with_one_url() -> None:
 
 
 @pytest.mark.parametrize(
-    ("media", "error"),
+    ("media", "field"),
     [
-        ([{"filename": "a.jpg", "content_base64": "not base64!"}], DecodeError),
-        ([{"filename": "a.jpg"}], DecodeError),
-        (["a.jpg"], DecodeError),
-        (5, DecodeError),
-        ([{"filename": "a.jpg", "content_base64": ""}], InvalidRequestError),
-        ([{"filename": "../a.jpg", "content_base64": "eA=="}], InvalidRequestError),
+        ([{"filename": "a.jpg", "content_base64": "not base64!"}], "media[0]"),
+        ([{"filename": "a.jpg"}], "media[0]"),
+        (["a.jpg"], "media[0]"),
+        (5, "media"),
+        ([{"filename": "a.jpg", "content_base64": ""}], "media"),
+        ([{"filename": "../a.jpg", "content_base64": "eA=="}], "media"),
     ],
 )
-def test_from_dict_refuses_broken_media(media: object, error: type[Exception]) -> None:
-    """Malformed media data is a DecodeError; data breaking MediaFile's rules is invalid input."""
+def test_from_dict_refuses_broken_media(media: object, field: str) -> None:
+    """Malformed media data, or data breaking MediaFile's rules, is invalid input naming media."""
     data = to_dict(request())
     data["media"] = media
-    with pytest.raises(error):
+    with pytest.raises(InvalidRequestError) as caught:
         from_dict(NewRequest, data)
+    assert caught.value.field.startswith(field)
 
 
 # --- the form contract ----------------------------------------------------------------------

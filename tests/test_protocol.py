@@ -325,6 +325,22 @@ def test_wrong_shape_names_the_record() -> None:
         reply(list_services_call(), b'[{"service_code":"1"},{"service_name":"x"}]')
 
 
+def test_bad_request_record_is_named_by_its_index() -> None:
+    """A request list with one unreadable record raises DecodeError naming its index and field."""
+    body = b'[{"service_request_id":"1"},{"service_request_id":"2"},{"service_request_id":"3",'
+    body += b'"requested_datetime":"soon"}]'
+    with pytest.raises(errors.DecodeError, match=r"service_requests\[2\].*requested_datetime"):
+        reply(list_requests_call(), body)
+
+
+def test_request_list_counts_what_it_received_and_keeps_its_order() -> None:
+    """A page keeps the records' order and counts every record, skipped ones included."""
+    body = b'[{"service_request_id":"3"},{"token":"t"},{"service_request_id":"1"}]'
+    result = reply(list_requests_call(), body)
+    assert [r.service_request_id for r in result] == ["3", "1"]  # type: ignore[attr-defined]
+    assert result.received == 3  # type: ignore[attr-defined]
+
+
 def test_empty_2xx_post_is_a_blackbox_receipt() -> None:
     """An empty 2xx answer to a POST is a receipt with neither id nor token."""
     call = submit_call(civic311.NewRequest(service_code="1", address_id="2"))

@@ -104,7 +104,7 @@ def test_services_submit_and_status(city: FakeCity, app_for: Callable[[list[str]
         ({**REPORT, "service_code": "999"}, "service_code"),
         ({"service_code": "001", "description": "where?"}, "location"),
         ([1, 2], "body"),
-        ({**REPORT, "lat": "north"}, "body"),
+        ({**REPORT, "lat": "north"}, "lat"),
     ],
 )
 def test_bad_input_is_422_naming_the_field(

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import operator
 import re
 import warnings
 from collections import deque
@@ -37,7 +38,7 @@ from civic311._resilience.retry import parse_retry_after
 from civic311._secrets import SECRET_NAMES, mask_bytes, mask_text, redact_text, redact_url
 from civic311._version import __version__
 from civic311._wire import Decoded, Format, decode, looks_html
-from civic311._wire.converter import converter, format_datetime
+from civic311._wire.converter import converter, format_datetime, structurer
 from civic311._wire.errors import error_details, error_document, implied_status
 from civic311._wire.form import (
     FORM_CONTENT_TYPE,
@@ -440,7 +441,7 @@ def _read_response(
             error.add_hint(WRONG_BASE_URL)
         raise error
     try:
-        if not body.strip() and call.is_post:
+        if call.is_post and not body.strip():  # (strip copies the body: POSTs only)
             # A 2xx with no body to a POST: accepted, nothing to report (blackbox, spec §3.1).
             return call.parse(Decoded(None, fmt)), fmt
         decoded = decode(body, fmt)
@@ -565,7 +566,11 @@ def _structure(model: type[T], record: dict[str, Any], what: str) -> T:
 
 def _parse_services(decoded: Decoded) -> list[Service]:
     records = _records(decoded, ("services", "service"), "services")
-    return [_structure(Service, r, f"services[{i}]") for i, r in enumerate(records)]
+    structure = structurer(Service)
+    try:
+        return list(map(structure, records))
+    except DecodeError as exc:
+        raise _name_bad_record(structure, records, "services") from exc
 
 
 def list_services_call() -> Call[list[Service]]:
@@ -681,17 +686,33 @@ def get_request_call(service_request_id: str) -> Call[ServiceRequest]:
 
 def _parse_request_list(decoded: Decoded) -> Page[ServiceRequest]:
     records = _records(decoded, _REQUEST_NAMES, "service_requests")
-    out: Page[ServiceRequest] = Page(received=len(records))
-    skipped = 0
-    for index, record in enumerate(records):
-        request = _structure(ServiceRequest, record, f"service_requests[{index}]")
-        if request.service_request_id is None:
-            skipped += 1  # not created yet; Chicago lists these (reference §10.5)
-            continue
-        out.append(request)
-    if skipped:
-        logger.debug("skipped %d requests without a service_request_id", skipped)
+    structure = structurer(ServiceRequest)  # looked up once, not per record
+    try:
+        out: Page[ServiceRequest] = Page(map(structure, records), received=len(records))
+    except DecodeError as exc:
+        raise _name_bad_record(structure, records, "service_requests") from exc
+    if not all(map(_request_id, out)):  # (an id is never empty: empty text reads as None)
+        kept = [r for r in out if r.service_request_id is not None]
+        # Not created yet; Chicago lists these (reference §10.5).
+        logger.debug("skipped %d requests without a service_request_id", len(out) - len(kept))
+        out[:] = kept
     return out
+
+
+_request_id = operator.attrgetter("service_request_id")
+
+
+def _name_bad_record(
+    structure: Callable[[dict[str, Any]], object], records: list[dict[str, Any]], what: str
+) -> DecodeError:
+    """The error of the first record of *records* that *structure* refuses, naming its place
+    (formatted only when one is bad; structuring is pure, so reading again raises the same)."""
+    for index, record in enumerate(records):
+        try:
+            structure(record)
+        except DecodeError as exc:  # noqa: PERF203 - the error path, once
+            return DecodeError(f"{what}[{index}]: {exc}")
+    return DecodeError(f"{what}: a record could not be read")  # pragma: no cover
 
 
 def _comma_list(value: object, field: str) -> str | None:

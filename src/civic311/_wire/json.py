@@ -44,7 +44,7 @@ def parse_json(body: bytes) -> Any:
             except json.JSONDecodeError:
                 pass
             else:
-                return _no_surrogates(data) if _SURROGATE_ESCAPE.search(retry) else data
+                return _no_surrogates(data) if _has_surrogate_escape(retry) else data
         raise DecodeError(
             f"body is not valid JSON ({first.msg} at line {first.lineno} column {first.colno}): "
             f"{snippet(body)!r}",
@@ -54,12 +54,18 @@ def parse_json(body: bytes) -> Any:
         raise DecodeError("JSON nests too deeply to decode", body=body) from exc
     except ValueError as exc:  # e.g. an integer over Python's 4,300-digit conversion limit
         raise DecodeError(f"body is not usable JSON ({exc})", body=body) from exc
-    # Only an escape can put a surrogate in decoded text (UTF-8 cannot): look only then.
-    return _no_surrogates(data) if _SURROGATE_ESCAPE.search(text) else data
+    # Only an escape can put a surrogate in decoded text (UTF-8 cannot): look only then, and
+    # only past a backslash (a memchr; the regex over a 1 MB body cost ~7% of decoding it).
+    return _no_surrogates(data) if _has_surrogate_escape(text) else data
 
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _has_surrogate_escape(text: str) -> bool:
+    """Whether *text* holds a ``\\uD800``-``\\uDFFF`` escape (JSON's only way to a surrogate)."""
+    return "\\" in text and _SURROGATE_ESCAPE.search(text) is not None
 
 
 def _no_surrogates(value: Any) -> Any:

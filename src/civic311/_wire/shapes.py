@@ -16,6 +16,9 @@ from civic311.errors import DecodeError
 __all__ = ["items", "one_object"]
 
 
+_ONLY_DICTS = frozenset({dict})
+
+
 def items(data: Any, names: Sequence[str], what: str) -> list[dict[str, Any]]:
     """The records of a list answer.
 
@@ -35,6 +38,8 @@ def items(data: Any, names: Sequence[str], what: str) -> list[dict[str, Any]]:
                 return items(data[name], names, what)
         return [data]  # a bare object where an array of one was due (reference §10.1, §10.6)
     if isinstance(data, list):
+        if _ONLY_DICTS.issuperset(map(type, data)):
+            return data  # every record an object already: the usual case, checked in C
         records: list[dict[str, Any]] = []
         for index, record in enumerate(data):
             if record is None:
