@@ -10,13 +10,11 @@ to JSON-ready dicts and back. `civic311.testing.FakeCity` is a GeoReport v2 city
 
 from typing import TYPE_CHECKING, Any
 
-from civic311._client.async_client import AsyncClient
+# Imported at start-up: the sync client, the models and the errors, which every program that
+# calls a city uses. Everything else loads on first use (`__getattr__` below), so that
+# `import civic311` stays within 1.4x `import httpx` (issue 13; bench/import_time.py).
 from civic311._client.client import Client
-from civic311._client.execution import AttemptEvent
-from civic311._clock import Clock, SystemClock
-from civic311._resilience import EndpointHealth, EndpointState, RetryPolicy
 from civic311._version import __version__
-from civic311._wire.converter import from_dict, to_dict
 from civic311.errors import (
     AllEndpointsFailedError,
     APIError,
@@ -47,7 +45,6 @@ from civic311.errors import (
     ValidationFailedError,
     WaitTimeoutError,
 )
-from civic311.media import MediaFile
 from civic311.models import (
     Attribute,
     AttributeDatatype,
@@ -62,8 +59,6 @@ from civic311.models import (
     Status,
     TokenStatus,
 )
-from civic311.profiles import Profile
-from civic311.tracking import StatusChange, Tracked
 
 __all__ = [
     "APIError",
@@ -127,24 +122,51 @@ __all__ = [
     "to_dict",
 ]
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the names loaded on first use, for type checkers and IDEs
+    from civic311._client.async_client import AsyncClient
+    from civic311._client.execution import AttemptEvent
+    from civic311._clock import Clock, SystemClock
+    from civic311._resilience import EndpointHealth, EndpointState, RetryPolicy
+    from civic311._wire.converter import from_dict, to_dict
     from civic311.ledger import Ledger
+    from civic311.media import MediaFile
     from civic311.outbox import FlushReport, Outbox, OutboxEntry
+    from civic311.profiles import Profile
+    from civic311.tracking import StatusChange, Tracked
 
-# Loaded on first use, so `import civic311` does not pay for SQLite (the outbox and ledger).
+#: Public name -> the module that defines it, imported on first access (PEP 562). AsyncClient
+#: brings anyio; from_dict/to_dict bring cattrs; the outbox and ledger bring SQLite.
 _LAZY = {
+    "AsyncClient": "civic311._client.async_client",
+    "AttemptEvent": "civic311._client.execution",
+    "Clock": "civic311._clock",
+    "EndpointHealth": "civic311._resilience",
+    "EndpointState": "civic311._resilience",
     "FlushReport": "civic311.outbox",
     "Ledger": "civic311.ledger",
+    "MediaFile": "civic311.media",
     "Outbox": "civic311.outbox",
     "OutboxEntry": "civic311.outbox",
+    "Profile": "civic311.profiles",
+    "RetryPolicy": "civic311._resilience",
+    "StatusChange": "civic311.tracking",
+    "SystemClock": "civic311._clock",
+    "Tracked": "civic311.tracking",
+    "from_dict": "civic311._wire.converter",
+    "to_dict": "civic311._wire.converter",
 }
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'civic311' has no attribute {name!r}")
+    import importlib
 
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'civic311' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups find it directly, without this hook
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -19,13 +19,14 @@ sleep.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import re
 import warnings
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 from urllib.parse import quote, urlencode
 
 import attrs
@@ -35,8 +36,8 @@ from civic311._checks import endpoint_url
 from civic311._resilience.retry import parse_retry_after
 from civic311._secrets import SECRET_NAMES, mask_bytes, mask_text, redact_text, redact_url
 from civic311._version import __version__
+from civic311._w3c import format_datetime
 from civic311._wire import Decoded, Format, decode, looks_html
-from civic311._wire.converter import converter, format_datetime
 from civic311._wire.errors import error_details, error_document, implied_status
 from civic311._wire.form import (
     FORM_CONTENT_TYPE,
@@ -69,6 +70,9 @@ from civic311.models import (
     TokenStatus,
 )
 from civic311.profiles import SPEC, Profile
+
+if TYPE_CHECKING:
+    import cattrs
 
 __all__ = [
     "MAX_PAGES",
@@ -503,9 +507,17 @@ def _records(decoded: Decoded, names: Sequence[str], what: str) -> list[dict[str
     return items(decoded.data, names, what)
 
 
+@functools.cache
+def _converter() -> cattrs.Converter:
+    """The converter, imported on first use: it brings cattrs (~10 ms of `import civic311`)."""
+    from civic311._wire.converter import converter
+
+    return converter
+
+
 def _structure(model: type[T], record: dict[str, Any], what: str) -> T:
     try:
-        return converter.structure(record, model)
+        return _converter().structure(record, model)
     except DecodeError as exc:
         raise DecodeError(f"{what}: {exc}") from exc
 
@@ -580,6 +592,7 @@ def _request_extras(record: dict[str, Any], extras: Mapping[str, Any]) -> dict[s
     the model cannot read keeps its raw values.
     """
     try:
+        converter = _converter()
         plain = converter.unstructure(converter.structure(record, ServiceRequest))
     except (DecodeError, ValueError, TypeError):
         return dict(extras)
@@ -892,9 +905,23 @@ _NOT_COPIED = SECRET_NAMES | {"jurisdiction_id", "extensions"}
 #: The most pages one list call follows (a runaway server must not hold a caller for ever).
 MAX_PAGES = 100
 
-_LINK = re.compile(r"<([^>]*)>((?:\s*;\s*[^;,]+)*)")
-_REL = re.compile(r"""(?i)(?:^|;)\s*rel\s*=\s*(?:"([^"]*)"|([^\s;,"]+))""")
-_FORMAT_SUFFIX = re.compile(r"\.(?:json|xml)$", re.IGNORECASE)
+
+@functools.cache
+def _link() -> re.Pattern[str]:
+    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
+    return re.compile(r"<([^>]*)>((?:\s*;\s*[^;,]+)*)")
+
+
+@functools.cache
+def _rel() -> re.Pattern[str]:
+    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
+    return re.compile(r"""(?i)(?:^|;)\s*rel\s*=\s*(?:"([^"]*)"|([^\s;,"]+))""")
+
+
+@functools.cache
+def _format_suffix() -> re.Pattern[str]:
+    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
+    return re.compile(r"\.(?:json|xml)$", re.IGNORECASE)
 
 
 class Page(list[T]):
@@ -935,8 +962,8 @@ def next_link(headers: httpx.Headers) -> str | None:
     if url is not None and url.strip():
         return url.strip()
     for value in headers.get_list("Link"):
-        for target, params in _LINK.findall(value):
-            for quoted, bare in _REL.findall(params):
+        for target, params in _link().findall(value):
+            for quoted, bare in _rel().findall(params):
                 if "next" in str(quoted or bare).lower().split():
                     return str(target).strip()
     return None
@@ -960,7 +987,7 @@ def next_params(request_url: httpx.URL, link: str) -> tuple[tuple[str, str], ...
     same_port = target.port == request_url.port or (target.port is None) == (
         request_url.port is None
     )
-    same_path = _FORMAT_SUFFIX.sub("", target.path) == _FORMAT_SUFFIX.sub("", request_url.path)
+    same_path = _format_suffix().sub("", target.path) == _format_suffix().sub("", request_url.path)
     if not (same_host and same_port and same_path):
         return None
     return tuple((k, v) for k, v in target.params.multi_items() if k.lower() not in _NOT_COPIED)

@@ -67,11 +67,10 @@ from civic311.errors import (
 from civic311.harvest import Harvest, filter_sets, keep
 from civic311.models import NewRequest, Receipt, Service, ServiceDefinition, ServiceRequest
 from civic311.profiles import PROFILES, SPEC, Profile
-from civic311.tracking import StatusChange, StatusStore, Watch
-from civic311.validation import check, sendable
 
-if TYPE_CHECKING:  # discovery loads only when used
+if TYPE_CHECKING:  # discovery and tracking load only when used
     from civic311.discovery import Discovery
+    from civic311.tracking import StatusChange, StatusStore, Watch
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
@@ -669,6 +668,9 @@ class ClientBase:
 
     @staticmethod
     def _validated(request: NewRequest, definition: ServiceDefinition) -> NewRequest:
+        # Imported on first use (validate=True): not part of `import civic311` (issue 13).
+        from civic311.validation import check, sendable
+
         check(definition, request)
         return sendable(definition, request)
 
@@ -734,6 +736,8 @@ class ClientBase:
         max_interval: float,
         timeout: float | None,
     ) -> Watch:
+        from civic311.tracking import StatusStore, Watch
+
         if ledger is not None and not isinstance(ledger, StatusStore):
             raise InvalidRequestError(
                 "ledger", f"must be a civic311.Ledger (a tracking.StatusStore), not {ledger!r}"

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Any
@@ -19,9 +20,18 @@ from civic311.errors import DecodeError, snippet
 
 __all__ = ["parse_json"]
 
+
 # Rails writes JSONP as "/**/callback(…)" (Klarschiff and SeeClickFix run on Rails).
-_JSONP = re.compile(rb"^\s*(?:/\*\*/)?\s*[A-Za-z_$][\w$.]*\s*\((.*)\)\s*;?\s*$", re.DOTALL)
-_NUMBER_WITH_ZEROS = re.compile(r"-?0\d+(?:\.\d+)?")
+@functools.cache
+def _jsonp() -> re.Pattern[bytes]:
+    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
+    return re.compile(rb"^\s*(?:/\*\*/)?\s*[A-Za-z_$][\w$.]*\s*\((.*)\)\s*;?\s*$", re.DOTALL)
+
+
+@functools.cache
+def _number_with_zeros() -> re.Pattern[str]:
+    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
+    return re.compile(r"-?0\d+(?:\.\d+)?")
 
 
 def parse_json(body: bytes) -> Any:
@@ -44,7 +54,7 @@ def parse_json(body: bytes) -> Any:
             except json.JSONDecodeError:
                 pass
             else:
-                return _no_surrogates(data) if _SURROGATE_ESCAPE.search(retry) else data
+                return _no_surrogates(data) if _surrogate_escape().search(retry) else data
         raise DecodeError(
             f"body is not valid JSON ({first.msg} at line {first.lineno} column {first.colno}): "
             f"{snippet(body)!r}",
@@ -55,17 +65,25 @@ def parse_json(body: bytes) -> Any:
     except ValueError as exc:  # e.g. an integer over Python's 4,300-digit conversion limit
         raise DecodeError(f"body is not usable JSON ({exc})", body=body) from exc
     # Only an escape can put a surrogate in decoded text (UTF-8 cannot): look only then.
-    return _no_surrogates(data) if _SURROGATE_ESCAPE.search(text) else data
+    return _no_surrogates(data) if _surrogate_escape().search(text) else data
 
 
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
+@functools.cache
+def _surrogate_escape() -> re.Pattern[str]:
+    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
+    return re.compile(r"\\u[dD][89a-fA-F]")
+
+
+@functools.cache
+def _surrogate() -> re.Pattern[str]:
+    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
+    return re.compile("[\ud800-\udfff]")
 
 
 def _no_surrogates(value: Any) -> Any:
     """*value* with every lone surrogate in its strings (keys too) replaced by U+FFFD."""
     if isinstance(value, str):
-        return _SURROGATE.sub("\ufffd", value)
+        return _surrogate().sub("\ufffd", value)
     if isinstance(value, list):
         return [_no_surrogates(item) for item in value]
     if isinstance(value, dict):
@@ -74,7 +92,7 @@ def _no_surrogates(value: Any) -> Any:
 
 
 def _repair(body: bytes, text: str) -> str | None:
-    match = _JSONP.match(body)
+    match = _jsonp().match(body)
     if match:
         return match.group(1).decode("utf-8-sig", errors="replace")
     repaired = _quote_leading_zeros(text)
@@ -104,7 +122,7 @@ def _quote_leading_zeros(text: str) -> str:
             i += 1
             continue
         if char in "-0":
-            match = _NUMBER_WITH_ZEROS.match(text, i)
+            match = _number_with_zeros().match(text, i)
             previous = text[:i].rstrip()[-1:]
             if match and previous in (":", "[", ","):
                 out.append(f'"{match.group(0)}"')
