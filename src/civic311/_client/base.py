@@ -64,12 +64,12 @@ from civic311.errors import (
     TransportError,
     UntrackableReceiptError,
 )
-from civic311.harvest import Harvest, filter_sets, keep
 from civic311.models import NewRequest, Receipt, Service, ServiceDefinition, ServiceRequest
 from civic311.profiles import PROFILES, SPEC, Profile
 
-if TYPE_CHECKING:  # discovery and tracking load only when used
+if TYPE_CHECKING:  # discovery, harvests and tracking load only when used
     from civic311.discovery import Discovery
+    from civic311.harvest import Harvest
     from civic311.tracking import StatusChange, StatusStore, Watch
 
 __all__ = [
@@ -856,6 +856,8 @@ class ClientBase:
         if service_request_id is not None:
             wanted = id_set(service_request_id)
             return [r for r in found if r.service_request_id in wanted]
+        from civic311.harvest import filter_sets, keep  # loaded on first use (issue 13)
+
         codes, statuses = filter_sets(service_code, status)
         if codes is None and statuses is None and start_date is None and end_date is None:
             return found
@@ -870,6 +872,8 @@ class ClientBase:
         service_code: str | Sequence[str] | None,
         status: str | Sequence[str] | None,
     ) -> Harvest:
+        from civic311.harvest import Harvest  # loaded on first use (issue 13)
+
         profile = self._profile
         return Harvest(
             start=start_date,

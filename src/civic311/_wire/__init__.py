@@ -12,7 +12,6 @@ import functools
 import re
 from typing import Any, Literal
 
-from civic311._wire.json import parse_json
 from civic311.errors import DecodeError, page_summary, snippet
 
 __all__ = ["Decoded", "Format", "decode", "looks_html"]
@@ -86,6 +85,8 @@ def decode(body: bytes, expected: Format) -> Decoded:
             raise DecodeError(f"an HTML page where {expected.upper()} was expected", body=body)
         return Decoded(data, "xml", root)
     if head[:1] in b'[{"-0123456789tfn' or expected == "json":
+        from civic311._wire.json import parse_json  # imported on first use, as parse_xml
+
         return Decoded(parse_json(body), "json")
     raise DecodeError(
         f"body is neither XML nor JSON (expected {expected.upper()}): {snippet(body)!r}",
