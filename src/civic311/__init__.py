@@ -157,16 +157,19 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'civic311' has no attribute {name!r}")
-    import importlib
+# Defined for the interpreter only: type checkers see the names through the imports above, and
+# a misspelt name stays an error for them (a visible module __getattr__ would make any name Any).
+if not TYPE_CHECKING:
 
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups find it directly, without this hook
-    return value
+    def __getattr__(name: str) -> Any:
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module 'civic311' has no attribute {name!r}")
+        import importlib
 
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value  # later lookups find it directly, without this hook
+        return value
 
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    def __dir__() -> list[str]:
+        return sorted(set(globals()) | set(_LAZY))

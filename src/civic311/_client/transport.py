@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from civic311._client._exchange import EXCHANGE_DEADLINE as _EXCHANGE_DEADLINE
+from civic311._client._exchange import EXCHANGE_DEADLINE
 from civic311._protocol import scrub_text
 from civic311._secrets import mask_bytes
 from civic311.errors import ResponseTooLargeError, TransportError
@@ -52,6 +52,9 @@ __all__ = [
     "read_body",
     "transport_error",
 ]
+
+#: The current thread's exchange deadline (`civic311._client._exchange`), under its old name.
+_EXCHANGE_DEADLINE = EXCHANGE_DEADLINE
 
 #: However little time a call has left, an exchange gets at least this long (seconds): a call
 #: on a virtual clock may sit exactly at its deadline, and real I/O cannot take zero time.
@@ -242,11 +245,13 @@ async def aread_body(response: httpx.Response, limit: int, secret: str | None = 
     return cap.body()
 
 
-def __getattr__(name: str) -> Any:
-    # `DeadlineBackend` lives in `_network` (it subclasses httpcore's backend, so importing it
-    # imports httpcore); still reachable here, where it used to be defined.
-    if name == "DeadlineBackend":
-        from civic311._client._network import DeadlineBackend
+if not TYPE_CHECKING:  # for the interpreter; type checkers see the import above
 
-        return DeadlineBackend
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    def __getattr__(name: str) -> Any:
+        # `DeadlineBackend` lives in `_network` (it subclasses httpcore's backend, so importing it
+        # imports httpcore); still reachable here, where it used to be defined.
+        if name == "DeadlineBackend":
+            from civic311._client._network import DeadlineBackend
+
+            return DeadlineBackend
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
