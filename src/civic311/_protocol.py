@@ -70,10 +70,11 @@ from civic311.models import (
     ServiceRequest,
     TokenStatus,
 )
-from civic311.profiles import SPEC, Profile
 
 if TYPE_CHECKING:
     import cattrs
+
+    from civic311.profiles import Profile
 
 __all__ = [
     "MAX_PAGES",
@@ -154,8 +155,14 @@ class Settings(Record):
         self,
         jurisdiction_id: str | None = None,
         api_key: str | None = None,
-        profile: Profile = SPEC,
+        profile: Profile | None = None,
     ) -> None:
+        if profile is None:
+            # The spec's own profile. Imported here: the profiles load with the first client,
+            # not with `import civic311` (issue 13).
+            from civic311.profiles import SPEC
+
+            profile = SPEC
         self._set(jurisdiction_id=jurisdiction_id, api_key=api_key, profile=profile)
 
     @property

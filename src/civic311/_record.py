@@ -4,7 +4,8 @@ attrs builds each class at import by generating and compiling its methods (0.3-1
 issue 13), which is worth it for the public models, with their validators, converters and
 `attrs.fields` for cattrs. Internal records need none of that: a frozen, slotted class compared
 by value, whose methods are written once here. A subclass lists its fields in ``__slots__``
-(in constructor order), annotates them, and sets them in ``__init__`` with `Record._set`.
+(named as its constructor's keywords; the repr shows them in that order), annotates them, and
+sets them in ``__init__`` with `Record._set`.
 """
 
 from __future__ import annotations

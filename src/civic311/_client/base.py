@@ -65,11 +65,11 @@ from civic311.errors import (
     UntrackableReceiptError,
 )
 from civic311.models import NewRequest, Receipt, Service, ServiceDefinition, ServiceRequest
-from civic311.profiles import PROFILES, SPEC, Profile
 
 if TYPE_CHECKING:  # discovery, harvests and tracking load only when used
     from civic311.discovery import Discovery
     from civic311.harvest import Harvest
+    from civic311.profiles import Profile
     from civic311.tracking import StatusChange, StatusStore, Watch
 
 __all__ = [
@@ -313,6 +313,10 @@ def guard_httpx_logs() -> None:
 
 
 def _check_profile(value: object) -> Profile:
+    # Imported here: the profiles (a 48-field attrs class and its presets) load with the first
+    # client, not with `import civic311` (issue 13).
+    from civic311.profiles import PROFILES, SPEC, Profile
+
     if value is None:
         return SPEC
     if isinstance(value, str):

@@ -71,10 +71,10 @@ from civic311.models import (
     ServiceRequest,
     TokenStatus,
 )
-from civic311.profiles import Profile
 
 if TYPE_CHECKING:  # loaded when used: keeps `import civic311` light
     from civic311.discovery import Discovery, DiscoveryCache
+    from civic311.profiles import Profile
     from civic311.tracking import StatusChange, StatusStore, Tracked, Watch
 
 __all__ = ["Client"]
