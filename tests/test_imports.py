@@ -39,6 +39,7 @@ NOT_AT_IMPORT = {
     "civic311._client.async_client": "AsyncClient",
     "civic311.tracking": "track / watch",
     "civic311.profiles": "built with the first client (its profile)",
+    "civic311._resilience.pool": "built with the first client (its endpoints)",
     "civic311.harvest": "iter_requests and list_requests' filters",
     "civic311._wire.json": "the JSON decoder, on the first JSON body",
     "civic311.validation": "submit(validate=True)",

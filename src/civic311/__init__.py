@@ -126,7 +126,8 @@ if TYPE_CHECKING:  # the names loaded on first use, for type checkers and IDEs
     from civic311._client.async_client import AsyncClient
     from civic311._client.execution import AttemptEvent
     from civic311._clock import Clock, SystemClock
-    from civic311._resilience import EndpointHealth, EndpointState, RetryPolicy
+    from civic311._resilience.pool import EndpointHealth, EndpointState
+    from civic311._resilience.retry import RetryPolicy
     from civic311._wire.converter import from_dict, to_dict
     from civic311.ledger import Ledger
     from civic311.media import MediaFile
@@ -140,15 +141,15 @@ _LAZY = {
     "AsyncClient": "civic311._client.async_client",
     "AttemptEvent": "civic311._client.execution",
     "Clock": "civic311._clock",
-    "EndpointHealth": "civic311._resilience",
-    "EndpointState": "civic311._resilience",
+    "EndpointHealth": "civic311._resilience.pool",
+    "EndpointState": "civic311._resilience.pool",
     "FlushReport": "civic311.outbox",
     "Ledger": "civic311.ledger",
     "MediaFile": "civic311.media",
     "Outbox": "civic311.outbox",
     "OutboxEntry": "civic311.outbox",
     "Profile": "civic311.profiles",
-    "RetryPolicy": "civic311._resilience",
+    "RetryPolicy": "civic311._resilience.retry",
     "StatusChange": "civic311.tracking",
     "SystemClock": "civic311._clock",
     "Tracked": "civic311.tracking",

@@ -52,7 +52,6 @@ from civic311._protocol import (
     submit_call,
     wait_for_id_flow,
 )
-from civic311._resilience.pool import Endpoint, EndpointHealth, EndpointPool
 from civic311._resilience.retry import RetryPolicy
 from civic311._secrets import mask_text
 from civic311._wire import Format
@@ -67,6 +66,7 @@ from civic311.errors import (
 from civic311.models import NewRequest, Receipt, Service, ServiceDefinition, ServiceRequest
 
 if TYPE_CHECKING:  # discovery, harvests and tracking load only when used
+    from civic311._resilience.pool import Endpoint, EndpointHealth
     from civic311.discovery import Discovery
     from civic311.harvest import Harvest
     from civic311.profiles import Profile
@@ -492,6 +492,9 @@ class ClientBase:
             raise InvalidRequestError("on_attempt", "must be callable with an AttemptEvent")
         self._on_attempt = on_attempt
         self._reconcile_wait = check_seconds(reconcile_wait, "reconcile_wait")
+        # The pool loads with the first client, not with `import civic311` (issue 13).
+        from civic311._resilience.pool import EndpointPool
+
         try:
             self._pool = EndpointPool(
                 self._endpoints,
@@ -556,6 +559,8 @@ class ClientBase:
 
     def _use_formats(self, formats: Sequence[Format]) -> None:
         """Ask each endpoint in its own format (discovery says which each offers)."""
+        from civic311._resilience.pool import EndpointPool
+
         self._pool = EndpointPool(
             self._endpoints,
             wall=self._clock.now(),

@@ -58,14 +58,13 @@ import random
 from collections.abc import Callable, Generator, Iterator, Sequence
 from contextvars import ContextVar
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from civic311._clock import Clock
 from civic311._protocol import Call, Sleep, Step, list_requests_call
 from civic311._record import Record
-from civic311._resilience.pool import Endpoint, EndpointPool
 from civic311._resilience.retry import Decision, Outcome, RetryPolicy, classify_status
 from civic311._wire import Format, looks_html
 from civic311.errors import (
@@ -78,6 +77,9 @@ from civic311.errors import (
     TransportError,
 )
 from civic311.models import NewRequest, ServiceRequest
+
+if TYPE_CHECKING:
+    from civic311._resilience.pool import Endpoint, EndpointPool
 
 __all__ = [
     "AttemptEvent",
