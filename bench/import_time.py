@@ -1,6 +1,6 @@
 """Import time: ``import civic311`` against ``import httpx``, each in fresh interpreters.
 
-Three commands run in turn, interleaved, each in a new process:
+The commands run in turn, interleaved, each in a new process: chiefly
 ``python -c pass`` (the interpreter alone), ``python -c "import httpx"`` and
 ``python -c "import civic311"``, each also with click/rich/pygments hidden (as when civic311 is
 installed without its [cli] extra: httpx then skips its own command line). Wall-clock medians

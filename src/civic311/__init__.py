@@ -11,8 +11,8 @@ to JSON-ready dicts and back. `civic311.testing.FakeCity` is a GeoReport v2 city
 from typing import TYPE_CHECKING, Any
 
 # Imported at start-up: the sync client, the models and the errors, which every program that
-# calls a city uses. Everything else loads on first use (`__getattr__` below), so that
-# `import civic311` stays within 1.4x `import httpx` (issue 13; bench/import_time.py).
+# calls a city uses. Everything else loads on first use (`__getattr__` below), to keep
+# `import civic311` within 1.4x `import httpx` (issue 13; bench/import_time.py measures it).
 from civic311._client.client import Client
 from civic311._version import __version__
 from civic311.errors import (
