@@ -1,10 +1,13 @@
 """Import time: ``import civic311`` against ``import httpx``, each in fresh interpreters.
 
-Three commands run in turn, interleaved, each in a new process:
+The commands run in turn, interleaved, each in a new process: chiefly
 ``python -c pass`` (the interpreter alone), ``python -c "import httpx"`` and
-``python -c "import civic311"``. Wall-clock medians over the runs give the whole-process time of
-each; the goal compares civic311's whole process with httpx's (<= 1.5x), and the import alone
-(process minus bare interpreter) is shown beside it.
+``python -c "import civic311"``, each also with click/rich/pygments hidden (as when civic311 is
+installed without its [cli] extra: httpx then skips its own command line). Wall-clock medians
+over the runs give the whole-process time of each; the goals compare civic311's whole process
+with httpx's (<= 1.4x, issue 13), with and without them, and the import alone (process minus
+bare interpreter) is shown beside it. For scale: the declared dependencies imported together,
+and the first use (import, then build a client), where what civic311 loads lazily is paid.
 
 Bytecode: this environment may set PYTHONDONTWRITEBYTECODE, which leaves an editable install of
 civic311 without .pyc files (compiled from source on every start) while httpx's wheel has them.
@@ -26,17 +29,26 @@ import tempfile
 import time
 from collections import defaultdict
 
-from _common import banner, median, parse_args, result
+from _common import banner, median, paired_ratio, parse_args, result
 
-GOAL = 1.5
+GOAL = 1.4
 #: No single interpreter start may take longer than this.
 TIMEOUT = 30.0
-BUDGET = 60.0
+BUDGET = 90.0
 
 #: httpx imports its command line (click, rich, pygments) whenever they are installed, and
 #: civic311's [cli] extra installs them. Users of the library alone do not have them: this
 #: prefix hides them (``import click`` raises ImportError, as when absent).
 NO_CLI = "import sys\nfor name in ('click', 'rich', 'pygments'):\n    sys.modules[name] = None\n"
+
+#: The runtime dependencies civic311 declares beside httpx, imported alone: what importing
+#: all of them eagerly would cost, for scale (civic311 itself loads only attrs at import).
+DEPS = "import httpx, attrs, cattrs, tenacity, defusedxml.ElementTree"
+
+#: First use: a client built, as a program does right after the import. httpx's client builds
+#: its transport (httpcore, and trio when installed); civic311's builds its httpx client too.
+FIRST_USE_HTTPX = "import httpx\nhttpx.Client(base_url='https://city.example/open311/v2')"
+FIRST_USE_CIVIC311 = "import civic311\ncivic311.Client('https://city.example/open311/v2')"
 
 COMMANDS = {
     "bare interpreter": "pass",
@@ -44,20 +56,11 @@ COMMANDS = {
     "import civic311": "import civic311",
     "no cli: httpx": NO_CLI + "import httpx",
     "no cli: civic311": NO_CLI + "import civic311",
+    "deps alone": DEPS,
+    "no cli: deps alone": NO_CLI + DEPS,
+    "first use: httpx": FIRST_USE_HTTPX,
+    "first use: civic311": FIRST_USE_CIVIC311,
 }
-
-#: What-if: civic311 with asyncio and sqlite3 imported lazily (civic311._clock imports asyncio
-#: at the top for `SystemClock.sleep_async`, civic311.outbox imports sqlite3 for the Outbox,
-#: and nothing else needs them at import). Simulated by empty stand-in modules; valid only when
-#: the import succeeds with them, which the script checks first.
-WHAT_IF_LAZY = (
-    "import sys, types\n"
-    "for name in ('asyncio', 'sqlite3'):\n"
-    "    sys.modules[name] = types.ModuleType(name)\n"
-    "import civic311\n"
-    "assert 'asyncio.base_events' not in sys.modules"
-)
-WHAT_IF_LABEL = "what-if: lazy asyncio, sqlite3"
 
 
 def environment(prefix: str) -> dict[str, str]:
@@ -120,7 +123,12 @@ def added_modules(env: dict[str, str], runs: int) -> None:
     print("\n   by package (own time summed):")
     for name, us in sorted(packages.items(), key=lambda kv: -kv[1])[:12]:
         print(f"   {us / 1e3:>7.2f}ms  {name}")
+    ours = {name: us for name, us in extra.items() if name.split(".")[0] == "civic311"}
+    print(f"\n   civic311's own modules ({len(ours)}), biggest first (own time):")
+    for name, us in sorted(ours.items(), key=lambda kv: -kv[1])[:10]:
+        print(f"   {us / 1e3:>7.2f}ms  {name}")
     result("import_time.added_modules_ms", total / 1e3, "ms", None)
+    result("import_time.civic311_modules_ms", sum(ours.values()) / 1e3, "ms", None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,16 +141,6 @@ def main(argv: list[str] | None = None) -> int:
             run(code, env)
             run(code, env)
         commands = dict(COMMANDS)
-        probe = subprocess.run(
-            [sys.executable, "-c", WHAT_IF_LAZY], env=env, capture_output=True, timeout=TIMEOUT
-        )
-        if probe.returncode == 0:
-            commands[WHAT_IF_LABEL] = WHAT_IF_LAZY
-            commands[WHAT_IF_LABEL + ", no cli"] = NO_CLI + WHAT_IF_LAZY
-            for code in (WHAT_IF_LAZY, NO_CLI + WHAT_IF_LAZY):
-                run(code, env)
-        else:
-            print("   (what-if skipped: civic311 now needs asyncio or sqlite3 at import)")
         samples: dict[str, list[float]] = {label: [] for label in commands}
         deadline = time.monotonic() + BUDGET
         labels = list(commands)
@@ -166,7 +164,15 @@ def main(argv: list[str] | None = None) -> int:
             f"\n   import alone (process minus bare interpreter): civic311 "
             f"{(ours - bare) * 1e3:.1f}ms, httpx {(theirs - bare) * 1e3:.1f}ms"
         )
-        met = result("import_time.process_vs_httpx", ours / theirs, "x", GOAL)
+        # The goals use paired ratios (the median of each round's ratio): on a shared machine a
+        # burst of load hits both commands of a round alike, which a ratio of medians does not
+        # cancel.
+        met = result(
+            "import_time.process_vs_httpx",
+            paired_ratio(samples["import civic311"], samples["import httpx"]),
+            "x",
+            GOAL,
+        )
         result("import_time.import_only_vs_httpx", (ours - bare) / (theirs - bare), "x", None)
         result("import_time.civic311_process_ms", ours * 1e3, "ms", None)
         bare_ours, bare_theirs = (
@@ -177,16 +183,44 @@ def main(argv: list[str] | None = None) -> int:
             "\n   without click/rich/pygments installed (httpx then skips its CLI; users of the "
             f"library alone):\n   civic311 {bare_ours * 1e3:.1f}ms, httpx {bare_theirs * 1e3:.1f}ms"
         )
-        result("import_time.process_vs_httpx_no_cli", bare_ours / bare_theirs, "x", GOAL)
-        if WHAT_IF_LABEL in samples:
-            lazy = median(samples[WHAT_IF_LABEL])
-            print(
-                f"\n   what-if (proposal, simulated): asyncio and sqlite3 imported lazily would "
-                f"save {(ours - lazy) * 1e3:.1f}ms"
-            )
-            result("import_time.whatif_lazy_vs_httpx", lazy / theirs, "x", None)
-            lazy_bare = median(samples[WHAT_IF_LABEL + ", no cli"])
-            result("import_time.whatif_lazy_vs_httpx_no_cli", lazy_bare / bare_theirs, "x", None)
+        met_no_cli = result(
+            "import_time.process_vs_httpx_no_cli",
+            paired_ratio(samples["no cli: civic311"], samples["no cli: httpx"]),
+            "x",
+            GOAL,
+        )
+        met = met and met_no_cli
+        deps, deps_bare = median(samples["deps alone"]), median(samples["no cli: deps alone"])
+        print(
+            f"\n   httpx + attrs + cattrs + tenacity + defusedxml imported together: "
+            f"{deps * 1e3:.1f}ms ({deps_bare * 1e3:.1f}ms without click/rich)"
+        )
+        result(
+            "import_time.deps_alone_vs_httpx",
+            paired_ratio(samples["deps alone"], samples["import httpx"]),
+            "x",
+            None,
+        )
+        result(
+            "import_time.deps_alone_vs_httpx_no_cli",
+            paired_ratio(samples["no cli: deps alone"], samples["no cli: httpx"]),
+            "x",
+            None,
+        )
+        first_ours, first_theirs = (
+            median(samples["first use: civic311"]),
+            median(samples["first use: httpx"]),
+        )
+        print(
+            "\n   first use (import, then build a client: what loads lazily is paid here): "
+            f"civic311 {first_ours * 1e3:.1f}ms, httpx {first_theirs * 1e3:.1f}ms"
+        )
+        result(
+            "import_time.first_client_vs_httpx",
+            paired_ratio(samples["first use: civic311"], samples["first use: httpx"]),
+            "x",
+            None,
+        )
 
         added_modules(env, 5 if args.quick else 9)
 
@@ -197,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         cold = median([run("import civic311", cold_env)[0] for _ in range(3)])
     print(f"\n   without any bytecode cache (all compiled): import civic311 {cold * 1e3:.0f}ms")
     if not met:
-        print("\nMISSED: civic311 takes over 1.5x httpx's start-up; see the modules above.")
+        print(f"\nMISSED: civic311 takes over {GOAL}x httpx's start-up; see the modules above.")
     return 0
 
 

@@ -28,6 +28,8 @@ SRC = Path(civic311.__file__).resolve().parent.parent
 FLOORS: dict[str, int] = {
     "civic311._version": 0,
     "civic311.errors": 0,
+    # the base of internal records (plain slotted classes, not attrs: issue 13)
+    "civic311._record": 0,
     # leaves: time, datetimes, files a user holds, profiles (plain data), storage
     "civic311._w3c": 1,
     "civic311._checks": 1,

@@ -8,15 +8,13 @@
 to JSON-ready dicts and back. `civic311.testing.FakeCity` is a GeoReport v2 city to test against.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from civic311._client.async_client import AsyncClient
+# Imported at start-up: the sync client, the models and the errors, which every program that
+# calls a city uses. Everything else loads on first use (`__getattr__` below), to keep
+# `import civic311` within 1.4x `import httpx` (issue 13; bench/import_time.py measures it).
 from civic311._client.client import Client
-from civic311._client.execution import AttemptEvent
-from civic311._clock import Clock, SystemClock
-from civic311._resilience import EndpointHealth, EndpointState, RetryPolicy
 from civic311._version import __version__
-from civic311._wire.converter import from_dict, to_dict
 from civic311.errors import (
     AllEndpointsFailedError,
     APIError,
@@ -47,7 +45,6 @@ from civic311.errors import (
     ValidationFailedError,
     WaitTimeoutError,
 )
-from civic311.media import MediaFile
 from civic311.models import (
     Attribute,
     AttributeDatatype,
@@ -62,8 +59,6 @@ from civic311.models import (
     Status,
     TokenStatus,
 )
-from civic311.profiles import Profile
-from civic311.tracking import StatusChange, Tracked
 
 __all__ = [
     "APIError",
@@ -123,6 +118,36 @@ __all__ = [
     "to_dict",
 ]
 
+if TYPE_CHECKING:  # the names loaded on first use, for type checkers and IDEs
+    from civic311._client.async_client import AsyncClient
+    from civic311._client.execution import AttemptEvent
+    from civic311._clock import Clock, SystemClock
+    from civic311._resilience.pool import EndpointHealth, EndpointState
+    from civic311._resilience.retry import RetryPolicy
+    from civic311._wire.converter import from_dict, to_dict
+    from civic311.media import MediaFile
+    from civic311.profiles import Profile
+    from civic311.tracking import StatusChange, Tracked
+
+#: Public name -> the module that defines it, imported on first access (PEP 562). AsyncClient
+#: brings anyio; from_dict/to_dict bring cattrs.
+_LAZY = {
+    "AsyncClient": "civic311._client.async_client",
+    "AttemptEvent": "civic311._client.execution",
+    "Clock": "civic311._clock",
+    "EndpointHealth": "civic311._resilience.pool",
+    "EndpointState": "civic311._resilience.pool",
+    "MediaFile": "civic311.media",
+    "Profile": "civic311.profiles",
+    "RetryPolicy": "civic311._resilience.retry",
+    "StatusChange": "civic311.tracking",
+    "SystemClock": "civic311._clock",
+    "Tracked": "civic311.tracking",
+    "from_dict": "civic311._wire.converter",
+    "to_dict": "civic311._wire.converter",
+}
+
+
 # The features stand on the client, not under it (docs/architecture.md): `civic311` imports
 # none of them, so their names are found in their own public modules. Earlier versions exported
 # these four from here; the error says where they are now.
@@ -133,10 +158,24 @@ _MOVED = {
     "OutboxEntry": "civic311.outbox",
 }
 
+# Defined for the interpreter only: type checkers see the names through the imports above, and
+# a misspelt name stays an error for them (a visible module __getattr__ would make any name Any).
+if not TYPE_CHECKING:
 
-def __getattr__(name: str) -> Any:
-    if name in _MOVED:
-        raise AttributeError(
-            f"civic311.{name} moved to its feature's module: from {_MOVED[name]} import {name}"
-        )
-    raise AttributeError(f"module 'civic311' has no attribute {name!r}")
+    def __getattr__(name: str) -> Any:
+        module = _LAZY.get(name)
+        if module is None:
+            if name in _MOVED:
+                raise AttributeError(
+                    f"civic311.{name} moved to its feature's module: "
+                    f"from {_MOVED[name]} import {name}"
+                )
+            raise AttributeError(f"module 'civic311' has no attribute {name!r}")
+        import importlib
+
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value  # later lookups find it directly, without this hook
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted(set(globals()) | set(_LAZY))

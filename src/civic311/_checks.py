@@ -7,6 +7,7 @@ the constructor, never an ``httpx.InvalidURL`` or ``UnicodeError`` on every late
 
 from __future__ import annotations
 
+import functools
 import re
 import warnings
 from urllib.parse import urlsplit
@@ -17,12 +18,23 @@ from civic311.errors import Civic311Warning, InvalidRequestError
 
 __all__ = ["check_seconds", "endpoint_url"]
 
+
 #: C0 controls, DEL and C1 controls: CR/LF in a URL is header injection (CWE-113), and no
 #: control character belongs in one (WHATWG URL: "forbidden" and C0-control code points).
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+@functools.cache
+def _control() -> re.Pattern[str]:
+    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
+    return re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 #: Resource documents a base URL is often given with by mistake: the base URL ends before
 #: them (``…/open311/v2/services.json`` → ``…/open311/v2``).
-_DOCUMENT = re.compile(r"/(services|discovery)\.(json|xml)$", re.IGNORECASE)
+@functools.cache
+def _document() -> re.Pattern[str]:
+    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
+    return re.compile(r"/(services|discovery)\.(json|xml)$", re.IGNORECASE)
+
+
 #: RFC 1035 §2.3.4: a label is at most 63 octets, a name at most 253 characters written out.
 _MAX_LABEL = 63
 _MAX_HOST = 253
@@ -42,7 +54,7 @@ def endpoint_url(url: object, field: str = "endpoint") -> str:
     if not isinstance(url, str):
         raise InvalidRequestError(field, f"must be a URL string, not {type(url).__name__}")
     text = url.strip()
-    if _CONTROL.search(text) or " " in text:
+    if _control().search(text) or " " in text:
         raise InvalidRequestError(
             field, f"must not hold spaces or control characters (CR, LF, tab…): {text!r}"
         )
@@ -61,7 +73,7 @@ def endpoint_url(url: object, field: str = "endpoint") -> str:
     if not parsed.host:
         raise InvalidRequestError(field, f"must name a host, got {text!r}")
     base = text.rstrip("/")
-    document = _DOCUMENT.search(base)
+    document = _document().search(base)
     if document is not None:
         trimmed = base[: document.start()].rstrip("/")
         hint = (

@@ -27,18 +27,19 @@ import warnings
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 from urllib.parse import quote, urlencode
 
 import attrs
 import httpx
 
 from civic311._checks import endpoint_url
+from civic311._record import Record
 from civic311._resilience.retry import parse_retry_after
 from civic311._secrets import SECRET_NAMES, mask_bytes, mask_text, redact_text, redact_url
 from civic311._version import __version__
+from civic311._w3c import format_datetime
 from civic311._wire import Decoded, Format, decode, looks_html
-from civic311._wire.converter import converter, format_datetime, structurer
 from civic311._wire.errors import error_details, error_document, implied_status
 from civic311._wire.form import (
     FORM_CONTENT_TYPE,
@@ -70,7 +71,11 @@ from civic311.models import (
     ServiceRequest,
     TokenStatus,
 )
-from civic311.profiles import SPEC, Profile
+
+if TYPE_CHECKING:
+    import cattrs
+
+    from civic311.profiles import Profile
 
 __all__ = [
     "MAX_PAGES",
@@ -127,8 +132,7 @@ DEFAULT_RESULT_CAP = 1000
 USER_AGENT = f"civic311/{__version__}"
 
 
-@attrs.frozen
-class Settings:
+class Settings(Record):
     """What shapes requests and their reading for one client: its credentials, and how the
     city's server deviates from the spec (its `civic311.profiles.Profile`).
 
@@ -139,9 +143,28 @@ class Settings:
             where they matter rather than copied field by field.
     """
 
-    jurisdiction_id: str | None = None
-    api_key: str | None = attrs.field(default=None, repr=False)
-    profile: Profile = SPEC
+    # A `Record`, not an attrs class: internal, so attrs' generated methods buy nothing
+    # over `Record`'s and cost `import civic311` ~0.4 ms to build (issue 13).
+    __slots__ = ("api_key", "jurisdiction_id", "profile")
+    _unshown = frozenset({"api_key"})
+
+    jurisdiction_id: str | None
+    api_key: str | None
+    profile: Profile
+
+    def __init__(
+        self,
+        jurisdiction_id: str | None = None,
+        api_key: str | None = None,
+        profile: Profile | None = None,
+    ) -> None:
+        if profile is None:
+            # The spec's own profile. Imported here: the profiles load with the first client,
+            # not with `import civic311` (issue 13).
+            from civic311.profiles import SPEC
+
+            profile = SPEC
+        self._set(jurisdiction_id=jurisdiction_id, api_key=api_key, profile=profile)
 
     @property
     def date_zone(self) -> bool:
@@ -149,8 +172,7 @@ class Settings:
         return self.profile.date_style == "utc_z"
 
 
-@attrs.frozen
-class Call(Generic[T]):
+class Call(Record, Generic[T]):
     """One GeoReport request, independent of endpoint and format.
 
     Attributes:
@@ -164,16 +186,43 @@ class Call(Generic[T]):
         paged: The result is a list the server may page (`Page`, `paged_flow`).
     """
 
+    # A `Record`, not an attrs class: internal, so attrs' generated methods buy nothing
+    # over `Record`'s and cost `import civic311` ~0.4 ms to build (issue 13).
+    __slots__ = ("files", "form", "method", "operation", "paged", "params", "parse", "path")
+    _unshown = frozenset({"parse", "files"})
+
     operation: str
     method: Literal["GET", "POST"]
     path: str
-    parse: Callable[[Decoded], T] = attrs.field(repr=False)
-    params: tuple[tuple[str, str], ...] = ()
-    form: tuple[tuple[str, str], ...] | None = None
-    files: tuple[FilePart, ...] = attrs.field(default=(), repr=False)
+    parse: Callable[[Decoded], T]
+    params: tuple[tuple[str, str], ...]
+    form: tuple[tuple[str, str], ...] | None
+    files: tuple[FilePart, ...]
     #: The answer is a list that may be one page of several: `read_response` returns it as a
     #: `Page` carrying what the response headers say about the rest (`page_of`).
-    paged: bool = False
+    paged: bool
+
+    def __init__(
+        self,
+        operation: str,
+        method: Literal["GET", "POST"],
+        path: str,
+        parse: Callable[[Decoded], T],
+        params: tuple[tuple[str, str], ...] = (),
+        form: tuple[tuple[str, str], ...] | None = None,
+        files: tuple[FilePart, ...] = (),
+        paged: bool = False,
+    ) -> None:
+        self._set(
+            operation=operation,
+            method=method,
+            path=path,
+            parse=parse,
+            params=params,
+            form=form,
+            files=files,
+            paged=paged,
+        )
 
     @property
     def is_post(self) -> bool:
@@ -181,11 +230,17 @@ class Call(Generic[T]):
         return self.method == "POST"
 
 
-@attrs.frozen
-class Sleep:
+class Sleep(Record):
     """A flow step: wait this many seconds, then send back the monotonic time."""
 
+    # A `Record`, not an attrs class: internal, so attrs' generated methods buy nothing
+    # over `Record`'s and cost `import civic311` ~0.4 ms to build (issue 13).
+    __slots__ = ("seconds",)
+
     seconds: float
+
+    def __init__(self, seconds: float) -> None:
+        self._set(seconds=seconds)
 
 
 # --- URLs ------------------------------------------------------------------------------------
@@ -557,16 +612,32 @@ def _records(decoded: Decoded, names: Sequence[str], what: str) -> list[dict[str
     return items(decoded.data, names, what)
 
 
+@functools.cache
+def _converter() -> cattrs.Converter:
+    """The converter, imported on first use: it brings cattrs (~10 ms of `import civic311`)."""
+    from civic311._wire.converter import converter
+
+    return converter
+
+
+def _structurer(model: type[T]) -> Callable[[dict[str, Any]], T]:
+    """The converter's structure function for *model*, looked up once per list, not per record
+    (`civic311._wire.converter.structurer`; imported on first use like the converter)."""
+    from civic311._wire.converter import structurer
+
+    return structurer(model)
+
+
 def _structure(model: type[T], record: dict[str, Any], what: str) -> T:
     try:
-        return converter.structure(record, model)
+        return _converter().structure(record, model)
     except DecodeError as exc:
         raise DecodeError(f"{what}: {exc}") from exc
 
 
 def _parse_services(decoded: Decoded) -> list[Service]:
     records = _records(decoded, ("services", "service"), "services")
-    structure = structurer(Service)
+    structure = _structurer(Service)
     try:
         return list(map(structure, records))
     except DecodeError as exc:
@@ -638,6 +709,7 @@ def _request_extras(record: dict[str, Any], extras: Mapping[str, Any]) -> dict[s
     the model cannot read keeps its raw values.
     """
     try:
+        converter = _converter()
         plain = converter.unstructure(converter.structure(record, ServiceRequest))
     except (DecodeError, ValueError, TypeError):
         return dict(extras)
@@ -686,7 +758,7 @@ def get_request_call(service_request_id: str) -> Call[ServiceRequest]:
 
 def _parse_request_list(decoded: Decoded) -> Page[ServiceRequest]:
     records = _records(decoded, _REQUEST_NAMES, "service_requests")
-    structure = structurer(ServiceRequest)  # looked up once, not per record
+    structure = _structurer(ServiceRequest)  # looked up once, not per record
     try:
         out: Page[ServiceRequest] = Page(map(structure, records), received=len(records))
     except DecodeError as exc:
@@ -966,9 +1038,23 @@ _NOT_COPIED = SECRET_NAMES | {"jurisdiction_id", "extensions"}
 #: The most pages one list call follows (a runaway server must not hold a caller for ever).
 MAX_PAGES = 100
 
-_LINK = re.compile(r"<([^>]*)>((?:\s*;\s*[^;,]+)*)")
-_REL = re.compile(r"""(?i)(?:^|;)\s*rel\s*=\s*(?:"([^"]*)"|([^\s;,"]+))""")
-_FORMAT_SUFFIX = re.compile(r"\.(?:json|xml)$", re.IGNORECASE)
+
+@functools.cache
+def _link() -> re.Pattern[str]:
+    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
+    return re.compile(r"<([^>]*)>((?:\s*;\s*[^;,]+)*)")
+
+
+@functools.cache
+def _rel() -> re.Pattern[str]:
+    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
+    return re.compile(r"""(?i)(?:^|;)\s*rel\s*=\s*(?:"([^"]*)"|([^\s;,"]+))""")
+
+
+@functools.cache
+def _format_suffix() -> re.Pattern[str]:
+    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
+    return re.compile(r"\.(?:json|xml)$", re.IGNORECASE)
 
 
 class Page(list[T]):
@@ -1009,8 +1095,8 @@ def next_link(headers: httpx.Headers) -> str | None:
     if url is not None and url.strip():
         return url.strip()
     for value in headers.get_list("Link"):
-        for target, params in _LINK.findall(value):
-            for quoted, bare in _REL.findall(params):
+        for target, params in _link().findall(value):
+            for quoted, bare in _rel().findall(params):
                 if "next" in str(quoted or bare).lower().split():
                     return str(target).strip()
     return None
@@ -1034,7 +1120,7 @@ def next_params(request_url: httpx.URL, link: str) -> tuple[tuple[str, str], ...
     same_port = target.port == request_url.port or (target.port is None) == (
         request_url.port is None
     )
-    same_path = _FORMAT_SUFFIX.sub("", target.path) == _FORMAT_SUFFIX.sub("", request_url.path)
+    same_path = _format_suffix().sub("", target.path) == _format_suffix().sub("", request_url.path)
     if not (same_host and same_port and same_path):
         return None
     return tuple((k, v) for k, v in target.params.multi_items() if k.lower() not in _NOT_COPIED)
@@ -1053,16 +1139,35 @@ def page_of(rows: list[T], response: httpx.Response) -> Page[T]:
     return page
 
 
-@attrs.frozen
-class PageRule:
+class PageRule(Record):
     """How to page a list by the profile: ``none``, ``page`` (page + page_size) or ``offset``
     (limit + offset), the page size to ask for, the first page's number, and the cap."""
 
-    style: Literal["none", "page", "offset"] = "none"
-    page_size: int | None = None
-    first_page: int = 1
-    result_cap: int = DEFAULT_RESULT_CAP
-    max_pages: int = MAX_PAGES
+    # A `Record`, not an attrs class: internal, so attrs' generated methods buy nothing
+    # over `Record`'s and cost `import civic311` ~0.4 ms to build (issue 13).
+    __slots__ = ("first_page", "max_pages", "page_size", "result_cap", "style")
+
+    style: Literal["none", "page", "offset"]
+    page_size: int | None
+    first_page: int
+    result_cap: int
+    max_pages: int
+
+    def __init__(
+        self,
+        style: Literal["none", "page", "offset"] = "none",
+        page_size: int | None = None,
+        first_page: int = 1,
+        result_cap: int = DEFAULT_RESULT_CAP,
+        max_pages: int = MAX_PAGES,
+    ) -> None:
+        self._set(
+            style=style,
+            page_size=page_size,
+            first_page=first_page,
+            result_cap=result_cap,
+            max_pages=max_pages,
+        )
 
     def params(self, number: int) -> tuple[tuple[str, str], ...]:
         """The query parameters of page *number* (0-based)."""
@@ -1077,8 +1182,7 @@ class PageRule:
         return ()
 
 
-@attrs.frozen
-class Collected(Generic[T]):
+class Collected(Record, Generic[T]):
     """What `paged_flow` gathered.
 
     Attributes:
@@ -1091,12 +1195,27 @@ class Collected(Generic[T]):
         reason: Why ``more``, for messages.
     """
 
+    # A `Record`, not an attrs class: internal, so attrs' generated methods buy nothing
+    # over `Record`'s and cost `import civic311` ~0.4 ms to build (issue 13).
+    __slots__ = ("capped", "more", "pages", "reason", "rows", "total")
+
     rows: list[T]
     pages: int
-    total: int | None = None
-    more: bool = False
-    capped: bool = False
-    reason: str = ""
+    total: int | None
+    more: bool
+    capped: bool
+    reason: str
+
+    def __init__(
+        self,
+        rows: list[T],
+        pages: int,
+        total: int | None = None,
+        more: bool = False,
+        capped: bool = False,
+        reason: str = "",
+    ) -> None:
+        self._set(rows=rows, pages=pages, total=total, more=more, capped=capped, reason=reason)
 
     @property
     def cut(self) -> bool:
@@ -1105,7 +1224,7 @@ class Collected(Generic[T]):
 
 
 def _with_params(call: Call[T], params: Sequence[tuple[str, str]]) -> Call[T]:
-    return attrs.evolve(call, params=tuple(params))
+    return call.evolve(params=tuple(params))
 
 
 def paged_flow(

@@ -20,7 +20,7 @@ What is masked (issue 11 point 14, issue 12 points 3 and 8):
 
 from __future__ import annotations
 
-import html
+import functools
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -51,9 +51,25 @@ SECRET_NAMES = frozenset({"api_key", "apikey", "key", "token_secret"})
 MIN_INNER_LENGTH = 8
 
 _NAMES = "|".join(sorted(SECRET_NAMES))
-_SECRET_IN_QUERY = re.compile(rb"(?:^|&)(?:" + _NAMES.encode() + rb")=", re.IGNORECASE)
-_SECRET_IN_TEXT = re.compile(r"(?i)\b(" + _NAMES + r")=([^&\s'\"<>]+)")
-_SECRET_IN_BYTES = re.compile(rb"(?i)\b(" + _NAMES.encode() + rb")=([^&\s'\"<>]+)")
+
+
+@functools.cache
+def _secret_in_query() -> re.Pattern[bytes]:
+    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
+    return re.compile(rb"(?:^|&)(?:" + _NAMES.encode() + rb")=", re.IGNORECASE)
+
+
+@functools.cache
+def _secret_in_text() -> re.Pattern[str]:
+    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
+    return re.compile(r"(?i)\b(" + _NAMES + r")=([^&\s'\"<>]+)")
+
+
+@functools.cache
+def _secret_in_bytes() -> re.Pattern[bytes]:
+    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
+    return re.compile(rb"(?i)\b(" + _NAMES.encode() + rb")=([^&\s'\"<>]+)")
+
 
 # Where a short key stands as a value: after "=" (a form or query field), or as a whole quoted
 # string, element text or text.
@@ -68,6 +84,8 @@ def spellings(secret: str) -> list[str]:
     a JSON string (PHP writes ``/`` as ``\\/``; ``ensure_ascii`` writes ``\\uXXXX``), or
     escaped in XML or HTML text; and any of those shown again by ``repr`` or escaped twice.
     """
+    import html  # here, not at the top: html.entities costs `import civic311` ~1 ms
+
     escaped = json.dumps(secret, ensure_ascii=False)[1:-1]
     ascii_escaped = json.dumps(secret)[1:-1]
     found = {
@@ -129,7 +147,7 @@ class Masker:
         """`text` for a raw body (invalid UTF-8 stays as it is)."""
         if self._bytes is not None:
             body = self._bytes.sub(MASK.encode(), body)
-        return _SECRET_IN_BYTES.sub(rb"\1=***", body)
+        return _secret_in_bytes().sub(rb"\1=***", body)
 
 
 _MASKERS: dict[str, Masker] = {}
@@ -158,19 +176,19 @@ def mask_bytes(body: bytes, secret: str | None = None) -> bytes:
     """`mask_text` for a raw response body."""
     if secret:
         return _masker(secret).bytes(body)
-    return _SECRET_IN_BYTES.sub(rb"\1=***", body)
+    return _secret_in_bytes().sub(rb"\1=***", body)
 
 
 def redact_text(text: str) -> str:
     """*text* with ``api_key=…``-style values replaced by ``***`` (texts that quote a URL)."""
-    return _SECRET_IN_TEXT.sub(r"\1=***", text)
+    return _secret_in_text().sub(r"\1=***", text)
 
 
 def redact_url(url: str | httpx.URL) -> str:
     """*url* with the values of secret query parameters replaced by ``***``."""
     parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
     query = parsed.query
-    if not query or not _SECRET_IN_QUERY.search(query):
+    if not query or not _secret_in_query().search(query):
         return str(parsed)  # the common case: nothing to hide, no re-parsing
     params = [(k, MASK if k.lower() in SECRET_NAMES else v) for k, v in parsed.params.multi_items()]
     return str(parsed.copy_with(query=urlencode(params).encode("ascii")))

@@ -4,6 +4,7 @@ share it."""
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime, timedelta, timezone
 
@@ -11,17 +12,26 @@ from civic311.errors import InvalidRequestError
 
 __all__ = ["format_datetime", "parse_datetime"]
 
-_W3C = re.compile(
-    r"^(\d{4})-(\d{1,2})-(\d{1,2})"
-    r"(?:[T ](\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?)?"
-    r"\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?$"
-)
+
+@functools.cache
+def _w3c() -> re.Pattern[str]:
+    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
+    return re.compile(
+        r"^(\d{4})-(\d{1,2})-(\d{1,2})"
+        r"(?:[T ](\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?)?"
+        r"\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?$"
+    )
 
 
 #: The shape nearly every server writes (``2010-04-14T06:37:38-08:00``, or ``…Z``). These take
 #: a fast path through `datetime.fromisoformat` (C); anything else, and anything that path
 #: refuses (a 13th month, a 24-hour offset), is left to the general parser below.
-_COMMON = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(Z|[+-]\d\d:\d\d)?")
+@functools.cache
+def _common() -> re.Pattern[str]:
+    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
+    return re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(Z|[+-]\d\d:\d\d)?")
+
+
 _fromisoformat = datetime.fromisoformat
 
 #: Zone suffix (as matched, None for none) → tzinfo. Bounded: the pattern admits a few thousand
@@ -50,7 +60,7 @@ def parse_datetime(text: str) -> datetime:
         ValueError: not a datetime in any form servers use.
     """
     stripped = text.strip()
-    common = _COMMON.fullmatch(stripped)
+    common = _common().fullmatch(stripped)
     if common is not None:
         try:
             if common.group(1) == "Z":  # Python 3.10's fromisoformat does not read "Z"
@@ -60,7 +70,7 @@ def parse_datetime(text: str) -> datetime:
             return _fromisoformat(stripped)  # ±HH:MM; a zero offset gives timezone.utc
         except ValueError:
             pass  # out of range: the general path below raises its own error
-    match = _W3C.match(stripped)
+    match = _w3c().match(stripped)
     if not match:
         raise ValueError(f"not a W3C datetime: {text!r}")
     year, month, day, hour, minute, second, fraction, zone = match.groups()

@@ -50,7 +50,7 @@ the last one seen).
 
 from __future__ import annotations
 
-import html
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -160,29 +160,49 @@ def snippet(body: bytes, limit: int = _SNIPPET) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-_TITLE = re.compile(rb"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
-_TAG = re.compile(rb"<[^>]*>")
-_INVISIBLE = re.compile(rb"<(script|style|head)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
-_HTML_HEAD = re.compile(
-    rb"^\s*(?:<\?xml[^>]*\?>\s*)?(?:<!--.*?-->\s*)*(?:<!doctype\s+html|<html[\s>/])",
-    re.IGNORECASE | re.DOTALL,
-)
+@functools.cache
+def _title() -> re.Pattern[bytes]:
+    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
+    return re.compile(rb"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
+
+
+@functools.cache
+def _tag() -> re.Pattern[bytes]:
+    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
+    return re.compile(rb"<[^>]*>")
+
+
+@functools.cache
+def _invisible() -> re.Pattern[bytes]:
+    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
+    return re.compile(rb"<(script|style|head)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+
+
+@functools.cache
+def _html_head() -> re.Pattern[bytes]:
+    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
+    return re.compile(
+        rb"^\s*(?:<\?xml[^>]*\?>\s*)?(?:<!--.*?-->\s*)*(?:<!doctype\s+html|<html[\s>/])",
+        re.IGNORECASE | re.DOTALL,
+    )
 
 
 def page_summary(body: bytes) -> str:
     """What an error message quotes of *body*: an HTML page by its ``<title>`` (issue 11 point
     13: 300 characters of markup say nothing), anything else as a `snippet`."""
     head = body[:4096].lstrip(b"\xef\xbb\xbf")
-    if not _HTML_HEAD.match(head):
+    if not _html_head().match(head):
         return snippet(body)
+    import html  # only for HTML error pages: html.entities costs `import civic311` ~1 ms
+
     size = f"{len(body):,} bytes"
-    found = _TITLE.search(body[:65536])
+    found = _title().search(body[:65536])
     if found is not None:
         title = snippet(html.unescape(found.group(1).decode("utf-8", "replace")).encode(), 120)
         if title:
             return f"an HTML page titled {title!r} ({size})"
     # No title: its first words, without the markup.
-    text = _TAG.sub(b" ", _INVISIBLE.sub(b" ", body[:8192]))
+    text = _tag().sub(b" ", _invisible().sub(b" ", body[:8192]))
     words = snippet(html.unescape(text.decode("utf-8", "replace")).encode(), 120)
     return f"an HTML page saying {words!r} ({size})" if words else f"an HTML page ({size})"
 

@@ -28,6 +28,7 @@ or higher — 6aika takes 100 MB), and a text-mode file object (open it with ``"
 
 from __future__ import annotations
 
+import functools
 import io
 import mimetypes
 import os
@@ -52,8 +53,18 @@ _FIELD = "media"
 
 # type "/" subtype, then optional ";"-separated parameters (RFC 9110 §8.3), no control chars.
 _NAME = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
-_CONTENT_TYPE = re.compile(rf"{_NAME}/{_NAME}(\s*;\s*{_NAME}=(\"[^\"\x00-\x1f]*\"|{_NAME}))*")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@functools.cache
+def _content_type() -> re.Pattern[str]:
+    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
+    return re.compile(rf"{_NAME}/{_NAME}(\s*;\s*{_NAME}=(\"[^\"\x00-\x1f]*\"|{_NAME}))*")
+
+
+@functools.cache
+def _control() -> re.Pattern[str]:
+    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
+    return re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _size(content: bytes) -> str:
@@ -78,7 +89,7 @@ def _check_filename(instance: object, attribute: attrs.Attribute[Any], value: ob
         raise InvalidRequestError(_FIELD, f"filename must be a string, not {type(value).__name__}")
     if not value.strip():
         raise InvalidRequestError(_FIELD, "filename must not be empty")
-    if _CONTROL.search(value):
+    if _control().search(value):
         raise InvalidRequestError(_FIELD, f"filename {value!r} contains control characters")
     if "/" in value or "\\" in value:
         # A multipart part carries a bare name (RFC 7578 §4.2); a path would leak the
@@ -100,7 +111,7 @@ def _check_content_type(instance: object, attribute: attrs.Attribute[Any], value
         raise InvalidRequestError(
             _FIELD, f"{name}: content_type must be a string, not {type(value).__name__}"
         )
-    if not _CONTENT_TYPE.fullmatch(value):
+    if not _content_type().fullmatch(value):
         raise InvalidRequestError(
             _FIELD, f"{name}: content_type {value!r} is not a media type such as image/jpeg"
         )

@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from decimal import Decimal
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -327,6 +326,8 @@ def _attribute_text(value: object, field: str) -> str:
     if isinstance(value, float):
         if not math.isfinite(value):
             raise InvalidRequestError(field, f"must be a finite number, got {value!r}")
+        from decimal import Decimal  # here: `decimal` costs `import civic311` ~1 ms
+
         # The shortest round-tripping digits (repr), written without an exponent.
         text = format(Decimal(repr(value)), "f")
         return text[:-2] if text.endswith(".0") else text

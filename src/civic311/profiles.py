@@ -23,7 +23,6 @@ keys, so a typo in a profile file is an error, not a silently ignored setting.
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import re
@@ -376,6 +375,8 @@ class Profile:
         known = {field.name for field in attrs.fields(Profile)}
         unknown = sorted(str(key) for key in data if key not in known and key != "base")
         if unknown:
+            import difflib  # only for a misspelt key: not loaded by `import civic311`
+
             hints = []
             for key in unknown:
                 close = difflib.get_close_matches(key, [*known, "base"], n=1)

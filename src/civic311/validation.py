@@ -35,6 +35,7 @@ key rather than none.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 
@@ -49,9 +50,13 @@ __all__ = ["Problem", "ValidationFailedError", "check", "sendable", "validate"]
 #: How many allowed keys a "not one of" message lists before it says "…".
 _LISTED_KEYS = 10
 
+
 # A decimal number as servers parse it: digits, an optional fraction, an optional exponent.
 # Stricter than float() on purpose: "nan", "inf", "1_000" and " 7 cm" are not numbers to a city.
-_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+@functools.cache
+def _number() -> re.Pattern[str]:
+    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
+    return re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 
 
 def _values(value: str | tuple[str, ...]) -> list[str]:
@@ -68,7 +73,7 @@ def _keys_text(attribute: Attribute) -> str:
 
 def _is_number(text: str) -> bool:
     stripped = text.strip()
-    return bool(_NUMBER.fullmatch(stripped)) and math.isfinite(float(stripped))
+    return bool(_number().fullmatch(stripped)) and math.isfinite(float(stripped))
 
 
 def _check_value(attribute: Attribute, values: list[str]) -> list[str]:

@@ -53,7 +53,6 @@ from civic311._protocol import (
     submit_call,
     wait_for_id_flow,
 )
-from civic311._resilience.pool import Endpoint, EndpointHealth, EndpointPool
 from civic311._resilience.retry import RetryPolicy
 from civic311._secrets import mask_text
 from civic311._wire import Format
@@ -65,14 +64,14 @@ from civic311.errors import (
     TransportError,
     UntrackableReceiptError,
 )
-from civic311.harvest import Harvest, filter_sets, keep
 from civic311.models import NewRequest, Receipt, Service, ServiceDefinition, ServiceRequest
-from civic311.profiles import PROFILES, SPEC, Profile
-from civic311.tracking import StatusChange, StatusStore, Watch
-from civic311.validation import check, sendable
 
-if TYPE_CHECKING:  # discovery loads only when used
+if TYPE_CHECKING:  # discovery, harvests and tracking load only when used
+    from civic311._resilience.pool import Endpoint, EndpointHealth
     from civic311.discovery import Discovery
+    from civic311.harvest import Harvest
+    from civic311.profiles import Profile
+    from civic311.tracking import StatusChange, StatusStore, Watch
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
@@ -315,6 +314,10 @@ def guard_httpx_logs() -> None:
 
 
 def _check_profile(value: object) -> Profile:
+    # Imported here: the profiles (a 48-field attrs class and its presets) load with the first
+    # client, not with `import civic311` (issue 13).
+    from civic311.profiles import PROFILES, SPEC, Profile
+
     if value is None:
         return SPEC
     if isinstance(value, str):
@@ -496,6 +499,9 @@ class ClientBase:
             raise InvalidRequestError("on_attempt", "must be callable with an AttemptEvent")
         self._on_attempt = on_attempt
         self._reconcile_wait = check_seconds(reconcile_wait, "reconcile_wait")
+        # The pool loads with the first client, not with `import civic311` (issue 13).
+        from civic311._resilience.pool import EndpointPool
+
         try:
             self._pool = EndpointPool(
                 self._endpoints,
@@ -560,6 +566,8 @@ class ClientBase:
 
     def _use_formats(self, formats: Sequence[Format]) -> None:
         """Ask each endpoint in its own format (discovery says which each offers)."""
+        from civic311._resilience.pool import EndpointPool
+
         self._pool = EndpointPool(
             self._endpoints,
             wall=self._clock.now(),
@@ -676,6 +684,9 @@ class ClientBase:
 
     @staticmethod
     def _validated(request: NewRequest, definition: ServiceDefinition) -> NewRequest:
+        # Imported on first use (validate=True): not part of `import civic311` (issue 13).
+        from civic311.validation import check, sendable
+
         check(definition, request)
         return sendable(definition, request)
 
@@ -743,6 +754,8 @@ class ClientBase:
         max_interval: float,
         timeout: float | None,
     ) -> Watch:
+        from civic311.tracking import StatusStore, Watch
+
         if ledger is not None and not isinstance(ledger, StatusStore):
             raise InvalidRequestError(
                 "ledger",
@@ -862,6 +875,8 @@ class ClientBase:
         if service_request_id is not None:
             wanted = id_set(service_request_id)
             return [r for r in found if r.service_request_id in wanted]
+        from civic311.harvest import filter_sets, keep  # loaded on first use (issue 13)
+
         codes, statuses = filter_sets(service_code, status)
         if codes is None and statuses is None and start_date is None and end_date is None:
             return found
@@ -876,6 +891,8 @@ class ClientBase:
         service_code: str | Sequence[str] | None,
         status: str | Sequence[str] | None,
     ) -> Harvest:
+        from civic311.harvest import Harvest  # loaded on first use (issue 13)
+
         profile = self._profile
         return Harvest(
             start=start_date,

@@ -60,7 +60,6 @@ from civic311._protocol import (
     redact_url,
     service_definition_call,
 )
-from civic311._resilience.pool import Endpoint, EndpointHealth
 from civic311._resilience.retry import RetryPolicy
 from civic311._wire import Format
 from civic311.errors import Civic311Error, InvalidRequestError, NotFoundError
@@ -72,11 +71,12 @@ from civic311.models import (
     ServiceRequest,
     TokenStatus,
 )
-from civic311.profiles import Profile
-from civic311.tracking import StatusChange, StatusStore, Tracked, Watch
 
 if TYPE_CHECKING:  # loaded when used: keeps `import civic311` light
+    from civic311._resilience.pool import Endpoint, EndpointHealth
     from civic311.discovery import Discovery, DiscoveryCache
+    from civic311.profiles import Profile
+    from civic311.tracking import StatusChange, StatusStore, Tracked, Watch
 
 __all__ = ["Client"]
 

@@ -23,23 +23,23 @@ Either way the deadline surfaces as a builtin `TimeoutError`, which the client t
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import functools
 import math
-import ssl
 import time
 from collections.abc import Callable
-from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import anyio
-import httpcore
 import httpx
 import sniffio
 
+from civic311._client._exchange import EXCHANGE_DEADLINE
 from civic311._protocol import scrub_text
 from civic311._secrets import mask_bytes
 from civic311.errors import ResponseTooLargeError, TransportError
+
+if TYPE_CHECKING:
+    from civic311._client._network import DeadlineBackend
 
 __all__ = [
     "BodyCap",
@@ -56,8 +56,8 @@ __all__ = [
     "transport_error",
 ]
 
-#: The monotonic time (``time.monotonic``) the current thread's exchange must end by, if any.
-_EXCHANGE_DEADLINE: ContextVar[float | None] = ContextVar("civic311_exchange", default=None)
+#: The current thread's exchange deadline (`civic311._client._exchange`), under its old name.
+_EXCHANGE_DEADLINE = EXCHANGE_DEADLINE
 
 #: However little time a call has left, an exchange gets at least this long (seconds): a call
 #: on a virtual clock may sit exactly at its deadline, and real I/O cannot take zero time.
@@ -79,21 +79,31 @@ def adeadline_scope(seconds: float | None) -> contextlib.AbstractAsyncContextMan
     names the library running this task (trio in guest mode on an asyncio loop too).
     """
     bound = _bound(seconds)
-    if _asyncio_timeout is not None and sniffio.current_async_library() == "asyncio":
-        return _asyncio_timeout(bound)
+    if sniffio.current_async_library() == "asyncio":
+        timeout = _asyncio_timeout()
+        if timeout is not None:
+            return timeout(bound)
     return _AnyioDeadline(bound)
 
 
-#: `asyncio.timeout`, new in Python 3.11.
-_asyncio_timeout: Callable[[float | None], contextlib.AbstractAsyncContextManager[Any]] | None = (
-    getattr(asyncio, "timeout", None)
-)
+@functools.cache
+def _asyncio_timeout() -> (
+    Callable[[float | None], contextlib.AbstractAsyncContextManager[Any]] | None
+):
+    """`asyncio.timeout` (new in Python 3.11), looked up on first use: asyncio is already loaded
+    when a task runs on it, and `import civic311` does not load it (issue 13)."""
+    import asyncio
+
+    return getattr(asyncio, "timeout", None)
 
 
 class _AnyioDeadline:
     """`anyio.fail_after` (a plain context manager) entered with ``async with``."""
 
     def __init__(self, seconds: float | None) -> None:
+        # Imported here: anyio costs ~20 ms at start-up, and only the AsyncClient needs it.
+        import anyio
+
         self._scope = anyio.fail_after(seconds)
 
     async def __aenter__(self) -> None:
@@ -128,89 +138,6 @@ def _past_deadline() -> bool:
     return deadline is not None and time.monotonic() >= deadline
 
 
-def _clamp(timeout: float | None) -> tuple[float | None, bool]:
-    """The timeout for one socket operation: at most the exchange's time left (and whether
-    that, rather than httpx's own timeout, is what bounds it)."""
-    deadline = _EXCHANGE_DEADLINE.get()
-    if deadline is None:
-        return timeout, False
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise TimeoutError("the exchange's deadline passed")
-    if timeout is None or left < timeout:
-        return left, True
-    return timeout, False
-
-
-class _DeadlineStream(httpcore.NetworkStream):
-    """A network stream whose every read and write ends by the exchange's deadline."""
-
-    def __init__(self, inner: httpcore.NetworkStream) -> None:
-        self._inner = inner
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        bound, clamped = _clamp(timeout)
-        try:
-            return self._inner.read(max_bytes, bound)
-        except httpcore.ReadTimeout:
-            if clamped:
-                raise TimeoutError("the exchange's deadline passed while reading") from None
-            raise
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        bound, clamped = _clamp(timeout)
-        try:
-            self._inner.write(buffer, bound)
-        except httpcore.WriteTimeout:
-            if clamped:
-                raise TimeoutError("the exchange's deadline passed while sending") from None
-            raise
-
-    def close(self) -> None:
-        self._inner.close()
-
-    def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.NetworkStream:
-        bound, _ = _clamp(timeout)
-        return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, bound))
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._inner.get_extra_info(info)
-
-
-class DeadlineBackend(httpcore.NetworkBackend):
-    """httpcore's network backend, with every stream bound by the exchange's deadline."""
-
-    def __init__(self, inner: httpcore.NetworkBackend) -> None:
-        self._inner = inner
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Any = None,
-    ) -> httpcore.NetworkStream:
-        bound, _ = _clamp(timeout)
-        return _DeadlineStream(
-            self._inner.connect_tcp(host, port, bound, local_address, socket_options)
-        )
-
-    def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Any = None
-    ) -> httpcore.NetworkStream:  # pragma: no cover - civic311 speaks TCP
-        bound, _ = _clamp(timeout)
-        return _DeadlineStream(self._inner.connect_unix_socket(path, bound, socket_options))
-
-    def sleep(self, seconds: float) -> None:  # pragma: no cover - httpcore's retries only
-        self._inner.sleep(seconds)
-
-
 def bound_exchanges(client: httpx.Client) -> None:
     """Put `DeadlineBackend` under the connection pools of an httpx client civic311 created.
 
@@ -218,6 +145,13 @@ def bound_exchanges(client: httpx.Client) -> None:
     (``_pool._network_backend``, httpcore's ConnectionPool and proxies alike); a transport of
     another shape is left alone, and the body read's wall-clock check still bounds it.
     """
+    # Imported here, not at the top: httpcore imports trio whenever it is installed (~50 ms,
+    # httpcore/_synchronization.py), and `import civic311` should not pay for that. httpx
+    # itself imports httpcore only when it builds a transport, which has happened by now.
+    import httpcore
+
+    from civic311._client._network import DeadlineBackend
+
     transports: list[object] = [getattr(client, "_transport", None)]
     transports += list(getattr(client, "_mounts", {}).values())
     for transport in transports:
@@ -384,3 +318,15 @@ async def aread_body(response: httpx.Response, limit: int, secret: str | None = 
     async for chunk in response.aiter_bytes():
         cap.add(chunk)
     return cap.body()
+
+
+if not TYPE_CHECKING:  # for the interpreter; type checkers see the import above
+
+    def __getattr__(name: str) -> Any:
+        # `DeadlineBackend` lives in `_network` (it subclasses httpcore's backend, so importing it
+        # imports httpcore); still reachable here, where it used to be defined.
+        if name == "DeadlineBackend":
+            from civic311._client._network import DeadlineBackend
+
+            return DeadlineBackend
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,13 +11,8 @@ randomness are passed in. The clients execute these decisions in one plain loop 
   breaking (up → degraded → down → half-open probe), read by users as `EndpointHealth`.
 """
 
-from civic311._resilience.pool import (
-    FORMATS,
-    Endpoint,
-    EndpointHealth,
-    EndpointPool,
-    EndpointState,
-)
+from typing import TYPE_CHECKING, Any
+
 from civic311._resilience.retry import (
     RETRYABLE_STATUSES,
     Action,
@@ -44,3 +39,24 @@ __all__ = [
     "classify_status",
     "parse_retry_after",
 ]
+
+if TYPE_CHECKING:
+    from civic311._resilience.pool import (
+        FORMATS,
+        Endpoint,
+        EndpointHealth,
+        EndpointPool,
+        EndpointState,
+    )
+
+#: The pool's names load with the pool, when a client is built (issue 13: not at import).
+_FROM_POOL = frozenset({"FORMATS", "Endpoint", "EndpointHealth", "EndpointPool", "EndpointState"})
+
+if not TYPE_CHECKING:  # for the interpreter; type checkers see the imports above
+
+    def __getattr__(name: str) -> Any:
+        if name in _FROM_POOL:
+            from civic311._resilience import pool
+
+            return getattr(pool, name)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -64,9 +64,12 @@ import math
 import threading
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import SupportsFloat, SupportsIndex
 
 import attrs
+
+from civic311._record import Record
+from civic311._resilience.retry import to_float
 
 __all__ = [
     "Endpoint",
@@ -91,8 +94,7 @@ class EndpointState(str, enum.Enum):
     """``failure_threshold`` failures in a row: skipped until its cool-down has passed."""
 
 
-@attrs.frozen
-class Endpoint:
+class Endpoint(Record):
     """A handle on one endpoint of a pool, handed out by `EndpointPool.candidates`.
 
     Pass it back to `EndpointPool.record_success` / `EndpointPool.record_failure`.
@@ -105,9 +107,17 @@ class Endpoint:
             of equality: the same endpoint compares equal with or without a probe.
     """
 
+    # A `Record`, not attrs: built per call, internal (issue 13: attrs' class construction
+    # costs `import civic311` ~0.3 ms).
+    __slots__ = ("index", "probe", "url")
+    _uncompared = frozenset({"probe"})
+
     index: int
     url: str
-    probe: int = attrs.field(default=0, eq=False)
+    probe: int
+
+    def __init__(self, index: int, url: str, probe: int = 0) -> None:
+        self._set(index=index, url=url, probe=probe)
 
     @property
     def is_probe(self) -> bool:
@@ -149,33 +159,56 @@ class EndpointHealth:
     next_probe_at: datetime | None = None
 
 
-@attrs.define
 class _Slot:
     """Mutable bookkeeping for one endpoint; only touched under the pool's lock."""
 
-    url: str
-    configured_format: str
-    format: str
-    since: datetime
-    state: EndpointState = EndpointState.UP
-    last_error: str | None = None
-    consecutive_failures: int = 0
-    latency_avg: float | None = None
-    calls: int = 0
-    failures: int = 0
-    # Monotonic time before which a down endpoint is not offered, and its wall-clock twin.
-    down_until: float = -math.inf
-    down_until_wall: datetime | None = None
-    # The outstanding half-open probe: its ticket (0 = none) and when it expires (monotonic).
-    probe_ticket: int = 0
-    probe_expires: float = -math.inf
-    tickets_issued: int = 0
-    # Resources whose 500s have counted towards the breaker since the last success.
-    failing_resources: set[str] = attrs.Factory(set)
-    # The last failure's exception object (the client's error), for AllEndpointsFailedError.
-    last_exception: BaseException | None = None
-    # The handle offered while the endpoint is not down: frozen, so one serves every call.
-    handle: Endpoint | None = None
+    # A plain slotted class, not attrs: internal, never compared or printed, and attrs' class
+    # construction for its 18 fields cost `import civic311` ~0.5 ms (issue 13).
+    __slots__ = (
+        "calls",
+        "configured_format",
+        "consecutive_failures",
+        "down_until",
+        "down_until_wall",
+        "failing_resources",
+        "failures",
+        "format",
+        "handle",
+        "last_error",
+        "last_exception",
+        "latency_avg",
+        "probe_expires",
+        "probe_ticket",
+        "since",
+        "state",
+        "tickets_issued",
+        "url",
+    )
+
+    def __init__(self, url: str, configured_format: str, format: str, since: datetime) -> None:
+        self.url = url
+        self.configured_format = configured_format
+        self.format = format
+        self.since = since
+        self.state = EndpointState.UP
+        self.last_error: str | None = None
+        self.consecutive_failures = 0
+        self.latency_avg: float | None = None
+        self.calls = 0
+        self.failures = 0
+        # Monotonic time before which a down endpoint is not offered, and its wall-clock twin.
+        self.down_until = -math.inf
+        self.down_until_wall: datetime | None = None
+        # The outstanding half-open probe: its ticket (0 = none) and when it expires (monotonic).
+        self.probe_ticket = 0
+        self.probe_expires = -math.inf
+        self.tickets_issued = 0
+        # Resources whose 500s have counted towards the breaker since the last success.
+        self.failing_resources: set[str] = set()
+        # The last failure's exception object (the client's error), for AllEndpointsFailedError.
+        self.last_exception: BaseException | None = None
+        # The handle offered while the endpoint is not down: frozen, so one serves every call.
+        self.handle: Endpoint | None = None
 
     def clear_probe(self) -> None:
         self.probe_ticket = 0
@@ -192,53 +225,45 @@ def _urls_converter(urls: Sequence[str] | str) -> tuple[str, ...]:
     return (urls,) if isinstance(urls, str) else tuple(urls)
 
 
-def _check_urls(
-    instance: object, attribute: attrs.Attribute[tuple[str, ...]], value: object
-) -> None:
-    urls = value if isinstance(value, tuple) else ()
-    if not urls:
+def _check_urls(value: tuple[str, ...]) -> None:
+    if not value:
         raise ValueError("urls must name at least one endpoint")
-    for url in urls:
+    for url in value:
         if not isinstance(url, str) or not url.strip():
             raise ValueError(f"urls must be non-empty strings, got {url!r}")
-    if len(set(urls)) != len(urls):
-        raise ValueError(f"urls must not repeat an endpoint, got {list(urls)!r}")
+    if len(set(value)) != len(value):
+        raise ValueError(f"urls must not repeat an endpoint, got {list(value)!r}")
 
 
 def _formats_converter(value: str | Sequence[str]) -> str | tuple[str, ...]:
     return value if isinstance(value, str) else tuple(value)
 
 
-def _check_format(instance: EndpointPool, attribute: attrs.Attribute[Any], value: object) -> None:
-    formats: list[object] = (
-        [value] if isinstance(value, str) else list(cast("tuple[str, ...]", value))
-    )
-    if isinstance(value, str) or len(formats) == len(instance.urls):
+def _check_format(urls: tuple[str, ...], value: str | tuple[str, ...]) -> None:
+    formats: list[object] = [value] if isinstance(value, str) else list(value)
+    if isinstance(value, str) or len(formats) == len(urls):
         bad = [fmt for fmt in formats if fmt not in FORMATS]
         if not bad:
             return
         raise ValueError(f"format must be 'json' or 'xml', got {bad[0]!r}")
-    raise ValueError(
-        f"format must be one string or one per URL ({len(instance.urls)}), got {len(formats)}"
-    )
+    raise ValueError(f"format must be one string or one per URL ({len(urls)}), got {len(formats)}")
 
 
-def _check_threshold(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+def _check_threshold(name: str, value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{attribute.name} must be an integer >= 1, got {value!r}")
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
 
 
-def _check_seconds(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+def _check_seconds(name: str, value: float) -> None:
     if math.isnan(value) or value < 0:
-        raise ValueError(f"{attribute.name} must be >= 0 seconds, got {value!r}")
+        raise ValueError(f"{name} must be >= 0 seconds, got {value!r}")
 
 
-def _check_alpha(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+def _check_alpha(name: str, value: float) -> None:
     if not 0 < value <= 1:
-        raise ValueError(f"{attribute.name} must be in (0, 1], got {value!r}")
+        raise ValueError(f"{name} must be in (0, 1], got {value!r}")
 
 
-@attrs.define(eq=False)
 class EndpointPool:
     """The endpoints of one city, in order, each with a health state and a circuit breaker.
 
@@ -263,32 +288,58 @@ class EndpointPool:
         ['https://a.example/v2', 'https://b.example/v2']
     """
 
-    urls: tuple[str, ...] = attrs.field(converter=_urls_converter, validator=_check_urls)
-    wall: datetime = attrs.field(kw_only=True, repr=False)
-    format: str | tuple[str, ...] = attrs.field(
-        default="json", kw_only=True, converter=_formats_converter, validator=_check_format
+    # A plain class, not attrs (issue 13): internal, compared by identity, and attrs' class
+    # construction cost `import civic311` ~0.5 ms. Arguments are converted, then checked in
+    # order, as the attrs fields did.
+    __slots__ = (
+        "_lock",
+        "_slots",
+        "cooldown",
+        "failure_threshold",
+        "format",
+        "latency_alpha",
+        "probe_timeout",
+        "urls",
+        "wall",
     )
-    failure_threshold: int = attrs.field(default=3, kw_only=True, validator=_check_threshold)
-    cooldown: float = attrs.field(
-        default=30.0, kw_only=True, converter=float, validator=_check_seconds
-    )
-    latency_alpha: float = attrs.field(
-        default=0.3, kw_only=True, converter=float, validator=_check_alpha
-    )
-    probe_timeout: float = attrs.field(
-        default=30.0, kw_only=True, converter=float, validator=_check_seconds
-    )
-    _slots: list[_Slot] = attrs.field(init=False, repr=False)
-    _lock: threading.Lock = attrs.field(init=False, repr=False, factory=threading.Lock)
 
-    def __attrs_post_init__(self) -> None:
-        formats = (
-            [self.format] * len(self.urls) if isinstance(self.format, str) else list(self.format)
-        )
+    def __init__(
+        self,
+        urls: Sequence[str] | str,
+        *,
+        wall: datetime,
+        format: str | Sequence[str] = "json",
+        failure_threshold: int = 3,
+        cooldown: SupportsFloat | SupportsIndex | str = 30.0,
+        latency_alpha: SupportsFloat | SupportsIndex | str = 0.3,
+        probe_timeout: SupportsFloat | SupportsIndex | str = 30.0,
+    ) -> None:
+        self.urls: tuple[str, ...] = _urls_converter(urls)
+        self.wall = wall
+        self.format: str | tuple[str, ...] = _formats_converter(format)
+        self.failure_threshold = failure_threshold
+        self.cooldown = to_float(cooldown)
+        self.latency_alpha = to_float(latency_alpha)
+        self.probe_timeout = to_float(probe_timeout)
+        _check_urls(self.urls)
+        _check_format(self.urls, self.format)
+        _check_threshold("failure_threshold", failure_threshold)
+        _check_seconds("cooldown", self.cooldown)
+        _check_alpha("latency_alpha", self.latency_alpha)
+        _check_seconds("probe_timeout", self.probe_timeout)
+        self._lock = threading.Lock()
+        formats = [self.format] * len(self.urls) if isinstance(self.format, str) else self.format
         self._slots = [
-            _Slot(url=url, configured_format=fmt, format=fmt, since=self.wall)
+            _Slot(url=url, configured_format=fmt, format=fmt, since=wall)
             for url, fmt in zip(self.urls, formats, strict=True)
         ]
+
+    def __repr__(self) -> str:
+        return (
+            f"EndpointPool(urls={self.urls!r}, format={self.format!r}, "
+            f"failure_threshold={self.failure_threshold!r}, cooldown={self.cooldown!r}, "
+            f"latency_alpha={self.latency_alpha!r}, probe_timeout={self.probe_timeout!r})"
+        )
 
     # ----------------------------------------------------------------------------------------
     # Choosing

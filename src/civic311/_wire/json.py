@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Any
@@ -19,9 +20,18 @@ from civic311.errors import DecodeError, snippet
 
 __all__ = ["parse_json"]
 
+
 # Rails writes JSONP as "/**/callback(…)" (Klarschiff and SeeClickFix run on Rails).
-_JSONP = re.compile(rb"^\s*(?:/\*\*/)?\s*[A-Za-z_$][\w$.]*\s*\((.*)\)\s*;?\s*$", re.DOTALL)
-_NUMBER_WITH_ZEROS = re.compile(r"-?0\d+(?:\.\d+)?")
+@functools.cache
+def _jsonp() -> re.Pattern[bytes]:
+    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
+    return re.compile(rb"^\s*(?:/\*\*/)?\s*[A-Za-z_$][\w$.]*\s*\((.*)\)\s*;?\s*$", re.DOTALL)
+
+
+@functools.cache
+def _number_with_zeros() -> re.Pattern[str]:
+    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
+    return re.compile(r"-?0\d+(?:\.\d+)?")
 
 
 def parse_json(body: bytes) -> Any:
@@ -59,19 +69,27 @@ def parse_json(body: bytes) -> Any:
     return _no_surrogates(data) if _has_surrogate_escape(text) else data
 
 
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
+@functools.cache
+def _surrogate_escape() -> re.Pattern[str]:
+    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
+    return re.compile(r"\\u[dD][89a-fA-F]")
+
+
+@functools.cache
+def _surrogate() -> re.Pattern[str]:
+    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
+    return re.compile("[\ud800-\udfff]")
 
 
 def _has_surrogate_escape(text: str) -> bool:
     """Whether *text* holds a ``\\uD800``-``\\uDFFF`` escape (JSON's only way to a surrogate)."""
-    return "\\" in text and _SURROGATE_ESCAPE.search(text) is not None
+    return "\\" in text and _surrogate_escape().search(text) is not None
 
 
 def _no_surrogates(value: Any) -> Any:
     """*value* with every lone surrogate in its strings (keys too) replaced by U+FFFD."""
     if isinstance(value, str):
-        return _SURROGATE.sub("\ufffd", value)
+        return _surrogate().sub("\ufffd", value)
     if isinstance(value, list):
         return [_no_surrogates(item) for item in value]
     if isinstance(value, dict):
@@ -80,7 +98,7 @@ def _no_surrogates(value: Any) -> Any:
 
 
 def _repair(body: bytes, text: str) -> str | None:
-    match = _JSONP.match(body)
+    match = _jsonp().match(body)
     if match:
         return match.group(1).decode("utf-8-sig", errors="replace")
     repaired = _quote_leading_zeros(text)
@@ -110,7 +128,7 @@ def _quote_leading_zeros(text: str) -> str:
             i += 1
             continue
         if char in "-0":
-            match = _NUMBER_WITH_ZEROS.match(text, i)
+            match = _number_with_zeros().match(text, i)
             previous = text[:i].rstrip()[-1:]
             if match and previous in (":", "[", ","):
                 out.append(f'"{match.group(0)}"')
