@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import statistics
@@ -235,9 +236,9 @@ def _vs_raw(quick: bool, profile: bool) -> None:
             tag = f"r{round_}"
             batch = rows(count, tag)
             runs: dict[str, Callable[[], Awaitable[float]]] = {
-                "raw": lambda: _raw_httpx(url, batch, concurrency),
-                "bare": lambda: _civic311_no_ledger(url, batch, concurrency),
-                "bulk": lambda: run(url, count, concurrency, Path(tmp), tag=tag),
+                "raw": functools.partial(_raw_httpx, url, batch, concurrency),
+                "bare": functools.partial(_civic311_no_ledger, url, batch, concurrency),
+                "bulk": functools.partial(run, url, count, concurrency, Path(tmp), tag=tag),
             }
             for name, make in runs.items():
                 _server_stats(url)

@@ -18,7 +18,7 @@ import hashlib
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,6 +30,7 @@ import civic311._sqlite
 from civic311._journal.store import (
     ClaimResult,
     NewRow,
+    OutcomeRecord,
     Owner,
     StoredObservation,
     StoredReceipt,
@@ -45,6 +46,10 @@ from civic311.errors import (
 )
 
 __all__ = ["MIGRATIONS", "Migration", "SQLiteStore"]
+
+#: Keys per ``IN (…)`` of `SQLiteStore.existing_keys`: far below SQLite's limit of bound
+#: variables (999 before 3.32, https://www.sqlite.org/limits.html#max_variable_number).
+_KEYS_PER_QUERY = 500
 
 
 @attrs.frozen
@@ -466,15 +471,24 @@ class SQLiteStore:
     # --- plumbing ----------------------------------------------------------------------------
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
         with self._lock, self._errors():
-            self._db.execute("BEGIN IMMEDIATE")
+            if not durable:
+                # WAL with synchronous=NORMAL: the commit is atomic and survives a killed
+                # process, only a power loss or an OS crash may roll it back (no fsync until
+                # the next FULL commit or checkpoint: https://www.sqlite.org/pragma.html#pragma_synchronous).
+                self._db.execute("PRAGMA synchronous=NORMAL")
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            finally:
+                if not durable:
+                    self._db.execute("PRAGMA synchronous=FULL")
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -549,6 +563,76 @@ class SQLiteStore:
             if receipt is not None:
                 self._store_receipt(db, row_id, receipt, at)
             return row_id, True
+
+    def insert_in_flight(
+        self, rows: Sequence[tuple[NewRow, str]], *, owner: Owner, at: datetime
+    ) -> list[int | None]:
+        with self._write() as db:
+            ids: list[int | None] = []
+            sent_at = _iso(at)
+            for row, token in rows:
+                if row.key is None or row.local_id is not None or row.receipt is not None:
+                    raise InvalidRequestError("row", "insert_in_flight takes keyed rows only")
+                cursor = db.execute(
+                    "INSERT INTO ledger_submissions (endpoint, key, state, service_code, "
+                    "request, recorded_at, sent_at, updated_at, tries, claim_token, "
+                    "claim_owner, heartbeat_at, source_row) "
+                    "VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, 1, ?, ?, ?, ?) "
+                    "ON CONFLICT (endpoint, key) DO NOTHING",
+                    (
+                        row.scope,
+                        row.key,
+                        row.service_code,
+                        row.request_json,
+                        sent_at,  # recorded now, in flight now
+                        sent_at,
+                        sent_at,
+                        token,
+                        str(owner),
+                        sent_at,
+                        row.source_row,
+                    ),
+                )
+                ids.append(int(cursor.lastrowid or 0) if cursor.rowcount == 1 else None)
+            return ids
+
+    def unsend(self, row_id: int, token: str) -> bool:
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE ledger_submissions SET sent_at = NULL, tries = max(tries - 1, 0), "
+                "claim_token = NULL, claim_owner = NULL, heartbeat_at = NULL "
+                "WHERE id = ? AND claim_token = ? AND state = 'pending'",
+                (row_id, token),
+            )
+            return cursor.rowcount == 1
+
+    def record_outcomes(self, outcomes: Sequence[OutcomeRecord], *, durable: bool) -> list[bool]:
+        with self._write(durable=durable) as db:
+            done: list[bool] = []
+            for item in outcomes:
+                now = _iso(item.at)
+                cursor = db.execute(
+                    "UPDATE ledger_submissions SET state = ?, error = ?, updated_at = ?, "
+                    "sent_at = coalesce(sent_at, ?), claim_token = NULL, claim_owner = NULL, "
+                    "heartbeat_at = NULL WHERE id = ? AND claim_token IS ?",
+                    (item.state, item.error, now, now, item.row_id, item.token),
+                )
+                recorded = cursor.rowcount == 1
+                if recorded and item.receipt is not None:
+                    self._store_receipt(db, item.row_id, item.receipt, now)
+                done.append(recorded)
+            return done
+
+    def existing_keys(self, scope: str, keys: Sequence[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        with self._read() as db:
+            for start in range(0, len(keys), _KEYS_PER_QUERY):
+                chunk = keys[start : start + _KEYS_PER_QUERY]
+                marks = ",".join("?" * len(chunk))
+                sql = f"SELECT key, id FROM ledger_submissions WHERE endpoint = ? AND key IN ({marks})"  # noqa: S608, E501 - fixed text, placeholders only
+                for row in db.execute(sql, (scope, *chunk)):
+                    found[row[0]] = int(row[1])
+        return found
 
     @staticmethod
     def _store_receipt(
