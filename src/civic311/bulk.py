@@ -24,7 +24,6 @@ whole (a typo such as ``descripton`` would otherwise drop data silently).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import csv
 import io
 import json
@@ -618,12 +617,19 @@ async def _file_new_row(
             return await _file_row(
                 client, ledger, row, request, client.endpoints[0], pacer, resend_after
             )
-    flow = ledger._settle_flow(
-        client, row_id, resend_after, False, token=token, sending=request, recorder=writer.record
-    )
-    with contextlib.closing(flow):
-        async with gate:
-            return _row_result(row, await _adrive(client, flow, None))
+    try:
+        await gate.acquire()
+    except BaseException:
+        writer.abandon(row_id, token)  # cancelled before its POST: not in flight after all
+        raise
+    try:
+        record = writer.record
+        flow = ledger._settle_flow(
+            client, row_id, resend_after, False, token=token, sending=request, recorder=record
+        )
+        return _row_result(row, await _adrive(client, flow, None))
+    finally:
+        gate.release()
 
 
 def _row_result(row: Row, settled: Settled) -> RowResult:

@@ -419,8 +419,9 @@ class BatchingStore(JournalStore, Protocol):
     def insert_in_flight(
         self, rows: Sequence[tuple[NewRow, str]], *, owner: Owner, at: datetime
     ) -> list[int | None]:
-        """Insert each keyed row (with its claim token), claimed by *owner* and already in
-        flight (``pending``, ``sent_at`` = *at*, one try): the record a POST needs before it
+        """Insert each keyed row (with its claim token), claimed by *owner*, recorded at *at*
+        and already in flight (``pending``, ``sent_at`` = *at*, one try; ``row.at`` is not
+        used): the record a POST needs before it
         starts, in ONE durable transaction. A row whose ``(scope, key)`` exists is left alone
         (None in its place); the others' ids come back in order. A crash after this commit and
         before a POST leaves the row in flight under a dead owner: the next run looks for it on

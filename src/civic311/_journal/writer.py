@@ -46,6 +46,7 @@ class _Admit:
 @attrs.define
 class _Unsend:
     token: str
+    row_id: int | None = None
 
 
 _Job = list[_Admit] | list[OutcomeRecord] | _Unsend | None
@@ -85,6 +86,12 @@ class JournalWriter:
             self._abandoned.add(token)
             self._queue.put(_Unsend(token))
             raise
+
+    def abandon(self, row_id: int, token: str) -> None:
+        """The row `admit` recorded under *token* will not be sent after all (the run was
+        cancelled before its POST started): queue undoing its "in flight" and its claim."""
+        self._abandoned.add(token)
+        self._queue.put(_Unsend(token, row_id))
 
     def record(self, outcome: OutcomeRecord) -> None:
         """Queue *outcome* (written without an fsync, with the others of this loop iteration);
@@ -140,14 +147,14 @@ class JournalWriter:
             items = [item for job in jobs if isinstance(job, list) for item in job]
             outcomes = [item for item in items if isinstance(item, OutcomeRecord)]
             admits = [item for item in items if isinstance(item, _Admit)]
-            unsends = [job.token for job in jobs if isinstance(job, _Unsend)]
+            unsends = [job for job in jobs if isinstance(job, _Unsend)]
             stop = any(job is None for job in jobs)
             if outcomes:
                 self._write_outcomes(outcomes)
             if admits:
                 self._write_admits(admits)
-            for token in unsends:
-                self._unsend(token)
+            for unsend in unsends:
+                self._unsend(unsend.token, unsend.row_id)
 
     def _write_outcomes(self, outcomes: list[OutcomeRecord]) -> None:
         try:
@@ -182,9 +189,10 @@ class JournalWriter:
             else:
                 self._call(self._deliver, admit.future, row_id)
 
-    def _unsend(self, token: str) -> None:
+    def _unsend(self, token: str, row_id: int | None = None) -> None:
         """The run that admitted *token*'s row was cancelled before sending it."""
-        row_id = self._inserted.pop(token, None)
+        inserted = self._inserted.pop(token, None)
+        row_id = inserted if row_id is None else row_id
         try:
             if row_id is not None:
                 self._store.unsend(row_id, token)
