@@ -144,17 +144,20 @@ class JournalWriter:
             jobs: list[_Job] = [self._queue.get()]
             while not self._queue.empty():  # only this thread takes from the queue
                 jobs.append(self._queue.get_nowait())
-            items = [item for job in jobs if isinstance(job, list) for item in job]
-            outcomes = [item for item in items if isinstance(item, OutcomeRecord)]
-            admits = [item for item in items if isinstance(item, _Admit)]
-            unsends = [job for job in jobs if isinstance(job, _Unsend)]
             stop = any(job is None for job in jobs)
-            if outcomes:
-                self._write_outcomes(outcomes)
-            if admits:
-                self._write_admits(admits)
-            for unsend in unsends:
-                self._unsend(unsend.token, unsend.row_id)
+            self._handle(jobs)
+
+    def _handle(self, jobs: list[_Job]) -> None:
+        items = [item for job in jobs if isinstance(job, list) for item in job]
+        outcomes = [item for item in items if isinstance(item, OutcomeRecord)]
+        admits = [item for item in items if isinstance(item, _Admit)]
+        unsends = [job for job in jobs if isinstance(job, _Unsend)]
+        if outcomes:
+            self._write_outcomes(outcomes)
+        if admits:
+            self._write_admits(admits)
+        for unsend in unsends:
+            self._unsend(unsend.token, unsend.row_id)
 
     def _write_outcomes(self, outcomes: list[OutcomeRecord]) -> None:
         try:
