@@ -22,7 +22,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import attrs
 
@@ -50,6 +50,17 @@ __all__ = ["MIGRATIONS", "Migration", "SQLiteStore"]
 #: Keys per ``IN (…)`` of `SQLiteStore.existing_keys`: far below SQLite's limit of bound
 #: variables (999 before 3.32, https://www.sqlite.org/limits.html#max_variable_number).
 _KEYS_PER_QUERY = 500
+
+#: Rows per multi-row statement of the batch writes: at most 12 values each, so a chunk stays
+#: within the 999 bound variables of SQLite before 3.32.
+_ROWS_PER_STATEMENT = 80
+
+_T = TypeVar("_T")
+
+
+def _chunks(items: Sequence[_T]) -> Iterator[Sequence[_T]]:
+    for start in range(0, len(items), _ROWS_PER_STATEMENT):
+        yield items[start : start + _ROWS_PER_STATEMENT]
 
 
 @attrs.frozen
@@ -567,34 +578,40 @@ class SQLiteStore:
     def insert_in_flight(
         self, rows: Sequence[tuple[NewRow, str]], *, owner: Owner, at: datetime
     ) -> list[int | None]:
+        for row, _ in rows:
+            if row.key is None or row.local_id is not None or row.receipt is not None:
+                raise InvalidRequestError("row", "insert_in_flight takes keyed rows only")
+        now, holder = _iso(at), str(owner)
+        ids: dict[str, int] = {}
+        # One multi-row statement per chunk, and the ids read back by claim token (unique per
+        # row) as one text: this runs on bulk's writer thread, where each statement step
+        # gives the GIL away and takes it back from the busy event loop (issue 13).
         with self._write() as db:
-            ids: list[int | None] = []
-            sent_at = _iso(at)
-            for row, token in rows:
-                if row.key is None or row.local_id is not None or row.receipt is not None:
-                    raise InvalidRequestError("row", "insert_in_flight takes keyed rows only")
-                cursor = db.execute(
-                    "INSERT INTO ledger_submissions (endpoint, key, state, service_code, "
+            for chunk in _chunks(rows):
+                values = ",".join(["(?, ?, 'pending', ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)"] * len(chunk))
+                args: list[object] = []
+                for row, token in chunk:
+                    args += (row.scope, row.key, row.service_code, row.request_json)
+                    args += (now, now, now, token, holder, now, row.source_row)
+                db.execute(
+                    "INSERT INTO ledger_submissions (endpoint, key, state, service_code, "  # noqa: S608 - fixed text, placeholders only
                     "request, recorded_at, sent_at, updated_at, tries, claim_token, "
                     "claim_owner, heartbeat_at, source_row) "
-                    "VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, 1, ?, ?, ?, ?) "
-                    "ON CONFLICT (endpoint, key) DO NOTHING",
-                    (
-                        row.scope,
-                        row.key,
-                        row.service_code,
-                        row.request_json,
-                        sent_at,  # recorded now, in flight now
-                        sent_at,
-                        sent_at,
-                        token,
-                        str(owner),
-                        sent_at,
-                        row.source_row,
-                    ),
+                    f"VALUES {values} ON CONFLICT (endpoint, key) DO NOTHING",
+                    args,
                 )
-                ids.append(int(cursor.lastrowid or 0) if cursor.rowcount == 1 else None)
-            return ids
+                tokens = [token for _, token in chunk]
+                marks = ",".join("?" * len(tokens))
+                found = db.execute(
+                    "SELECT group_concat(claim_token || ' ' || id) FROM ledger_submissions "  # noqa: S608 - fixed text, placeholders only
+                    f"WHERE claim_token IN ({marks})",
+                    tokens,
+                ).fetchone()[0]
+                for pair in (found or "").split(","):
+                    if pair:
+                        token, _, row_id = pair.partition(" ")
+                        ids[token] = int(row_id)
+        return [ids.get(token) for _, token in rows]
 
     def unsend(self, row_id: int, token: str) -> bool:
         with self._write() as db:
@@ -606,22 +623,47 @@ class SQLiteStore:
             )
             return cursor.rowcount == 1
 
-    def record_outcomes(self, outcomes: Sequence[OutcomeRecord], *, durable: bool) -> list[bool]:
+    def record_outcomes(self, outcomes: Sequence[OutcomeRecord], *, durable: bool) -> int:
+        # One UPDATE … FROM (VALUES …) per chunk (see insert_in_flight); the receipt's columns
+        # as `_store_receipt` writes them, the rest as `record_outcome`; only while the claim
+        # holds.
         with self._write(durable=durable) as db:
-            done: list[bool] = []
-            for item in outcomes:
-                now = _iso(item.at)
-                cursor = db.execute(
-                    "UPDATE ledger_submissions SET state = ?, error = ?, updated_at = ?, "
-                    "sent_at = coalesce(sent_at, ?), claim_token = NULL, claim_owner = NULL, "
-                    "heartbeat_at = NULL WHERE id = ? AND claim_token IS ?",
-                    (item.state, item.error, now, now, item.row_id, item.token),
+            # total_changes, not rowcount: the sqlite3 module reports -1 for a statement that
+            # starts with WITH.
+            before = db.total_changes
+            for chunk in _chunks(outcomes):
+                args: list[object] = []
+                for o in chunk:
+                    r = o.receipt
+                    args += (o.row_id, o.token, o.state, o.error, _iso(o.at), r is not None)
+                    if r is None:
+                        args += (None, None, None, None, 0, None)
+                    else:
+                        args += (r.service_request_id, r.token, r.service_notice)
+                        args += (r.account_id, int(r.reconciled), r.extras_json)
+                values = ",".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
+                db.execute(
+                    "WITH v (v_id, v_claim, v_state, v_error, v_at, v_has_receipt, v_srid, v_token, "  # noqa: S608, E501 - fixed text, placeholders only
+                    f"v_notice, v_account, v_reconciled, v_extras) AS (VALUES {values}) "
+                    "UPDATE ledger_submissions SET state = v.v_state, error = v.v_error, "
+                    "updated_at = v.v_at, sent_at = coalesce(sent_at, v.v_at), claim_token = NULL, "
+                    "claim_owner = NULL, heartbeat_at = NULL, "
+                    "service_request_id = CASE WHEN v.v_has_receipt "
+                    "THEN coalesce(v.v_srid, service_request_id) ELSE service_request_id END, "
+                    "token = CASE WHEN v.v_has_receipt THEN v.v_token ELSE token END, "
+                    "service_notice = CASE WHEN v.v_has_receipt THEN v.v_notice "
+                    "ELSE service_notice END, "
+                    "account_id = CASE WHEN v.v_has_receipt THEN v.v_account ELSE account_id END, "
+                    "reconciled = CASE WHEN v.v_has_receipt THEN v.v_reconciled "
+                    "ELSE reconciled END, "
+                    "receipt_extras = CASE WHEN v.v_has_receipt THEN v.v_extras "
+                    "ELSE receipt_extras END, "
+                    "receipt_at = CASE WHEN v.v_has_receipt THEN v.v_at ELSE receipt_at END "
+                    "FROM v WHERE ledger_submissions.id = v.v_id "
+                    "AND ledger_submissions.claim_token IS v.v_claim",
+                    args,
                 )
-                recorded = cursor.rowcount == 1
-                if recorded and item.receipt is not None:
-                    self._store_receipt(db, item.row_id, item.receipt, now)
-                done.append(recorded)
-            return done
+            return db.total_changes - before
 
     def existing_keys(self, scope: str, keys: Sequence[str]) -> dict[str, int]:
         found: dict[str, int] = {}

@@ -434,10 +434,11 @@ class BatchingStore(JournalStore, Protocol):
         while *token* still holds it and no outcome is recorded."""
         ...
 
-    def record_outcomes(self, outcomes: Sequence[OutcomeRecord], *, durable: bool) -> list[bool]:
-        """`JournalStore.record_outcome` for each, in ONE transaction; whether each was
-        recorded. With *durable* False the commit may be lost to a power cut (never to a killed
-        process): a lost outcome leaves its row in flight, which the next run reconciles."""
+    def record_outcomes(self, outcomes: Sequence[OutcomeRecord], *, durable: bool) -> int:
+        """`JournalStore.record_outcome` for each, in ONE transaction; how many were
+        recorded (an outcome whose token no longer holds its row is not). With *durable*
+        False the commit may be lost to a power cut (never to a killed process): a lost
+        outcome leaves its row in flight, which the next run reconciles."""
         ...
 
     def existing_keys(self, scope: str, keys: Sequence[str]) -> dict[str, int]:

@@ -49,20 +49,24 @@ class _Unsend:
     row_id: int | None = None
 
 
-_Job = list[_Admit] | list[OutcomeRecord] | _Unsend | None
+_Job = list[_Admit | OutcomeRecord] | _Unsend | None
 
 
 class JournalWriter:
     """The writer thread of one bulk run over *store* (module docstring). Create it inside the
     running event loop that awaits `admit`."""
 
-    def __init__(self, store: BatchingStore, owner: Owner) -> None:
+    def __init__(
+        self, store: BatchingStore, owner: Owner, *, batch_size: int = 1, gather_for: float = 0.0
+    ) -> None:
         self._store = store
         self._owner = owner
+        self._batch_size = max(1, batch_size)
+        self._gather_for = gather_for
         self._loop = asyncio.get_running_loop()
         self._queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
-        self._batch: list[_Admit] = []
-        self._outcomes: list[OutcomeRecord] = []
+        self._batch: list[_Admit | OutcomeRecord] = []
+        self._flush_due: asyncio.Handle | None = None
         # Written by the loop (a run cancelled while its insert was queued), read by the thread.
         self._abandoned: set[str] = set()
         self._inserted: dict[str, int] = {}  # the thread's own: token → row id
@@ -74,11 +78,19 @@ class JournalWriter:
 
     async def admit(self, row: NewRow, token: str, at: datetime) -> int | None:
         """Record *row* claimed under *token* and in flight since *at* (durably, before this
-        returns); its id, or None when its key is recorded already (nothing written)."""
+        returns); its id, or None when its key is recorded already (nothing written).
+
+        Admissions gather for up to *gather_for* seconds or *batch_size* rows, whichever comes
+        first, and go to the thread as one batch with the outcomes queued meanwhile."""
         future: asyncio.Future[int | None] = self._loop.create_future()
-        if not self._batch:
-            self._loop.call_soon(self._flush)
         self._batch.append(_Admit(row, token, at, future))
+        if len(self._batch) >= self._batch_size:
+            self._flush()
+        elif self._flush_due is None:
+            if self._gather_for > 0:
+                self._flush_due = self._loop.call_later(self._gather_for, self._flush)
+            else:
+                self._flush_due = self._loop.call_soon(self._flush)
         try:
             return await future
         except asyncio.CancelledError:
@@ -94,16 +106,13 @@ class JournalWriter:
         self._queue.put(_Unsend(token, row_id))
 
     def record(self, outcome: OutcomeRecord) -> None:
-        """Queue *outcome* (written without an fsync, with the others of this loop iteration);
-        its claim token is forgotten once written."""
-        if not self._outcomes:
-            self._loop.call_soon(self._flush_outcomes)
-        self._outcomes.append(outcome)
+        """Queue *outcome*, written without an fsync with the next batch of admissions (or at
+        `close`): nothing waits for it. Its claim token is forgotten once written."""
+        self._batch.append(outcome)
 
     def close(self) -> None:
         """Write everything queued, stop the thread; raise the first error a write met."""
         self._flush()
-        self._flush_outcomes()
         self._queue.put(None)
         self._thread.join()
         if self._failure is not None:
@@ -112,17 +121,17 @@ class JournalWriter:
     # --- loop side ---------------------------------------------------------------------------
 
     def _flush(self) -> None:
-        # One queue item per loop iteration, not one per row: each put wakes the thread,
-        # which then competes with the loop for the GIL.
+        # One queue item per batch, not one per row: each put wakes the thread, which then
+        # takes the GIL from the loop at its next system call (a send, a poll).
+        if self._flush_due is not None:
+            self._flush_due.cancel()
+            self._flush_due = None
         batch, self._batch = self._batch, []
-        live = [admit for admit in batch if not admit.future.cancelled()]
+        live = [
+            item for item in batch if not (isinstance(item, _Admit) and item.future.cancelled())
+        ]
         if live:
             self._queue.put(live)
-
-    def _flush_outcomes(self) -> None:
-        batch, self._outcomes = self._outcomes, []
-        if batch:
-            self._queue.put(batch)
 
     def _call(self, fn: Any, *args: Any) -> None:
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
