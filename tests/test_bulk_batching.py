@@ -106,6 +106,35 @@ def test_outcomes_are_recorded_only_under_their_claim(tmp_path: Path) -> None:
         store.close()
 
 
+def test_outcomes_are_recorded_row_by_row_before_sqlite_3_33(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without UPDATE … FROM (SQLite before 3.33), record_outcomes falls back to one
+    conditional update per outcome, with the same result."""
+    import sqlite3
+
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 31, 1))
+    store = SQLiteStore(tmp_path / "j.sqlite")
+    try:
+        a, b = store.insert_in_flight(
+            [(new_row("a"), "ta"), (new_row("b", 1), "tb")], owner=Owner.me(), at=NOW
+        )
+        assert a is not None
+        assert b is not None
+        receipt = StoredReceipt(service_request_id="8")
+        outcomes = [
+            OutcomeRecord(a, "ta", "sent", NOW, receipt),
+            OutcomeRecord(b, "x", "sent", NOW),
+        ]
+        assert store.record_outcomes(outcomes, durable=False) == 1
+        sent = store.get(a)
+        assert sent is not None
+        assert sent.receipt is not None
+        assert sent.receipt.service_request_id == "8"
+    finally:
+        store.close()
+
+
 def test_unsend_undoes_only_an_unanswered_claim(tmp_path: Path) -> None:
     """unsend puts a row recorded in flight back to never sent, only under its own claim and
     before an outcome."""

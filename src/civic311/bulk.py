@@ -442,9 +442,13 @@ async def submit_all(
        never taking a request id the journal holds for another row): found, reconciled; not
        found, sent again only once *resend_after* seconds have passed since that send.
     3. Rows are sent with at most *concurrency* in flight and at most *rate* starting per
-       second. Each row is marked in flight just before the POST and its outcome recorded
+       second. Each row is marked in flight (durably) before its POST and its outcome recorded
        after, so a crash, a kill or Ctrl-C at any moment leaves the ledger saying how far each
-       row got.
+       row got. On a SQLite ledger new rows are recorded in flight in batches on a writer
+       thread, up to half the concurrency ahead of a free send slot, and outcomes are written
+       without an fsync: a crash can leave rows in flight whose POST never left (or whose
+       outcome a power cut lost); the next run looks for each on the city first, so none is
+       ever filed twice (a Ctrl-C puts rows recorded ahead back to never sent).
 
     Raises:
         InvalidRequestError: bad arguments (the rows' own problems are results, not errors).

@@ -627,6 +627,18 @@ class SQLiteStore:
         # One UPDATE … FROM (VALUES …) per chunk (see insert_in_flight); the receipt's columns
         # as `_store_receipt` writes them, the rest as `record_outcome`; only while the claim
         # holds.
+        if sqlite3.sqlite_version_info < (3, 33, 0):  # no UPDATE … FROM before 3.33
+            recorded = 0
+            for o in outcomes:
+                recorded += self.record_outcome(
+                    o.row_id,
+                    token=o.token,
+                    state=o.state,
+                    at=o.at,
+                    receipt=o.receipt,
+                    error=o.error,
+                )
+            return recorded
         with self._write(durable=durable) as db:
             # total_changes, not rowcount: the sqlite3 module reports -1 for a statement that
             # starts with WITH.
