@@ -223,7 +223,7 @@ async def _civic311_no_ledger(url: str, batch: list[bulk.Row], concurrency: int)
 def _vs_raw(quick: bool, profile: bool) -> None:
     """The goal: bulk with a SQLite ledger vs raw httpx, 2,000 rows at concurrency 32."""
     count, concurrency = (640, 32) if quick else (2000, 32)
-    rounds = 2 if quick else 3
+    rounds = 2 if quick else 5
     ideal = count * LATENCY / concurrency
     samples: dict[str, list[float]] = {"raw": [], "bare": [], "bulk": []}
     connections: dict[str, list[int]] = {"raw": [], "bare": [], "bulk": []}
