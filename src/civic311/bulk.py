@@ -623,7 +623,6 @@ async def _file_new_row(
     with the other rows admitted meanwhile (`JournalWriter.admit`), then sent at once; its
     outcome is queued to the writer. Rows another run recorded in the meantime take
     `_file_row`'s path."""
-    await pacer.wait()
     token = new_token()
     row_id = await writer.admit(new, token, client.clock.now())
     if row_id is None:
@@ -638,6 +637,13 @@ async def _file_new_row(
         writer.abandon(row_id, token)  # cancelled before its POST: not in flight after all
         raise
     try:
+        try:
+            # The rate paces the POSTs themselves, as on `_file_row`'s path (sent_at, recorded
+            # before, is then a little early: a wider reconciliation window, never narrower).
+            await pacer.wait()
+        except BaseException:
+            writer.abandon(row_id, token)
+            raise
         record = writer.record
         flow = ledger._settle_flow(
             client, row_id, resend_after, False, token=token, sending=request, recorder=record
