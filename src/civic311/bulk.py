@@ -620,9 +620,9 @@ async def _file_new_row(
     gate: asyncio.Semaphore,
 ) -> RowResult:
     """A row no earlier run recorded: recorded claimed and in flight in one write, batched
-    with the other rows admitted meanwhile (`JournalWriter.admit`), then sent at once; its
-    outcome is queued to the writer. Rows another run recorded in the meantime take
-    `_file_row`'s path."""
+    with the other rows admitted meanwhile (`JournalWriter.admit`), then sent as soon as a
+    send slot (*gate*) frees and the rate allows; its outcome is queued to the writer. Rows
+    another run recorded in the meantime take `_file_row`'s path."""
     token = new_token()
     row_id = await writer.admit(new, token, client.clock.now())
     if row_id is None:

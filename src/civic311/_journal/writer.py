@@ -1,20 +1,21 @@
 """`JournalWriter`: one thread that does a bulk run's journal writes, in batches, off the loop.
 
-A bulk run at concurrency 32 used to make three SQLite commits per row on the event loop, each
-with a full fsync, while the loop had POSTs to drive: the loop, not the disk, was the limit
-(issue 13: civic311 bulk at 38% of raw httpx's throughput on one core). Here:
+A bulk run at concurrency 32 made three SQLite commits per row on the event loop, each with a
+full fsync, while the loop had POSTs to drive: the loop, not the disk, was the limit (issue 13;
+the other half of the cost was httpcore's pool, see `civic311._client.transport`). Here:
 
-* the pre-send records of every row admitted in one loop iteration go to this thread as ONE
-  batch, written in one durable transaction (`BatchingStore.insert_in_flight`: the row is
-  created claimed and in flight in one statement); rows arriving while a commit runs form the
-  next batch (group commit);
-* outcomes are fire-and-forget: queued, and written together without an fsync
-  (`BatchingStore.record_outcomes` with ``durable=False``). A killed process loses none of
-  them (WAL); a power cut may, leaving those rows in flight, which the next run reconciles:
-  looked for on the city first, never filed twice. A row's claim token stays live until its
-  outcome is committed, so no other run in this process takes the row over meanwhile;
-* the loop only appends to lists and a queue, and wakes on a future the thread resolves
-  (``call_soon_threadsafe``).
+* new rows' pre-send records gather on the loop for a few milliseconds or a number of rows
+  (``gather_for``, ``batch_size``) and go to this thread as ONE batch, written in one durable
+  transaction (`BatchingStore.insert_in_flight`: each row created claimed and in flight in one
+  statement); rows arriving while a commit runs form the next batch (group commit);
+* outcomes are fire-and-forget: they ride along with the next batch (or `close`) and are
+  written without an fsync (`BatchingStore.record_outcomes` with ``durable=False``). A killed
+  process loses none of them (WAL); a power cut may, leaving those rows in flight, which the
+  next run reconciles: looked for on the city first, never filed twice. A row's claim token
+  stays live until its outcome is committed, so no other run in this process takes it over;
+* the loop only appends to a list and puts one item on a queue per batch (each wake-up of this
+  thread costs the loop the GIL at its next system call), and wakes on a future the thread
+  resolves (``call_soon_threadsafe``).
 
 `close` waits for every queued write and re-raises the first error a write met.
 """
