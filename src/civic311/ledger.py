@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import hashlib
 import itertools
 import json
@@ -80,6 +81,7 @@ from civic311._journal.sqlite import MIGRATIONS, Migration
 from civic311._journal.store import (
     JournalStore,
     NewRow,
+    OutcomeRecord,
     Owner,
     StoredObservation,
     StoredReceipt,
@@ -342,16 +344,15 @@ def _state(name: str, value: object, allowed: frozenset[str]) -> SubmissionState
     return cast(SubmissionState, value)  # checked against the Literal's values above
 
 
+_SQUASHED_SECRET_NAMES = frozenset(n.replace("_", "") for n in SECRET_NAMES)
+
+
 def _is_secret_name(name: object) -> bool:
     # "api_key", "API-Key", "apiKey", "x_api_key", "key": compare without separators or case.
     if not isinstance(name, str):
         return False
     squashed = name.lower().replace("_", "").replace("-", "").replace(" ", "")
-    return (
-        squashed in {n.replace("_", "") for n in SECRET_NAMES}
-        or squashed.endswith("apikey")
-        or squashed == "key"
-    )
+    return squashed in _SQUASHED_SECRET_NAMES or squashed.endswith("apikey") or squashed == "key"
 
 
 def _scrub(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -366,6 +367,14 @@ def _scrub(data: Mapping[str, Any]) -> dict[str, Any]:
     return clean
 
 
+#: Whether a stored request needs `_scrub`: only if `NewRequest` ever has a secret-named field
+#: or extras (today it has neither, so each row's JSON skips a pass over its fields).
+_NEEDS_SCRUB = any(
+    _is_secret_name(field.name) or field.name == "extras" for field in attrs.fields(NewRequest)
+)
+
+
+@functools.lru_cache(maxsize=64)  # a run asks for the same few endpoints for every row
 def _redacted_endpoint(endpoint: str) -> str:
     # Text-level redaction (not a URL round trip): the endpoint is kept as the caller wrote it,
     # with only the values of api_key-like query parameters replaced by ***.
@@ -515,6 +524,7 @@ class _Heartbeats:
         self._due: dict[int, tuple[float, Callable[[], object]]] = {}
         self._ids = itertools.count()
         self._thread: threading.Thread | None = None
+        self._wakes_at = 0.0  # when the sleeping thread wakes up next (0: it is awake)
 
     @contextmanager
     def keep(self, beat: Callable[[], object] | None) -> Iterator[None]:
@@ -522,14 +532,18 @@ class _Heartbeats:
             yield
             return
         key = next(self._ids)
+        due = time.monotonic() + HEARTBEAT_EVERY
         with self._wake:
-            self._due[key] = (time.monotonic() + HEARTBEAT_EVERY, beat)
+            self._due[key] = (due, beat)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._run, name="civic311-heartbeats", daemon=True
                 )
                 self._thread.start()
-            self._wake.notify()
+            elif due < self._wakes_at:
+                # Only when the thread would sleep past this beat: waking it for every step
+                # (thousands a second in a bulk run) made it fight the event loop for the GIL.
+                self._wake.notify()
         try:
             yield
         finally:
@@ -545,7 +559,9 @@ class _Heartbeats:
                     self._due[key] = (now + HEARTBEAT_EVERY, beat)
                 if not due:
                     soonest = min((at for at, _ in self._due.values()), default=now + 60)
+                    self._wakes_at = soonest
                     self._wake.wait(timeout=max(soonest - now, 0.001))
+                    self._wakes_at = 0.0
                     continue
             for _, beat in due:
                 # Best effort: a store closed meanwhile, a database briefly down. A claim
@@ -789,7 +805,8 @@ class Ledger:
             raise InvalidRequestError(
                 "request", f"must be a civic311.NewRequest, not {type(request).__name__}"
             )
-        return json.dumps(_scrub(to_dict(request)), ensure_ascii=False)
+        data = to_dict(request)
+        return json.dumps(_scrub(data) if _NEEDS_SCRUB else data, ensure_ascii=False)
 
     def _locate(self, submission: object) -> StoredRow:
         if isinstance(submission, str):
@@ -1044,9 +1061,16 @@ class Ledger:
         resend_after: float,
         retry_unsafe: bool,
         token: str | None = None,
+        *,
+        sending: NewRequest | None = None,
+        recorder: Callable[[OutcomeRecord], None] | None = None,
     ) -> Generator[_Step, Any, Settled]:
         """The algorithm of `settle`, as steps a sync or async driver runs. With *token*, the
-        row was born claimed under it (`Outbox.submit`) and is not claimed again."""
+        row was born claimed under it (`Outbox.submit`) and is not claimed again. With
+        *sending* too, it was born in flight as well (`BatchingStore.insert_in_flight`, a bulk
+        run): *sending*, the request it records, is sent at once. A *recorder* takes the
+        outcome instead of the store (a bulk run's writer thread; it forgets the token once
+        the outcome is written)."""
         store = self._store
         now = client.clock.now
         scope = _redacted_endpoint(client.endpoints[0])
@@ -1055,6 +1079,7 @@ class Ledger:
         if token is None:
             token = new_token()
         holding = born_claimed  # whether this run holds the row's claim right now
+        handed_over = False  # whether the recorder now owns the token
 
         def beat() -> int:
             return store.heartbeat(token, now())
@@ -1064,13 +1089,20 @@ class Ledger:
             receipt: StoredReceipt | None = None,
             error: str | None = None,
         ) -> None:
-            nonlocal holding
-            store.record_outcome(
-                row_id, token=token, state=state, at=now(), receipt=receipt, error=error
-            )
+            nonlocal holding, handed_over
+            if recorder is not None:
+                recorder(OutcomeRecord(row_id, token, state, now(), receipt, error))
+                handed_over = True
+            else:
+                store.record_outcome(
+                    row_id, token=token, state=state, at=now(), receipt=receipt, error=error
+                )
             holding = False  # recording the outcome released the claim (or it was lost)
 
         try:
+            if sending is not None and born_claimed:
+                outcome = yield _Send(sending, retry_unsafe, beat)
+                return self._sent(row_id, outcome, record)
             if born_claimed:
                 before = store.get(row_id)
                 if before is None:
@@ -1135,23 +1167,33 @@ class Ledger:
             if not store.mark_in_flight(row_id, token=token, at=now()):
                 holding = False
                 return Settled(row_id, "held", detail="its claim was taken over; left to that run")
-            outcome: Receipt | Civic311Error = yield _Send(request, retry_unsafe, beat)
-            if isinstance(outcome, Receipt):
-                record("sent", receipt=_stored_receipt(outcome))
-                kind: SettledOutcome = "reconciled" if outcome.reconciled else "filed"
-                return Settled(row_id, kind, outcome)
-            state = _outcome_state(outcome)
-            text = _error_text(str(outcome))
-            record(state, error=text)
-            return Settled(row_id, cast(SettledOutcome, state), error=outcome, detail=text)
+            outcome = yield _Send(request, retry_unsafe, beat)
+            return self._sent(row_id, outcome, record)
         finally:
             # Interrupted while holding the claim (Ctrl-C, a cancelled task, an error mid-send):
             # drop it so the next run can take the row (and, if it was in flight, reconcile it
             # first). After an outcome the claim is already gone: no extra transaction.
-            forget_token(token)
+            if not handed_over:
+                forget_token(token)
             if holding:
                 with contextlib.suppress(Civic311Error):  # best effort: a stale claim expires
                     store.release(row_id, token)
+
+    @staticmethod
+    def _sent(
+        row_id: int,
+        outcome: Receipt | Civic311Error,
+        record: Callable[..., None],
+    ) -> Settled:
+        """Record what a send came back with (a receipt or the error) and say so."""
+        if isinstance(outcome, Receipt):
+            record("sent", receipt=_stored_receipt(outcome))
+            kind: SettledOutcome = "reconciled" if outcome.reconciled else "filed"
+            return Settled(row_id, kind, outcome)
+        state = _outcome_state(outcome)
+        text = _error_text(str(outcome))
+        record(state, error=text)
+        return Settled(row_id, cast(SettledOutcome, state), error=outcome, detail=text)
 
     # --- export ------------------------------------------------------------------------------
 

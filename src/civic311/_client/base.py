@@ -607,7 +607,7 @@ class ClientBase:
             other_channels=self._other_channels,
         )
 
-    def _submit_flow(self, request: NewRequest) -> Flow[Receipt]:
+    def _submit_flow(self, request: NewRequest, call: Call[Receipt] | None = None) -> Flow[Receipt]:
         """POST *request* with duplicate safety: an unknown outcome is reconciled, never re-sent.
 
         The driver answers the POST with its receipt, or with `Unsettled` when the outcome is
@@ -615,9 +615,10 @@ class ClientBase:
         and looks for the request it may have created (`_find_flow`) for at most
         ``reconcile_wait`` seconds: every look-up, with its own retries, ends by then too, so
         the whole submit ends by the retry deadline plus ``reconcile_wait`` (issue 11.6).
-        Not found: `SubmissionUncertainError`, saying how long it actually looked.
+        Not found: `SubmissionUncertainError`, saying how long it actually looked. *call* is
+        the request's POST when the caller built it already.
         """
-        outcome: Receipt | Unsettled = yield self._submit_call(request)
+        outcome: Receipt | Unsettled = yield (call or self._submit_call(request))
         if not isinstance(outcome, Unsettled):
             return self._remember(outcome)
         run, error = outcome.run, outcome.error

@@ -139,7 +139,8 @@ def _past_deadline() -> bool:
 
 
 def bound_exchanges(client: httpx.Client) -> None:
-    """Put `DeadlineBackend` under the connection pools of an httpx client civic311 created.
+    """Put `DeadlineBackend` under the connection pools of an httpx client civic311 created,
+    and make those pools give one idle connection to one request only (`_network.reserving_pools`).
 
     httpx offers no public hook for the network backend, so this reaches into its transports
     (``_pool._network_backend``, httpcore's ConnectionPool and proxies alike); a transport of
@@ -150,8 +151,9 @@ def bound_exchanges(client: httpx.Client) -> None:
     # itself imports httpcore only when it builds a transport, which has happened by now.
     import httpcore
 
-    from civic311._client._network import DeadlineBackend
+    from civic311._client._network import DeadlineBackend, reserving_pools
 
+    reserving_pools(client)
     transports: list[object] = [getattr(client, "_transport", None)]
     transports += list(getattr(client, "_mounts", {}).values())
     for transport in transports:
@@ -164,8 +166,12 @@ def bound_exchanges(client: httpx.Client) -> None:
 
 
 def abound_exchanges(client: httpx.AsyncClient) -> None:
-    """Nothing to do for the async client: its exchanges run inside `adeadline_scope`."""
-    del client
+    """Set up an httpx async client civic311 created: its exchanges run inside
+    `adeadline_scope` (nothing to add for that); its pool never gives one idle connection to
+    two requests (`civic311._client._network.reserving_pools`)."""
+    from civic311._client._network import reserving_pools  # httpcore, on first client
+
+    reserving_pools(client)
 
 
 class _SetCookies(httpx.Cookies):

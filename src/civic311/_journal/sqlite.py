@@ -18,11 +18,11 @@ import hashlib
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import attrs
 
@@ -30,6 +30,7 @@ import civic311._sqlite
 from civic311._journal.store import (
     ClaimResult,
     NewRow,
+    OutcomeRecord,
     Owner,
     StoredObservation,
     StoredReceipt,
@@ -45,6 +46,21 @@ from civic311.errors import (
 )
 
 __all__ = ["MIGRATIONS", "Migration", "SQLiteStore"]
+
+#: Keys per ``IN (…)`` of `SQLiteStore.existing_keys`: far below SQLite's limit of bound
+#: variables (999 before 3.32, https://www.sqlite.org/limits.html#max_variable_number).
+_KEYS_PER_QUERY = 500
+
+#: Rows per multi-row statement of the batch writes: at most 12 values each, so a chunk stays
+#: within the 999 bound variables of SQLite before 3.32.
+_ROWS_PER_STATEMENT = 80
+
+_T = TypeVar("_T")
+
+
+def _chunks(items: Sequence[_T]) -> Iterator[Sequence[_T]]:
+    for start in range(0, len(items), _ROWS_PER_STATEMENT):
+        yield items[start : start + _ROWS_PER_STATEMENT]
 
 
 @attrs.frozen
@@ -466,15 +482,24 @@ class SQLiteStore:
     # --- plumbing ----------------------------------------------------------------------------
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
         with self._lock, self._errors():
-            self._db.execute("BEGIN IMMEDIATE")
+            if not durable:
+                # WAL with synchronous=NORMAL: the commit is atomic and survives a killed
+                # process, only a power loss or an OS crash may roll it back (no fsync until
+                # the next FULL commit or checkpoint: https://www.sqlite.org/pragma.html#pragma_synchronous).
+                self._db.execute("PRAGMA synchronous=NORMAL")
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            finally:
+                if not durable:
+                    self._db.execute("PRAGMA synchronous=FULL")
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -549,6 +574,119 @@ class SQLiteStore:
             if receipt is not None:
                 self._store_receipt(db, row_id, receipt, at)
             return row_id, True
+
+    def insert_in_flight(
+        self, rows: Sequence[tuple[NewRow, str]], *, owner: Owner, at: datetime
+    ) -> list[int | None]:
+        for row, _ in rows:
+            if row.key is None or row.local_id is not None or row.receipt is not None:
+                raise InvalidRequestError("row", "insert_in_flight takes keyed rows only")
+        now, holder = _iso(at), str(owner)
+        ids: dict[str, int] = {}
+        # One multi-row statement per chunk, and the ids read back by claim token (unique per
+        # row) as one text: this runs on bulk's writer thread, where each statement step
+        # gives the GIL away and takes it back from the busy event loop (issue 13).
+        with self._write() as db:
+            for chunk in _chunks(rows):
+                values = ",".join(["(?, ?, 'pending', ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)"] * len(chunk))
+                args: list[object] = []
+                for row, token in chunk:
+                    args += (row.scope, row.key, row.service_code, row.request_json)
+                    args += (now, now, now, token, holder, now, row.source_row)
+                db.execute(
+                    "INSERT INTO ledger_submissions (endpoint, key, state, service_code, "  # noqa: S608 - fixed text, placeholders only
+                    "request, recorded_at, sent_at, updated_at, tries, claim_token, "
+                    "claim_owner, heartbeat_at, source_row) "
+                    f"VALUES {values} ON CONFLICT (endpoint, key) DO NOTHING",
+                    args,
+                )
+                tokens = [token for _, token in chunk]
+                marks = ",".join("?" * len(tokens))
+                found = db.execute(
+                    "SELECT group_concat(claim_token || ' ' || id) FROM ledger_submissions "  # noqa: S608 - fixed text, placeholders only
+                    f"WHERE claim_token IN ({marks})",
+                    tokens,
+                ).fetchone()[0]
+                for pair in (found or "").split(","):
+                    if pair:
+                        token, _, row_id = pair.partition(" ")
+                        ids[token] = int(row_id)
+        return [ids.get(token) for _, token in rows]
+
+    def unsend(self, row_id: int, token: str) -> bool:
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE ledger_submissions SET sent_at = NULL, tries = max(tries - 1, 0), "
+                "claim_token = NULL, claim_owner = NULL, heartbeat_at = NULL "
+                "WHERE id = ? AND claim_token = ? AND state = 'pending'",
+                (row_id, token),
+            )
+            return cursor.rowcount == 1
+
+    def record_outcomes(self, outcomes: Sequence[OutcomeRecord], *, durable: bool) -> int:
+        # One UPDATE … FROM (VALUES …) per chunk (see insert_in_flight); the receipt's columns
+        # as `_store_receipt` writes them, the rest as `record_outcome`; only while the claim
+        # holds.
+        if sqlite3.sqlite_version_info < (3, 33, 0):  # no UPDATE … FROM before 3.33
+            recorded = 0
+            for o in outcomes:
+                recorded += self.record_outcome(
+                    o.row_id,
+                    token=o.token,
+                    state=o.state,
+                    at=o.at,
+                    receipt=o.receipt,
+                    error=o.error,
+                )
+            return recorded
+        with self._write(durable=durable) as db:
+            # total_changes, not rowcount: the sqlite3 module reports -1 for a statement that
+            # starts with WITH.
+            before = db.total_changes
+            for chunk in _chunks(outcomes):
+                args: list[object] = []
+                for o in chunk:
+                    r = o.receipt
+                    args += (o.row_id, o.token, o.state, o.error, _iso(o.at), r is not None)
+                    if r is None:
+                        args += (None, None, None, None, 0, None)
+                    else:
+                        args += (r.service_request_id, r.token, r.service_notice)
+                        args += (r.account_id, int(r.reconciled), r.extras_json)
+                values = ",".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
+                db.execute(
+                    "WITH v (v_id, v_claim, v_state, v_error, v_at, v_has_receipt, v_srid, v_token, "  # noqa: S608, E501 - fixed text, placeholders only
+                    f"v_notice, v_account, v_reconciled, v_extras) AS (VALUES {values}) "
+                    "UPDATE ledger_submissions SET state = v.v_state, error = v.v_error, "
+                    "updated_at = v.v_at, sent_at = coalesce(sent_at, v.v_at), claim_token = NULL, "
+                    "claim_owner = NULL, heartbeat_at = NULL, "
+                    "service_request_id = CASE WHEN v.v_has_receipt "
+                    "THEN coalesce(v.v_srid, service_request_id) ELSE service_request_id END, "
+                    "token = CASE WHEN v.v_has_receipt THEN v.v_token ELSE token END, "
+                    "service_notice = CASE WHEN v.v_has_receipt THEN v.v_notice "
+                    "ELSE service_notice END, "
+                    "account_id = CASE WHEN v.v_has_receipt THEN v.v_account ELSE account_id END, "
+                    "reconciled = CASE WHEN v.v_has_receipt THEN v.v_reconciled "
+                    "ELSE reconciled END, "
+                    "receipt_extras = CASE WHEN v.v_has_receipt THEN v.v_extras "
+                    "ELSE receipt_extras END, "
+                    "receipt_at = CASE WHEN v.v_has_receipt THEN v.v_at ELSE receipt_at END "
+                    "FROM v WHERE ledger_submissions.id = v.v_id "
+                    "AND ledger_submissions.claim_token IS v.v_claim",
+                    args,
+                )
+            return db.total_changes - before
+
+    def existing_keys(self, scope: str, keys: Sequence[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        with self._read() as db:
+            for start in range(0, len(keys), _KEYS_PER_QUERY):
+                chunk = keys[start : start + _KEYS_PER_QUERY]
+                marks = ",".join("?" * len(chunk))
+                sql = f"SELECT key, id FROM ledger_submissions WHERE endpoint = ? AND key IN ({marks})"  # noqa: S608, E501 - fixed text, placeholders only
+                for row in db.execute(sql, (scope, *chunk)):
+                    found[row[0]] = int(row[1])
+        return found
 
     @staticmethod
     def _store_receipt(
