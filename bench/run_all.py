@@ -32,6 +32,9 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 RESULTS = BENCH / "RESULTS.md"
+#: Kept by hand: what dominates each figure, read off the scripts' profiles and stage tables.
+#: Copied into RESULTS.md under the summary, so the numbers and their reading stay together.
+NOTES = BENCH / "NOTES.md"
 PACKAGES = (
     "civic311",
     "httpx",
@@ -228,6 +231,8 @@ def report(runs: list[Run], started: dt.datetime, quick: bool, header: list[str]
         *[f"| {run.script} | {run.seconds:.1f} | {run.returncode} |" for run in runs],
         "",
     ]
+    if NOTES.exists():
+        out += [NOTES.read_text(encoding="utf-8").rstrip(), ""]
     for run in runs:
         out += [
             f"## {run.script}",

@@ -733,3 +733,50 @@ def test_fast_and_tolerant_structure_agree_on_any_record(
 ) -> None:
     """For any record, the generated function gives what the tolerant one gives."""
     _assert_same(model, record)
+
+
+@pytest.mark.parametrize(
+    ("model", "layouts", "guessed"),
+    [
+        # as many keys, other keys: an extra in place of a field, or another extra
+        (
+            ServiceRequest,
+            [
+                {"service_request_id": "1", "status": "open", "priority": "high"},
+                {"service_request_id": "2", "status": "open", "lat": 1.5},
+                {"service_request_id": "3", "channel": "web", "status": "closed"},
+                {"status": "open", "priority": "low", "service_request_id": "4"},
+            ],
+            True,
+        ),
+        # two extras in either order: the record's order is kept
+        (
+            ServiceRequest,
+            [
+                {"service_request_id": "1", "a": 1, "b": 2},
+                {"service_request_id": "1", "b": 2, "a": 1},
+            ],
+            False,
+        ),
+        # a model without extras: unknown keys read (and dropped) the same way
+        (
+            ErrorDetail,
+            [{"code": "1", "description": "x", "z": 1}, {"code": "2", "description": "y", "w": 2}],
+            True,
+        ),
+    ],
+)
+def test_layouts_guessed_by_key_count_read_like_the_tolerant_function(
+    model: type[Any], layouts: list[dict[str, Any]], guessed: bool
+) -> None:
+    """Records with as many keys as a known layout but other keys or order decode exactly."""
+    fresh = _fast_model_hook(model, _value_hooks(), TOLERANT[model])
+    assert fresh is not None
+    for record in layouts:  # each layout gets a function of its own
+        for _ in range(SPECIALIZE_AFTER + 1):
+            fresh(record)
+    # Two extras or more: their order shows, so those layouts are never guessed.
+    assert bool(fresh.__globals__["_by_len"]) is guessed
+    for _ in range(3):
+        for record in [*layouts, *reversed(layouts)]:
+            assert _outcome(model, fresh, record) == _outcome(model, TOLERANT[model], record)
