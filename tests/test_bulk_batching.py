@@ -74,9 +74,17 @@ def test_insert_in_flight_claims_new_rows_and_leaves_recorded_keys_alone(tmp_pat
         store.close()
 
 
-def test_outcomes_are_recorded_only_under_their_claim(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sqlite_version", [None, (3, 31, 1)], ids=["now", "before-3.33"])
+def test_outcomes_are_recorded_only_under_their_claim(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sqlite_version: tuple[int, int, int] | None
+) -> None:
     """record_outcomes writes each outcome whose token still holds the row, in one
-    transaction, and leaves a row whose claim was taken over untouched."""
+    transaction, and leaves a row whose claim was taken over untouched; without UPDATE … FROM
+    (SQLite before 3.33) it falls back to one conditional update per outcome, same result."""
+    if sqlite_version is not None:
+        import sqlite3
+
+        monkeypatch.setattr(sqlite3, "sqlite_version_info", sqlite_version)
     store = SQLiteStore(tmp_path / "j.sqlite")
     try:
         a, b = store.insert_in_flight(
@@ -102,35 +110,6 @@ def test_outcomes_are_recorded_only_under_their_claim(tmp_path: Path) -> None:
         assert still is not None
         assert still.in_flight
         assert still.claim_token == "tb"
-    finally:
-        store.close()
-
-
-def test_outcomes_are_recorded_row_by_row_before_sqlite_3_33(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Without UPDATE … FROM (SQLite before 3.33), record_outcomes falls back to one
-    conditional update per outcome, with the same result."""
-    import sqlite3
-
-    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 31, 1))
-    store = SQLiteStore(tmp_path / "j.sqlite")
-    try:
-        a, b = store.insert_in_flight(
-            [(new_row("a"), "ta"), (new_row("b", 1), "tb")], owner=Owner.me(), at=NOW
-        )
-        assert a is not None
-        assert b is not None
-        receipt = StoredReceipt(service_request_id="8")
-        outcomes = [
-            OutcomeRecord(a, "ta", "sent", NOW, receipt),
-            OutcomeRecord(b, "x", "sent", NOW),
-        ]
-        assert store.record_outcomes(outcomes, durable=False) == 1
-        sent = store.get(a)
-        assert sent is not None
-        assert sent.receipt is not None
-        assert sent.receipt.service_request_id == "8"
     finally:
         store.close()
 
