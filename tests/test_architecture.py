@@ -27,6 +27,7 @@ SRC = Path(civic311.__file__).resolve().parent.parent
 #: module or package of civic311; every module inside a package shares its floor.
 FLOORS: dict[str, int] = {
     "civic311._version": 0,
+    "civic311._regex": -1,
     "civic311.errors": 0,
     # the base of internal records (plain slotted classes, not attrs: issue 13)
     "civic311._record": 0,

@@ -7,13 +7,13 @@ the constructor, never an ``httpx.InvalidURL`` or ``UnicodeError`` on every late
 
 from __future__ import annotations
 
-import functools
 import re
 import warnings
 from urllib.parse import urlsplit
 
 import httpx
 
+from civic311._regex import on_first_use
 from civic311.errors import Civic311Warning, InvalidRequestError
 
 __all__ = ["check_seconds", "endpoint_url"]
@@ -21,18 +21,12 @@ __all__ = ["check_seconds", "endpoint_url"]
 
 #: C0 controls, DEL and C1 controls: CR/LF in a URL is header injection (CWE-113), and no
 #: control character belongs in one (WHATWG URL: "forbidden" and C0-control code points).
-@functools.cache
-def _control() -> re.Pattern[str]:
-    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
-    return re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_control = on_first_use(r"[\x00-\x1f\x7f-\x9f]")
 
 
 #: Resource documents a base URL is often given with by mistake: the base URL ends before
 #: them (``…/open311/v2/services.json`` → ``…/open311/v2``).
-@functools.cache
-def _document() -> re.Pattern[str]:
-    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
-    return re.compile(r"/(services|discovery)\.(json|xml)$", re.IGNORECASE)
+_document = on_first_use(r"/(services|discovery)\.(json|xml)$", re.IGNORECASE)
 
 
 #: RFC 1035 §2.3.4: a label is at most 63 octets, a name at most 253 characters written out.

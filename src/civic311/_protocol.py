@@ -35,6 +35,7 @@ import httpx
 
 from civic311._checks import endpoint_url
 from civic311._record import Record
+from civic311._regex import on_first_use
 from civic311._resilience.retry import parse_retry_after
 from civic311._secrets import SECRET_NAMES, mask_bytes, mask_text, redact_text, redact_url
 from civic311._version import __version__
@@ -143,8 +144,6 @@ class Settings(Record):
             where they matter rather than copied field by field.
     """
 
-    # A `Record`, not an attrs class: internal, so attrs' generated methods buy nothing
-    # over `Record`'s and cost `import civic311` ~0.4 ms to build (issue 13).
     __slots__ = ("api_key", "jurisdiction_id", "profile")
     _unshown = frozenset({"api_key"})
 
@@ -186,8 +185,6 @@ class Call(Record, Generic[T]):
         paged: The result is a list the server may page (`Page`, `paged_flow`).
     """
 
-    # A `Record`, not an attrs class: internal, so attrs' generated methods buy nothing
-    # over `Record`'s and cost `import civic311` ~0.4 ms to build (issue 13).
     __slots__ = ("files", "form", "method", "operation", "paged", "params", "parse", "path")
     _unshown = frozenset({"parse", "files"})
 
@@ -233,8 +230,6 @@ class Call(Record, Generic[T]):
 class Sleep(Record):
     """A flow step: wait this many seconds, then send back the monotonic time."""
 
-    # A `Record`, not an attrs class: internal, so attrs' generated methods buy nothing
-    # over `Record`'s and cost `import civic311` ~0.4 ms to build (issue 13).
     __slots__ = ("seconds",)
 
     seconds: float
@@ -1039,22 +1034,13 @@ _NOT_COPIED = SECRET_NAMES | {"jurisdiction_id", "extensions"}
 MAX_PAGES = 100
 
 
-@functools.cache
-def _link() -> re.Pattern[str]:
-    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
-    return re.compile(r"<([^>]*)>((?:\s*;\s*[^;,]+)*)")
+_link = on_first_use(r"<([^>]*)>((?:\s*;\s*[^;,]+)*)")
 
 
-@functools.cache
-def _rel() -> re.Pattern[str]:
-    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
-    return re.compile(r"""(?i)(?:^|;)\s*rel\s*=\s*(?:"([^"]*)"|([^\s;,"]+))""")
+_rel = on_first_use(r"""(?i)(?:^|;)\s*rel\s*=\s*(?:"([^"]*)"|([^\s;,"]+))""")
 
 
-@functools.cache
-def _format_suffix() -> re.Pattern[str]:
-    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
-    return re.compile(r"\.(?:json|xml)$", re.IGNORECASE)
+_format_suffix = on_first_use(r"\.(?:json|xml)$", re.IGNORECASE)
 
 
 class Page(list[T]):
@@ -1143,8 +1129,6 @@ class PageRule(Record):
     """How to page a list by the profile: ``none``, ``page`` (page + page_size) or ``offset``
     (limit + offset), the page size to ask for, the first page's number, and the cap."""
 
-    # A `Record`, not an attrs class: internal, so attrs' generated methods buy nothing
-    # over `Record`'s and cost `import civic311` ~0.4 ms to build (issue 13).
     __slots__ = ("first_page", "max_pages", "page_size", "result_cap", "style")
 
     style: Literal["none", "page", "offset"]
@@ -1195,8 +1179,6 @@ class Collected(Record, Generic[T]):
         reason: Why ``more``, for messages.
     """
 
-    # A `Record`, not an attrs class: internal, so attrs' generated methods buy nothing
-    # over `Record`'s and cost `import civic311` ~0.4 ms to build (issue 13).
     __slots__ = ("capped", "more", "pages", "reason", "rows", "total")
 
     rows: list[T]

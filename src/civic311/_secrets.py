@@ -20,13 +20,14 @@ What is masked (issue 11 point 14, issue 12 points 3 and 8):
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from collections.abc import Iterable, Sequence
 from urllib.parse import quote, quote_plus, urlencode
 
 import httpx
+
+from civic311._regex import on_first_use
 
 __all__ = [
     "MASK",
@@ -53,22 +54,13 @@ MIN_INNER_LENGTH = 8
 _NAMES = "|".join(sorted(SECRET_NAMES))
 
 
-@functools.cache
-def _secret_in_query() -> re.Pattern[bytes]:
-    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
-    return re.compile(rb"(?:^|&)(?:" + _NAMES.encode() + rb")=", re.IGNORECASE)
+_secret_in_query = on_first_use(rb"(?:^|&)(?:" + _NAMES.encode() + rb")=", re.IGNORECASE)
 
 
-@functools.cache
-def _secret_in_text() -> re.Pattern[str]:
-    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
-    return re.compile(r"(?i)\b(" + _NAMES + r")=([^&\s'\"<>]+)")
+_secret_in_text = on_first_use(r"(?i)\b(" + _NAMES + r")=([^&\s'\"<>]+)")
 
 
-@functools.cache
-def _secret_in_bytes() -> re.Pattern[bytes]:
-    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
-    return re.compile(rb"(?i)\b(" + _NAMES.encode() + rb")=([^&\s'\"<>]+)")
+_secret_in_bytes = on_first_use(rb"(?i)\b(" + _NAMES.encode() + rb")=([^&\s'\"<>]+)")
 
 
 # Where a short key stands as a value: after "=" (a form or query field), or as a whole quoted

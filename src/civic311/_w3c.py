@@ -4,32 +4,25 @@ share it."""
 
 from __future__ import annotations
 
-import functools
-import re
 from datetime import datetime, timedelta, timezone
 
+from civic311._regex import on_first_use
 from civic311.errors import InvalidRequestError
 
 __all__ = ["format_datetime", "parse_datetime"]
 
 
-@functools.cache
-def _w3c() -> re.Pattern[str]:
-    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
-    return re.compile(
-        r"^(\d{4})-(\d{1,2})-(\d{1,2})"
-        r"(?:[T ](\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?)?"
-        r"\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?$"
-    )
+_w3c = on_first_use(
+    r"^(\d{4})-(\d{1,2})-(\d{1,2})"
+    r"(?:[T ](\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?)?"
+    r"\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?$"
+)
 
 
 #: The shape nearly every server writes (``2010-04-14T06:37:38-08:00``, or ``…Z``). These take
 #: a fast path through `datetime.fromisoformat` (C); anything else, and anything that path
 #: refuses (a 13th month, a 24-hour offset), is left to the general parser below.
-@functools.cache
-def _common() -> re.Pattern[str]:
-    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
-    return re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(Z|[+-]\d\d:\d\d)?")
+_common = on_first_use(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(Z|[+-]\d\d:\d\d)?")
 
 
 _fromisoformat = datetime.fromisoformat

@@ -50,13 +50,14 @@ the last one seen).
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Generic, Literal, TypeVar
 
 import attrs
+
+from civic311._regex import on_first_use
 
 __all__ = [
     "APIError",
@@ -160,31 +161,19 @@ def snippet(body: bytes, limit: int = _SNIPPET) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-@functools.cache
-def _title() -> re.Pattern[bytes]:
-    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
-    return re.compile(rb"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
+_title = on_first_use(rb"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
 
 
-@functools.cache
-def _tag() -> re.Pattern[bytes]:
-    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
-    return re.compile(rb"<[^>]*>")
+_tag = on_first_use(rb"<[^>]*>")
 
 
-@functools.cache
-def _invisible() -> re.Pattern[bytes]:
-    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
-    return re.compile(rb"<(script|style|head)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+_invisible = on_first_use(rb"<(script|style|head)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
 
 
-@functools.cache
-def _html_head() -> re.Pattern[bytes]:
-    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
-    return re.compile(
-        rb"^\s*(?:<\?xml[^>]*\?>\s*)?(?:<!--.*?-->\s*)*(?:<!doctype\s+html|<html[\s>/])",
-        re.IGNORECASE | re.DOTALL,
-    )
+_html_head = on_first_use(
+    rb"^\s*(?:<\?xml[^>]*\?>\s*)?(?:<!--.*?-->\s*)*(?:<!doctype\s+html|<html[\s>/])",
+    re.IGNORECASE | re.DOTALL,
+)
 
 
 def page_summary(body: bytes) -> str:

@@ -28,17 +28,16 @@ or higher — 6aika takes 100 MB), and a text-mode file object (open it with ``"
 
 from __future__ import annotations
 
-import functools
 import io
 import mimetypes
 import os
-import re
 from collections.abc import Callable
 from pathlib import Path, PurePath
 from typing import Any
 
 import attrs
 
+from civic311._regex import on_first_use
 from civic311.errors import InvalidRequestError
 
 __all__ = ["DEFAULT_CONTENT_TYPE", "MAX_MEDIA_BYTES", "MediaFile"]
@@ -55,16 +54,10 @@ _FIELD = "media"
 _NAME = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 
 
-@functools.cache
-def _content_type() -> re.Pattern[str]:
-    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
-    return re.compile(rf"{_NAME}/{_NAME}(\s*;\s*{_NAME}=(\"[^\"\x00-\x1f]*\"|{_NAME}))*")
+_content_type = on_first_use(rf"{_NAME}/{_NAME}(\s*;\s*{_NAME}=(\"[^\"\x00-\x1f]*\"|{_NAME}))*")
 
 
-@functools.cache
-def _control() -> re.Pattern[str]:
-    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
-    return re.compile(r"[\x00-\x1f\x7f]")
+_control = on_first_use(r"[\x00-\x1f\x7f]")
 
 
 def _size(content: bytes) -> str:

@@ -35,12 +35,11 @@ key rather than none.
 
 from __future__ import annotations
 
-import functools
 import math
-import re
 
 import attrs
 
+from civic311._regex import on_first_use
 from civic311._w3c import parse_datetime
 from civic311.errors import InvalidRequestError, Problem, ValidationFailedError
 from civic311.models import Attribute, NewRequest, ServiceDefinition
@@ -53,10 +52,7 @@ _LISTED_KEYS = 10
 
 # A decimal number as servers parse it: digits, an optional fraction, an optional exponent.
 # Stricter than float() on purpose: "nan", "inf", "1_000" and " 7 cm" are not numbers to a city.
-@functools.cache
-def _number() -> re.Pattern[str]:
-    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
-    return re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+_number = on_first_use(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 
 
 def _values(value: str | tuple[str, ...]) -> list[str]:

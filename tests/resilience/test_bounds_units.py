@@ -20,6 +20,8 @@ import pytest
 
 import civic311
 from civic311._client import transport
+from civic311._client._exchange import EXCHANGE_DEADLINE
+from civic311._client._network import DeadlineBackend
 from civic311._client.execution import CallRun, call_limit
 from civic311._protocol import list_services_call
 from civic311._resilience import EndpointPool, EndpointState, RetryPolicy
@@ -306,7 +308,7 @@ class FakeBackend(httpcore.NetworkBackend):
 def test_socket_operations_get_at_most_the_time_left() -> None:
     """Inside deadline_scope, connect, read and write get min(httpx timeout, time left)."""
     stream = FakeStream()
-    backend = transport.DeadlineBackend(FakeBackend(stream))
+    backend = DeadlineBackend(FakeBackend(stream))
     with transport.deadline_scope(5.0):
         connected = backend.connect_tcp("127.0.0.1", 80, timeout=10.0)
         connected.read(10, timeout=1.0)
@@ -323,7 +325,7 @@ def test_socket_operations_get_at_most_the_time_left() -> None:
 
 def test_a_clamped_read_timeout_is_the_deadline_not_the_read_timeout() -> None:
     """When the deadline is what cut a read short, it surfaces as TimeoutError."""
-    backend = transport.DeadlineBackend(FakeBackend(FakeStream(needs=1.0)))
+    backend = DeadlineBackend(FakeBackend(FakeStream(needs=1.0)))
     with transport.deadline_scope(0.5):
         connected = backend.connect_tcp("127.0.0.1", 80, timeout=10.0)
         with pytest.raises(TimeoutError):
@@ -340,12 +342,12 @@ def test_past_the_deadline_nothing_more_is_read() -> None:
         yield b"]"
 
     response = httpx.Response(200, content=chunks(), request=httpx.Request("GET", A))
-    token = transport._EXCHANGE_DEADLINE.set(time.monotonic() - 1)
+    token = EXCHANGE_DEADLINE.set(time.monotonic() - 1)
     try:
         with pytest.raises(TimeoutError):
             transport.read_body(response, 1024)
     finally:
-        transport._EXCHANGE_DEADLINE.reset(token)
+        EXCHANGE_DEADLINE.reset(token)
 
 
 def test_the_deadline_error_is_a_transport_error_that_may_have_been_sent() -> None:
@@ -360,7 +362,7 @@ def test_civic311_owned_sync_clients_bound_their_sockets() -> None:
     """The sync client puts DeadlineBackend under the connection pool it creates."""
     with civic311.Client(A) as client:
         pool = client._http._transport._pool  # type: ignore[attr-defined]
-        assert isinstance(pool._network_backend, transport.DeadlineBackend)
+        assert isinstance(pool._network_backend, DeadlineBackend)
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])

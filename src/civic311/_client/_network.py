@@ -1,5 +1,5 @@
 """httpcore's network backend with every socket operation bound by the exchange's deadline, and
-connection pools that never give one idle connection to two requests (`reserving_pools`).
+connection pools that never give one idle connection to two requests (`prepare_pools`).
 
 See `civic311._client.transport` (its module docstring). Apart from it because it subclasses
 httpcore's classes: importing httpcore imports trio when installed, which `import civic311`
@@ -16,7 +16,7 @@ import httpx
 
 from civic311._client._exchange import clamp
 
-__all__ = ["DeadlineBackend", "reserving_pools"]
+__all__ = ["DeadlineBackend", "prepare_pools"]
 
 
 class _DeadlineStream(httpcore.NetworkStream):
@@ -128,11 +128,17 @@ class _ReservingPool(httpcore.ConnectionPool):
         return _assign_reserving(self, super()._assign_requests_to_connections)
 
 
-def reserving_pools(client: httpx.Client | httpx.AsyncClient) -> None:
-    # Only httpcore's plain pools become the reserving ones (same state, one method more);
-    # proxies and pools of any other shape are left as they are.
-    transports: list[object] = [getattr(client, "_transport", None)]
-    transports += list(getattr(client, "_mounts", {}).values())
+def prepare_pools(client: httpx.Client | httpx.AsyncClient, *, bound: bool) -> None:
+    """Make the connection pools of an httpx client civic311 created give one idle connection
+    to one request only (`_assign_reserving`), and with *bound* (the sync client) put
+    `DeadlineBackend` under them, so every socket operation ends by the exchange's deadline.
+
+    httpx offers no public hook for either, so this reaches into its transports (``_pool``):
+    only httpcore's plain pools become the reserving ones (same state, one method more), the
+    backend goes under httpcore's pools and proxies alike, and a transport of another shape is
+    left alone (the body read's wall-clock check still bounds it).
+    """
+    transports = [getattr(client, "_transport", None), *getattr(client, "_mounts", {}).values()]
     can_swap = hasattr(httpcore.AsyncConnectionPool, "_assign_requests_to_connections")
     for transport in transports:
         pool = getattr(transport, "_pool", None)
@@ -140,3 +146,10 @@ def reserving_pools(client: httpx.Client | httpx.AsyncClient) -> None:
             pool.__class__ = _ReservingAsyncPool
         elif can_swap and type(pool) is httpcore.ConnectionPool:
             pool.__class__ = _ReservingPool
+        backend = getattr(pool, "_network_backend", None)
+        if (
+            bound
+            and isinstance(backend, httpcore.NetworkBackend)
+            and not isinstance(backend, DeadlineBackend)
+        ):
+            pool._network_backend = DeadlineBackend(backend)  # type: ignore[union-attr]

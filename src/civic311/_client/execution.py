@@ -104,8 +104,6 @@ class Unsettled(Record):
     the run (its attempts, decision and send time) and the error, for the submit flow to
     reconcile. A value, not an exception: nothing but the submit flow yields a POST."""
 
-    # A `Record`, not an attrs class: internal, so attrs' generated methods buy nothing
-    # over `Record`'s and cost `import civic311` ~0.4 ms to build (issue 13).
     __slots__ = ("error", "run")
 
     run: CallRun

@@ -28,7 +28,7 @@ import functools
 import math
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 import sniffio
@@ -38,12 +38,8 @@ from civic311._protocol import scrub_text
 from civic311._secrets import mask_bytes
 from civic311.errors import ResponseTooLargeError, TransportError
 
-if TYPE_CHECKING:
-    from civic311._client._network import DeadlineBackend
-
 __all__ = [
     "BodyCap",
-    "DeadlineBackend",
     "EncodingBroken",
     "abound_exchanges",
     "adeadline_scope",
@@ -55,9 +51,6 @@ __all__ = [
     "read_cookies_when_set",
     "transport_error",
 ]
-
-#: The current thread's exchange deadline (`civic311._client._exchange`), under its old name.
-_EXCHANGE_DEADLINE = EXCHANGE_DEADLINE
 
 #: However little time a call has left, an exchange gets at least this long (seconds): a call
 #: on a virtual clock may sit exactly at its deadline, and real I/O cannot take zero time.
@@ -127,51 +120,36 @@ class deadline_scope:  # named as a function: it is used like one (contextlib.cl
         self._deadline = None if bound is None else time.monotonic() + bound
 
     def __enter__(self) -> None:
-        self._token = _EXCHANGE_DEADLINE.set(self._deadline)
+        self._token = EXCHANGE_DEADLINE.set(self._deadline)
 
     def __exit__(self, *exc_info: object) -> None:
-        _EXCHANGE_DEADLINE.reset(self._token)
+        EXCHANGE_DEADLINE.reset(self._token)
 
 
 def _past_deadline() -> bool:
-    deadline = _EXCHANGE_DEADLINE.get()
+    deadline = EXCHANGE_DEADLINE.get()
     return deadline is not None and time.monotonic() >= deadline
 
 
 def bound_exchanges(client: httpx.Client) -> None:
-    """Put `DeadlineBackend` under the connection pools of an httpx client civic311 created,
-    and make those pools give one idle connection to one request only (`_network.reserving_pools`).
-
-    httpx offers no public hook for the network backend, so this reaches into its transports
-    (``_pool._network_backend``, httpcore's ConnectionPool and proxies alike); a transport of
-    another shape is left alone, and the body read's wall-clock check still bounds it.
-    """
+    """Set up an httpx client civic311 created: every socket operation ends by the exchange's
+    deadline (`DeadlineBackend`), and its pools give one idle connection to one request only
+    (`civic311._client._network.prepare_pools`)."""
     # Imported here, not at the top: httpcore imports trio whenever it is installed (~50 ms,
     # httpcore/_synchronization.py), and `import civic311` should not pay for that. httpx
     # itself imports httpcore only when it builds a transport, which has happened by now.
-    import httpcore
+    from civic311._client._network import prepare_pools
 
-    from civic311._client._network import DeadlineBackend, reserving_pools
-
-    reserving_pools(client)
-    transports: list[object] = [getattr(client, "_transport", None)]
-    transports += list(getattr(client, "_mounts", {}).values())
-    for transport in transports:
-        pool = getattr(transport, "_pool", None)
-        backend = getattr(pool, "_network_backend", None)
-        if isinstance(backend, httpcore.NetworkBackend) and not isinstance(
-            backend, DeadlineBackend
-        ):
-            pool._network_backend = DeadlineBackend(backend)  # type: ignore[union-attr]
+    prepare_pools(client, bound=True)
 
 
 def abound_exchanges(client: httpx.AsyncClient) -> None:
     """Set up an httpx async client civic311 created: its exchanges run inside
-    `adeadline_scope` (nothing to add for that); its pool never gives one idle connection to
-    two requests (`civic311._client._network.reserving_pools`)."""
-    from civic311._client._network import reserving_pools  # httpcore, on first client
+    `adeadline_scope` (nothing to add for that); its pools give one idle connection to one
+    request only (`civic311._client._network.prepare_pools`)."""
+    from civic311._client._network import prepare_pools  # httpcore, on first client
 
-    reserving_pools(client)
+    prepare_pools(client, bound=False)
 
 
 class _SetCookies(httpx.Cookies):
@@ -324,15 +302,3 @@ async def aread_body(response: httpx.Response, limit: int, secret: str | None = 
     async for chunk in response.aiter_bytes():
         cap.add(chunk)
     return cap.body()
-
-
-if not TYPE_CHECKING:  # for the interpreter; type checkers see the import above
-
-    def __getattr__(name: str) -> Any:
-        # `DeadlineBackend` lives in `_network` (it subclasses httpcore's backend, so importing it
-        # imports httpcore); still reachable here, where it used to be defined.
-        if name == "DeadlineBackend":
-            from civic311._client._network import DeadlineBackend
-
-            return DeadlineBackend
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

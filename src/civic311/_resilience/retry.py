@@ -58,10 +58,8 @@ left before the deadline, so the server has a moment to settle before it is aske
 from __future__ import annotations
 
 import enum
-import functools
 import math
 import random
-import re
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Literal, SupportsFloat, SupportsIndex
@@ -69,6 +67,7 @@ from typing import Literal, SupportsFloat, SupportsIndex
 import attrs
 
 from civic311._record import Record
+from civic311._regex import on_first_use
 
 __all__ = [
     "Action",
@@ -266,10 +265,7 @@ class RetryPolicy:
 
 # delay-seconds = 1*DIGIT (RFC 9110 §10.2.3); we also take a sign and a fraction, because servers
 # in the wild send "1.5" and "-1". No exponents, "inf" or "nan": those are not a delay.
-@functools.cache
-def _delay_seconds() -> re.Pattern[str]:
-    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
-    return re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+_delay_seconds = on_first_use(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:
@@ -388,8 +384,6 @@ class Decision(Record):
             ``"deadline"`` for stops, a short explanation otherwise.
     """
 
-    # A `Record`, not an attrs class: internal, so attrs' generated methods buy nothing
-    # over `Record`'s and cost `import civic311` ~0.4 ms to build (issue 13).
     __slots__ = ("action", "reason", "wait")
 
     action: Action

@@ -8,10 +8,10 @@ converter and the POST form encoding sit in the submodules.
 
 from __future__ import annotations
 
-import functools
 import re
 from typing import Any, Literal
 
+from civic311._regex import on_first_use
 from civic311.errors import DecodeError, page_summary, snippet
 
 __all__ = ["Decoded", "Format", "decode", "looks_html"]
@@ -22,13 +22,10 @@ Format = Literal["json", "xml"]
 # HTML is told by its start (a doctype or an <html> root, possibly after an XML declaration
 # for XHTML), never by a <title> somewhere inside: FixMyStreet and Mark-a-Spot requests carry
 # a <title> field (reference §8.7, §10.19).
-@functools.cache
-def _html_start() -> re.Pattern[bytes]:
-    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
-    return re.compile(
-        rb"^(?:<\?xml[^>]*\?>\s*)?(?:<!--.*?-->\s*)*(?:<!doctype\s+html|<html[\s>/])",
-        re.IGNORECASE | re.DOTALL,
-    )
+_html_start = on_first_use(
+    rb"^(?:<\?xml[^>]*\?>\s*)?(?:<!--.*?-->\s*)*(?:<!doctype\s+html|<html[\s>/])",
+    re.IGNORECASE | re.DOTALL,
+)
 
 
 class Decoded:

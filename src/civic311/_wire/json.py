@@ -11,27 +11,21 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from typing import Any
 
+from civic311._regex import on_first_use
 from civic311.errors import DecodeError, snippet
 
 __all__ = ["parse_json"]
 
 
 # Rails writes JSONP as "/**/callback(…)" (Klarschiff and SeeClickFix run on Rails).
-@functools.cache
-def _jsonp() -> re.Pattern[bytes]:
-    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
-    return re.compile(rb"^\s*(?:/\*\*/)?\s*[A-Za-z_$][\w$.]*\s*\((.*)\)\s*;?\s*$", re.DOTALL)
+_jsonp = on_first_use(rb"^\s*(?:/\*\*/)?\s*[A-Za-z_$][\w$.]*\s*\((.*)\)\s*;?\s*$", re.DOTALL)
 
 
-@functools.cache
-def _number_with_zeros() -> re.Pattern[str]:
-    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
-    return re.compile(r"-?0\d+(?:\.\d+)?")
+_number_with_zeros = on_first_use(r"-?0\d+(?:\.\d+)?")
 
 
 def parse_json(body: bytes) -> Any:
@@ -69,16 +63,10 @@ def parse_json(body: bytes) -> Any:
     return _no_surrogates(data) if _has_surrogate_escape(text) else data
 
 
-@functools.cache
-def _surrogate_escape() -> re.Pattern[str]:
-    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
-    return re.compile(r"\\u[dD][89a-fA-F]")
+_surrogate_escape = on_first_use(r"\\u[dD][89a-fA-F]")
 
 
-@functools.cache
-def _surrogate() -> re.Pattern[str]:
-    # Compiled on first use, not at import (issue 13: `import civic311` start-up).
-    return re.compile("[\ud800-\udfff]")
+_surrogate = on_first_use("[\ud800-\udfff]")
 
 
 def _has_surrogate_escape(text: str) -> bool:
