@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -11,6 +12,8 @@ import anyio.from_thread
 import httpx
 
 import civic311
+from civic311 import bulk
+from civic311.ledger import Ledger
 
 FIXTURES = Path(__file__).parent / "fixtures"
 BASE = "https://city.example/open311/v2"
@@ -116,3 +119,38 @@ def respond(
 
     handler.seen = seen  # type: ignore[attr-defined]
     return handler
+
+
+def write_csv(path: Path, count: int, *, bad: bool = False) -> Path:
+    """A bulk CSV of *count* good pothole rows at *path* (and, with *bad*, three rows that are
+    not requests: a missing required attribute, a bad latitude, an unknown service)."""
+    lines = ["service_code,lat,long,address_string,description,attribute.SURFACE"]
+    for n in range(count):
+        lines.append(f"001,39.{n:05d},-86.5,,Bulk pothole {n},")
+    if bad:
+        lines.append("003,,,1 Elm St,Graffiti without its required surface,")
+        lines.append("001,north,-86.5,,bad latitude,")
+        lines.append("999,39.1,-86.5,,unknown service,")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def submit_csv(
+    url: str,
+    journal: str | Path,
+    rows: Path,
+    *,
+    client_options: dict[str, Any] | None = None,
+    **options: Any,
+) -> bulk.BulkSummary:
+    """`bulk.submit_all` of the CSV *rows* to the city at *url*, on the journal *journal*
+    (a file or a PostgreSQL URL), unvalidated, in a fresh event loop."""
+
+    async def go() -> bulk.BulkSummary:
+        async with civic311.AsyncClient(url, **(client_options or {})) as client:
+            with Ledger(journal) as ledger:
+                return await bulk.submit_all(
+                    client, bulk.read_rows(rows), ledger=ledger, validate=False, **options
+                )
+
+    return asyncio.run(go())

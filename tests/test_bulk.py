@@ -19,17 +19,7 @@ from civic311 import bulk
 from civic311.ledger import Ledger
 from civic311.testing import FakeCity, Fault, VirtualClock
 
-
-def write_csv(path: Path, count: int, *, bad: bool = False) -> Path:
-    lines = ["service_code,lat,long,address_string,description,attribute.SURFACE"]
-    for n in range(count):
-        lines.append(f"001,39.{n:05d},-86.5,,Bulk pothole {n},")
-    if bad:
-        lines.append("003,,,1 Elm St,Graffiti without its required surface,")
-        lines.append("001,north,-86.5,,bad latitude,")
-        lines.append("999,39.1,-86.5,,unknown service,")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+from helpers import write_csv
 
 
 def run(coro: object) -> bulk.BulkSummary:

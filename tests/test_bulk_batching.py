@@ -13,7 +13,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from tests.test_bulk import write_csv
 
 import civic311
 from civic311 import bulk
@@ -21,6 +20,8 @@ from civic311._journal.sqlite import SQLiteStore
 from civic311._journal.store import BatchingStore, NewRow, OutcomeRecord, Owner, StoredReceipt
 from civic311.ledger import Ledger
 from civic311.testing import FakeCity, Fault
+
+from helpers import submit_csv, write_csv
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
 DEAD = Owner(socket.gethostname(), 0)  # pid 0: never a live process
@@ -142,20 +143,13 @@ def test_unsend_undoes_only_an_unanswered_claim(tmp_path: Path) -> None:
 
 
 def _submit(city: FakeCity, path: Path, ledger_path: Path, **options: object) -> bulk.BulkSummary:
-    async def go() -> bulk.BulkSummary:
-        async with civic311.AsyncClient(
-            city.base_url, transport=city.transport(), reconcile_wait=0
-        ) as client:
-            with Ledger(ledger_path) as ledger:
-                return await bulk.submit_all(
-                    client,
-                    bulk.read_rows(path),
-                    ledger=ledger,
-                    validate=False,
-                    **options,  # type: ignore[arg-type]
-                )
-
-    return asyncio.run(go())
+    return submit_csv(
+        city.base_url,
+        ledger_path,
+        path,
+        client_options={"transport": city.transport(), "reconcile_wait": 0},
+        **options,
+    )
 
 
 def test_a_crash_between_the_batch_commit_and_the_sends_leaves_rows_to_reconcile(

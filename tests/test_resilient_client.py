@@ -13,7 +13,8 @@ import pytest
 
 import civic311
 import civic311.triage
-from civic311._resilience import EndpointState, RetryPolicy
+from civic311._resilience import RetryPolicy
+from civic311._resilience.pool import EndpointState
 from civic311.testing._vclock import VirtualClock
 
 from helpers import AsyncCaller, Both

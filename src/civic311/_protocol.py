@@ -1035,11 +1035,7 @@ MAX_PAGES = 100
 
 
 _link = on_first_use(r"<([^>]*)>((?:\s*;\s*[^;,]+)*)")
-
-
 _rel = on_first_use(r"""(?i)(?:^|;)\s*rel\s*=\s*(?:"([^"]*)"|([^\s;,"]+))""")
-
-
 _format_suffix = on_first_use(r"\.(?:json|xml)$", re.IGNORECASE)
 
 

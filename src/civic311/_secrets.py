@@ -55,11 +55,7 @@ _NAMES = "|".join(sorted(SECRET_NAMES))
 
 
 _secret_in_query = on_first_use(rb"(?:^|&)(?:" + _NAMES.encode() + rb")=", re.IGNORECASE)
-
-
 _secret_in_text = on_first_use(r"(?i)\b(" + _NAMES + r")=([^&\s'\"<>]+)")
-
-
 _secret_in_bytes = on_first_use(rb"(?i)\b(" + _NAMES.encode() + rb")=([^&\s'\"<>]+)")
 
 

@@ -162,14 +162,8 @@ def snippet(body: bytes, limit: int = _SNIPPET) -> str:
 
 
 _title = on_first_use(rb"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
-
-
 _tag = on_first_use(rb"<[^>]*>")
-
-
 _invisible = on_first_use(rb"<(script|style|head)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
-
-
 _html_head = on_first_use(
     rb"^\s*(?:<\?xml[^>]*\?>\s*)?(?:<!--.*?-->\s*)*(?:<!doctype\s+html|<html[\s>/])",
     re.IGNORECASE | re.DOTALL,

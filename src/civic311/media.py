@@ -55,8 +55,6 @@ _NAME = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 
 
 _content_type = on_first_use(rf"{_NAME}/{_NAME}(\s*;\s*{_NAME}=(\"[^\"\x00-\x1f]*\"|{_NAME}))*")
-
-
 _control = on_first_use(r"[\x00-\x1f\x7f]")
 
 

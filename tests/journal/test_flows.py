@@ -15,27 +15,7 @@ from civic311.ledger import Ledger
 from civic311.outbox import Outbox
 from civic311.testing import FakeCity, Fault, VirtualClock
 
-
-def write_csv(path: Path, count: int) -> Path:
-    lines = ["service_code,lat,long,address_string,description"]
-    lines += [f"001,39.{n:05d},-86.5,,Flow pothole {n}" for n in range(count)]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
-def submit_csv(url: str, journal: str, rows: Path, **options: object) -> bulk.BulkSummary:
-    async def go() -> bulk.BulkSummary:
-        async with civic311.AsyncClient(url) as client:
-            with Ledger(journal) as ledger:
-                return await bulk.submit_all(
-                    client,
-                    bulk.read_rows(rows),
-                    ledger=ledger,
-                    validate=False,
-                    **options,  # type: ignore[arg-type]
-                )
-
-    return asyncio.run(go())
+from helpers import submit_csv, write_csv
 
 
 def test_bulk_files_once_and_a_second_run_skips(journal_target: str, tmp_path: Path) -> None:

@@ -22,14 +22,9 @@ from civic311._resilience import RetryPolicy
 from civic311.outbox import Outbox
 from civic311.testing import FakeCity, Fault, VirtualClock
 
+from helpers import write_csv
+
 SECRET = "sk-workers-SECRET-7"
-
-
-def write_csv(path: Path, count: int) -> Path:
-    lines = ["service_code,lat,long,address_string,description"]
-    lines += [f"001,39.{n:05d},-86.5,,Worker pothole {n}" for n in range(count)]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
 
 
 def cli(url: str, ledger: str, rows: Path, *extra: str) -> list[str]:

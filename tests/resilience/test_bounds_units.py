@@ -24,7 +24,8 @@ from civic311._client._exchange import EXCHANGE_DEADLINE
 from civic311._client._network import DeadlineBackend
 from civic311._client.execution import CallRun, call_limit
 from civic311._protocol import list_services_call
-from civic311._resilience import EndpointPool, EndpointState, RetryPolicy
+from civic311._resilience import RetryPolicy
+from civic311._resilience.pool import EndpointPool, EndpointState
 from civic311.errors import (
     AllEndpointsFailedError,
     Attempt,

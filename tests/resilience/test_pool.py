@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from civic311._resilience import Endpoint, EndpointHealth, EndpointPool, EndpointState
+from civic311._resilience.pool import Endpoint, EndpointHealth, EndpointPool, EndpointState
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
 A, B, C = "https://a.example/v2", "https://b.example/v2", "https://c.example/v2"

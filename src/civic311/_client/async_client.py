@@ -311,11 +311,20 @@ class AsyncClient(ClientBase):
         Raises:
             InvalidRequestError: naming the field (`ValidationFailedError` lists every problem).
         """
-        self._submit_call(request)  # checks the request before anything else
+        request, _ = await self._prepared(request, validate=validate)
+        return request
+
+    async def _prepared(
+        self, request: NewRequest, *, validate: bool
+    ) -> tuple[NewRequest, Call[Receipt]]:
+        """`prepare`'s checks, and the POST they build: `submit` sends that one (building it
+        twice was a tenth of civic311's own work per submit: issue 13, bulk)."""
+        call = self._submit_call(request)  # checks the request before anything else
         self._check_required(request)
         if validate:
             request = self._validated(request, await self._definition_for(request.service_code))
-        return request
+            call = self._submit_call(request)
+        return request, call
 
     async def submit(
         self,
@@ -348,13 +357,7 @@ class AsyncClient(ClientBase):
             A `Receipt` with the service_request_id (realtime), a token (batch; see
             `wait_for_id`), or neither (blackbox).
         """
-        # `prepare`'s checks, with the call they build kept for the POST (building it twice
-        # was a tenth of civic311's own work per submit: issue 13, bulk).
-        call = self._submit_call(request)  # checks the request before anything else
-        self._check_required(request)
-        if validate:
-            request = self._validated(request, await self._definition_for(request.service_code))
-            call = self._submit_call(request)
+        request, call = await self._prepared(request, validate=validate)
         return await self._submit(request, call, retry_unsafe=retry_unsafe)
 
     async def get_token(self, token: str) -> TokenStatus:

@@ -58,9 +58,9 @@ _ROWS_PER_STATEMENT = 80
 _T = TypeVar("_T")
 
 
-def _chunks(items: Sequence[_T]) -> Iterator[Sequence[_T]]:
-    for start in range(0, len(items), _ROWS_PER_STATEMENT):
-        yield items[start : start + _ROWS_PER_STATEMENT]
+def _chunks(items: Sequence[_T], size: int = _ROWS_PER_STATEMENT) -> Iterator[Sequence[_T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 @attrs.frozen
@@ -680,8 +680,7 @@ class SQLiteStore:
     def existing_keys(self, scope: str, keys: Sequence[str]) -> dict[str, int]:
         found: dict[str, int] = {}
         with self._read() as db:
-            for start in range(0, len(keys), _KEYS_PER_QUERY):
-                chunk = keys[start : start + _KEYS_PER_QUERY]
+            for chunk in _chunks(keys, _KEYS_PER_QUERY):
                 marks = ",".join("?" * len(chunk))
                 sql = f"SELECT key, id FROM ledger_submissions WHERE endpoint = ? AND key IN ({marks})"  # noqa: S608, E501 - fixed text, placeholders only
                 for row in db.execute(sql, (scope, *chunk)):

@@ -2,7 +2,7 @@
 
 A bulk run at concurrency 32 made three SQLite commits per row on the event loop, each with a
 full fsync, while the loop had POSTs to drive: the loop, not the disk, was the limit (issue 13;
-the other half of the cost was httpcore's pool, see `civic311._client.transport`). Here:
+the other half of the cost was httpcore's pool, see `civic311._client._network`). Here:
 
 * new rows' pre-send records gather on the loop for a few milliseconds or a number of rows
   (``gather_for``, ``batch_size``) and go to this thread as ONE batch, written in one durable

@@ -23,8 +23,6 @@ __all__ = ["parse_json"]
 
 # Rails writes JSONP as "/**/callback(…)" (Klarschiff and SeeClickFix run on Rails).
 _jsonp = on_first_use(rb"^\s*(?:/\*\*/)?\s*[A-Za-z_$][\w$.]*\s*\((.*)\)\s*;?\s*$", re.DOTALL)
-
-
 _number_with_zeros = on_first_use(r"-?0\d+(?:\.\d+)?")
 
 
@@ -64,8 +62,6 @@ def parse_json(body: bytes) -> Any:
 
 
 _surrogate_escape = on_first_use(r"\\u[dD][89a-fA-F]")
-
-
 _surrogate = on_first_use("[\ud800-\udfff]")
 
 
